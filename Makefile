@@ -1,0 +1,112 @@
+# sync-* directory-sync toolkit.  See README.md.
+#
+#   make            build bin/ (sync-import, sync-diff, sync-export, sync-role)
+#   make check      install missing Debian packages (as root), build, run tests
+#   make demo       the same, then run the built-in example
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SANITIZE=address,undefined check
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+PKGS     = ldap lber libcurl jansson yaml-0.1
+CC      ?= cc
+
+# Debian packages the build, the tests and the demo need.
+DEBS = build-essential pkg-config libldap2-dev libcurl4-openssl-dev \
+       libjansson-dev libyaml-dev slapd ldap-utils samba python3 perl \
+       iproute2 procps
+
+WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+       -Wwrite-strings -Wvla -Wpointer-arith -Wformat=2 -Wundef \
+       -Wold-style-definition -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib \
+       $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
+LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=$(SANITIZE)
+OUT = build-san
+else
+OUT = build
+endif
+
+CMDS    = $(patsubst cmd/%.c,%,$(sort $(wildcard cmd/*.c)))
+LIBSRC  = $(sort $(wildcard lib/*.c))
+LIBOBJ  = $(LIBSRC:lib/%.c=$(OUT)/lib/%.o)
+BINS    = $(CMDS:%=$(OUT)/bin/%)
+FUZZSRC = $(sort $(wildcard tests/fuzz/*.c))
+FUZZ    = $(FUZZSRC:tests/fuzz/%.c=$(OUT)/fuzz/%)
+MAN1    = $(wildcard man/*.1)
+MAN5    = $(wildcard man/*.5)
+MAN7    = $(wildcard man/*.7)
+
+all: pkgcheck $(BINS) $(FUZZ) bin
+
+pkgcheck:
+	@for p in $(PKGS); do \
+	  pkg-config --exists $$p || { \
+	    echo "make: pkg-config cannot find '$$p'; install the Debian build dependencies:" >&2; \
+	    echo "  apt-get install $(DEBS)" >&2; exit 2; }; \
+	done
+
+# bin/ always points at the tree the last build made, so tests and the
+# demo run what was just built, sanitized or not.
+bin: $(BINS)
+	@rm -f bin && ln -s $(OUT)/bin bin
+
+$(OUT)/lib/%.o: lib/%.c lib/*.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(OUT)/libsync.a: $(LIBOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(OUT)/bin/%: cmd/%.c $(OUT)/libsync.a lib/*.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libsync.a $(LIBS)
+
+# Fuzz targets are always compiled (as plain programs that read their
+# input files) so they do not rot; tests/fuzz/README says how to run them
+# under libFuzzer.
+$(OUT)/fuzz/%: tests/fuzz/%.c tests/fuzz/main.h $(OUT)/libsync.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libsync.a $(LIBS)
+
+# Installs the Debian packages that are missing; without root, prints
+# the one line to run.
+deps:
+	@sh tests/deps.sh $(DEBS)
+
+check: deps
+	$(MAKE) all
+	sh tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	sh examples/demo.sh
+
+bench: all
+	sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+
+uninstall:
+	for f in $(CMDS); do rm -f $(DESTDIR)$(BINDIR)/$$f; done
+	for f in $(notdir $(MAN1)); do rm -f $(DESTDIR)$(MANDIR)/man1/$$f; done
+	for f in $(notdir $(MAN5)); do rm -f $(DESTDIR)$(MANDIR)/man5/$$f; done
+	for f in $(notdir $(MAN7)); do rm -f $(DESTDIR)$(MANDIR)/man7/$$f; done
+
+clean:
+	rm -rf build build-san bin tests/tmp
+
+.PHONY: all pkgcheck bin deps check demo bench install uninstall clean
+.SECONDARY:

@@ -1,0 +1,176 @@
+/*
+ * sync-import: read a directory into a snapshot.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sync.h"
+
+#define DEFAULT_CONFIG "/etc/sync/sync.yaml"
+
+static const char *prog = "sync-import";
+
+struct run {
+	struct sync_snapw *w;
+	const char *name;
+	int progress;
+	size_t n;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: %s [-qv] [-c config] [-m megabytes] "
+	    "[-o file] connector\n", prog);
+	exit(2);
+}
+
+static int
+add(void *ctx, struct sync_obj *o, struct sync_err *err)
+{
+	struct run *r = ctx;
+
+	if (sync_snapw_add(r->w, o, err) == -1)
+		return -1;
+	if (r->progress && ++r->n % 1000 == 0)
+		fprintf(stderr, "%s: %s: %zu objects\r", prog, r->name, r->n);
+	return 0;
+}
+
+/* Makes the state directory (mode 0700) and its parents if missing. */
+static int
+make_state_dir(const char *dir, struct sync_err *err)
+{
+	char *copy = sync_strdup(dir), *p;
+
+	if (copy == NULL)
+		return sync_errno(err, "cannot create '%s'", dir);
+	for (p = copy + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
+			sync_errno(err, "cannot create state directory '%s'", copy);
+			free(copy);
+			return -1;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	free(copy);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *config = DEFAULT_CONFIG, *output = "-";
+	struct sync_err err;
+	struct sync_config *cfg;
+	struct sync_connector *c;
+	struct sync_snaphdr hdr = { 0 };
+	struct sync_out out;
+	struct sync_buf lockpath = { 0 };
+	struct run r = { 0 };
+	long mem = 256;
+	int ch, quiet = 0, verbose = 0, lockfd = -1, t;
+	char *end;
+
+	if (getenv("SYNC_CONFIG"))
+		config = getenv("SYNC_CONFIG");
+	while ((ch = getopt(argc, argv, "c:m:o:qv")) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'm':
+			mem = strtol(optarg, &end, 10);
+			if (*end != '\0' || mem < 1 || mem > 1 << 20) {
+				fprintf(stderr, "%s: -m: invalid size '%s' "
+				    "(megabytes)\n", prog, optarg);
+				return 2;
+			}
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+
+	if ((cfg = sync_config_load(config, &err)) == NULL)
+		goto fail;
+	if ((c = sync_config_connector(cfg, argv[0], &err)) == NULL)
+		goto fail;
+	if (make_state_dir(cfg->state_dir, &err) == -1)
+		goto fail;
+	sync_buf_addf(&lockpath, "%s/import.%s.lock", cfg->state_dir, c->name);
+	if (sync_lock_take(lockpath.p, &lockfd, &err) == -1)
+		goto fail;
+
+	hdr.connector = c->name;
+	hdr.conntype = c->typename;
+	hdr.kind = "full";
+	hdr.source = sync_connector_url(c);
+	if ((r.w = sync_snapw_new(&hdr, (size_t)mem << 20, &err)) == NULL)
+		goto fail;
+	r.name = c->name;
+	r.progress = !quiet && (verbose || isatty(STDERR_FILENO));
+	if (sync_import_full(c, add, &r, &err) == -1)
+		goto fail;
+	if (r.progress)
+		fprintf(stderr, "\n");
+
+	/* Nothing is written until the whole directory has been read. */
+	if (sync_out_open(&out, output, &err) == -1)
+		goto fail;
+	if (sync_snapw_write(r.w, out.fp, &err) == -1 ||
+	    sync_out_commit(&out, &err) == -1) {
+		sync_out_abort(&out);
+		goto fail;
+	}
+	if (strcmp(output, "-") == 0 && fclose(stdout) == EOF) {
+		sync_errno(&err, "cannot write to standard output");
+		goto fail;
+	}
+	if (!quiet) {
+		fprintf(stderr, "%s: %s:", prog, c->name);
+		for (t = 0; t < SYNC_NOBJTYPES; t++)
+			fprintf(stderr, "%s %zu %s%s", t ? "," : "",
+			    sync_snapw_count(r.w, t), sync_objtype_name(t),
+			    sync_snapw_count(r.w, t) == 1 ? "" : "s");
+		fprintf(stderr, "\n");
+	}
+	sync_snapw_free(r.w);
+	sync_lock_release(lockfd);
+	sync_buf_release(&lockpath);
+	sync_config_free(cfg);
+	return 0;
+fail:
+	if (r.progress && r.n >= 1000)
+		fprintf(stderr, "\n");
+	fprintf(stderr, "%s: %s\n", prog, err.msg);
+	sync_snapw_free(r.w);
+	sync_lock_release(lockfd);
+	sync_buf_release(&lockpath);
+	sync_config_free(cfg);
+	return 2;
+}

@@ -1,0 +1,45 @@
+/*
+ * conn.h: private interface between the config loader and the
+ * connectors.  Each connector parses its own section of the config.
+ */
+#ifndef SYNC_CONN_H
+#define SYNC_CONN_H
+
+#include "sync.h"
+
+struct sync_ldap_objconf {
+	int enabled;
+	char *filter;                   /* RFC 4515 filter */
+	struct sync_strv attrs;         /* attributes to read */
+	struct sync_strv base_dns;      /* overrides the connector's */
+	struct sync_strv exclude;       /* added to the connector's */
+};
+
+struct sync_ldap_conf {
+	char *url;
+	int starttls;
+	char *ca_file;
+	int tls_verify;
+	char *bind_dn;
+	char *password_file;
+	char *sasl_mech;
+	int allow_cleartext_bind;
+	long timeout;                   /* seconds */
+	long page_size;
+	long range_step;                /* 0: as the server sends */
+	struct sync_strv base_dns;
+	struct sync_strv exclude;       /* subtrees left out */
+	struct sync_strv anchor;        /* attributes tried in order */
+	struct sync_strv binary;        /* attributes carried as base64 */
+	struct sync_ldap_objconf obj[SYNC_NOBJTYPES];
+};
+
+int sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
+    struct sync_err *err);
+void sync_ldap_conf_free(struct sync_ldap_conf *lc);
+
+int sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
+    struct sync_err *err);
+void sync_graph_conf_free(struct sync_graph_conf *gc);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * file.c: atomic output files, locks and secret files.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sync.h"
+
+/* --------------------------------------------------------- atomic output */
+
+int
+sync_out_open(struct sync_out *o, const char *path, struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	int fd;
+
+	memset(o, 0, sizeof *o);
+	if (strcmp(path, "-") == 0) {
+		o->fp = stdout;
+		return 0;
+	}
+	if ((o->path = sync_strdup(path)) == NULL ||
+	    sync_buf_addf(&b, "%s.tmp.XXXXXX", path) == -1) {
+		sync_buf_release(&b);
+		free(o->path);
+		o->path = NULL;
+		return sync_errno(err, "cannot create '%s'", path);
+	}
+	o->tmppath = sync_buf_detach(&b);
+	if ((fd = mkostemp(o->tmppath, O_CLOEXEC)) == -1) {
+		sync_errno(err, "cannot create '%s'", o->tmppath);
+		free(o->tmppath);
+		free(o->path);
+		memset(o, 0, sizeof *o);
+		return -1;
+	}
+	/* mkostemp makes the file 0600; outputs get the usual umask mode. */
+	{
+		mode_t um = umask(077);
+
+		umask(um);
+		(void)fchmod(fd, 0666 & ~um);
+	}
+	if ((o->fp = fdopen(fd, "w")) == NULL) {
+		sync_errno(err, "cannot open '%s'", o->tmppath);
+		close(fd);
+		sync_out_abort(o);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fsync_dir(const char *path)
+{
+	char *copy = sync_strdup(path);
+	int fd, rc = 0;
+
+	if (copy == NULL)
+		return -1;
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(copy);
+	return rc;
+}
+
+int
+sync_out_commit(struct sync_out *o, struct sync_err *err)
+{
+	int rc;
+
+	if (o->path == NULL) {
+		if (fflush(o->fp) == EOF || ferror(o->fp))
+			return sync_errno(err, "cannot write to standard output");
+		return 0;
+	}
+	if (fflush(o->fp) == EOF || ferror(o->fp) || fsync(fileno(o->fp)) == -1) {
+		sync_errno(err, "cannot write '%s'", o->path);
+		sync_out_abort(o);
+		return -1;
+	}
+	rc = fclose(o->fp);
+	o->fp = NULL;
+	if (rc == EOF) {
+		sync_errno(err, "cannot write '%s'", o->path);
+		sync_out_abort(o);
+		return -1;
+	}
+	if (rename(o->tmppath, o->path) == -1) {
+		sync_errno(err, "cannot rename '%s' to '%s'", o->tmppath, o->path);
+		sync_out_abort(o);
+		return -1;
+	}
+	(void)fsync_dir(o->path);
+	free(o->tmppath);
+	free(o->path);
+	memset(o, 0, sizeof *o);
+	return 0;
+}
+
+void
+sync_out_abort(struct sync_out *o)
+{
+	if (o->path == NULL) {
+		/* Standard output: nothing can be taken back. */
+		memset(o, 0, sizeof *o);
+		return;
+	}
+	if (o->fp)
+		fclose(o->fp);
+	if (o->tmppath)
+		unlink(o->tmppath);
+	free(o->tmppath);
+	free(o->path);
+	memset(o, 0, sizeof *o);
+}
+
+/* ------------------------------------------------------------------ locks */
+
+int
+sync_lock_take(const char *path, int *fdp, struct sync_err *err)
+{
+	int fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return sync_errno(err, "cannot open lock file '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		int saved = errno;
+
+		close(fd);
+		if (saved == EWOULDBLOCK)
+			return sync_errf(err, "'%s' is locked: another run is "
+			    "in progress", path);
+		errno = saved;
+		return sync_errno(err, "cannot lock '%s'", path);
+	}
+	*fdp = fd;
+	return 0;
+}
+
+void
+sync_lock_release(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ---------------------------------------------------------------- secrets */
+
+char *
+sync_secret_read(const char *path, struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	struct stat st;
+	char chunk[512];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		sync_errno(err, "cannot open secret file '%s'", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1) {
+		sync_errno(err, "cannot stat secret file '%s'", path);
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		sync_errf(err, "secret file '%s' is not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		sync_errf(err, "secret file '%s' is accessible by group or "
+		    "others (mode %04o); chmod 600 it", path,
+		    (unsigned int)(st.st_mode & 07777));
+		close(fd);
+		return NULL;
+	}
+	while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+		if (b.len + (size_t)n > 65536 ||
+		    sync_buf_add(&b, chunk, (size_t)n) == -1) {
+			sync_errf(err, "secret file '%s' is too large", path);
+			close(fd);
+			sync_secret_free(sync_buf_detach(&b));
+			return NULL;
+		}
+	}
+	explicit_bzero(chunk, sizeof chunk);
+	if (n == -1) {
+		sync_errno(err, "cannot read secret file '%s'", path);
+		close(fd);
+		sync_secret_free(sync_buf_detach(&b));
+		return NULL;
+	}
+	close(fd);
+	while (b.len > 0 && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == '\r'))
+		b.p[--b.len] = '\0';
+	if (b.len == 0) {
+		sync_errf(err, "secret file '%s' is empty", path);
+		sync_buf_release(&b);
+		return NULL;
+	}
+	return sync_buf_detach(&b);
+}
+
+void
+sync_secret_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}

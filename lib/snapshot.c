@@ -1,0 +1,506 @@
+/*
+ * snapshot.c: directory objects, their JSON line, and the sorted writer.
+ *
+ * A snapshot is sorted by anchor.  Objects arrive in the directory's
+ * order, so the writer keeps each line in an arena; past the memory limit
+ * the arena is sorted and spilled to an unlinked temporary file (a run),
+ * and the runs are merged at the end.  Memory is then bounded by the
+ * limit, not by the number of objects.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "sync.h"
+
+/* -------------------------------------------------------------- objects */
+
+struct sync_objattr *
+sync_obj_attr(struct sync_obj *o, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (strcasecmp(o->a[i].name, name) == 0)
+			return &o->a[i];
+	return NULL;
+}
+
+int
+sync_obj_addval(struct sync_obj *o, const char *name, const void *p,
+    size_t len, int binary)
+{
+	struct sync_objattr *a = sync_obj_attr(o, name);
+	struct sync_bv *v;
+
+	if (a == NULL) {
+		if (o->n == o->cap) {
+			size_t cap = o->cap ? o->cap * 2 : 16;
+			struct sync_objattr *na = realloc(o->a, cap * sizeof *na);
+
+			if (na == NULL)
+				return -1;
+			o->a = na;
+			o->cap = cap;
+		}
+		a = &o->a[o->n];
+		memset(a, 0, sizeof *a);
+		if ((a->name = sync_strdup(name)) == NULL)
+			return -1;
+		o->n++;
+	}
+	a->binary |= binary;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 4;
+
+		if ((v = realloc(a->v, cap * sizeof *v)) == NULL)
+			return -1;
+		a->v = v;
+		a->cap = cap;
+	}
+	if ((a->v[a->n].p = sync_strndup(p, len)) == NULL)
+		return -1;
+	a->v[a->n].len = len;
+	a->n++;
+	return 0;
+}
+
+void
+sync_obj_release(struct sync_obj *o)
+{
+	size_t i, j;
+
+	for (i = 0; i < o->n; i++) {
+		for (j = 0; j < o->a[i].n; j++)
+			free(o->a[i].v[j].p);
+		free(o->a[i].v);
+		free(o->a[i].name);
+	}
+	free(o->a);
+	free(o->anchor);
+	free(o->id);
+	free(o->dn);
+	memset(o, 0, sizeof *o);
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+int
+sync_json_addstr(struct sync_buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, start = 0;
+	unsigned char c;
+
+	if (sync_buf_addc(b, '"') == -1)
+		return -1;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (sync_buf_add(b, s + start, i - start) == -1)
+			return -1;
+		start = i + 1;
+		switch (c) {
+		case '"': if (sync_buf_add(b, "\\\"", 2) == -1) return -1; break;
+		case '\\': if (sync_buf_add(b, "\\\\", 2) == -1) return -1; break;
+		case '\b': if (sync_buf_add(b, "\\b", 2) == -1) return -1; break;
+		case '\f': if (sync_buf_add(b, "\\f", 2) == -1) return -1; break;
+		case '\n': if (sync_buf_add(b, "\\n", 2) == -1) return -1; break;
+		case '\r': if (sync_buf_add(b, "\\r", 2) == -1) return -1; break;
+		case '\t': if (sync_buf_add(b, "\\t", 2) == -1) return -1; break;
+		default: {
+			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+
+			if (sync_buf_add(b, u, 6) == -1)
+				return -1;
+		}
+		}
+	}
+	if (sync_buf_add(b, s + start, len - start) == -1)
+		return -1;
+	return sync_buf_addc(b, '"');
+}
+
+static int
+attr_cmp(const void *x, const void *y)
+{
+	const struct sync_objattr *a = x, *b = y;
+
+	return strcmp(a->name, b->name);
+}
+
+static int
+bv_cmp(const void *x, const void *y)
+{
+	const struct sync_bv *a = x, *b = y;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->p, b->p, n);
+
+	if (c != 0)
+		return c;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+int
+sync_obj_json(struct sync_obj *o, struct sync_buf *b, struct sync_err *err)
+{
+	size_t i, j, nbin = 0;
+	char *enc;
+	int rc;
+
+	qsort(o->a, o->n, sizeof *o->a, attr_cmp);
+	for (i = 0; i < o->n; i++) {
+		struct sync_objattr *a = &o->a[i];
+
+		if (i > 0 && strcmp(a->name, o->a[i - 1].name) == 0)
+			return sync_errf(err, "object '%s': attribute '%s' "
+			    "appears twice", o->dn ? o->dn : o->id, a->name);
+		if (!a->binary)
+			for (j = 0; j < a->n; j++)
+				if (!sync_utf8_valid(a->v[j].p, a->v[j].len))
+					a->binary = 1;
+		qsort(a->v, a->n, sizeof *a->v, bv_cmp);
+		nbin += a->binary;
+	}
+	if (sync_buf_adds(b, "{\"anchor\":") == -1 ||
+	    sync_json_addstr(b, o->anchor, strlen(o->anchor)) == -1 ||
+	    sync_buf_adds(b, ",\"attrs\":{") == -1)
+		goto nomem;
+	for (i = 0; i < o->n; i++) {
+		struct sync_objattr *a = &o->a[i];
+
+		if ((i > 0 && sync_buf_addc(b, ',') == -1) ||
+		    sync_json_addstr(b, a->name, strlen(a->name)) == -1 ||
+		    sync_buf_adds(b, ":[") == -1)
+			goto nomem;
+		for (j = 0; j < a->n; j++) {
+			if (j > 0 && sync_buf_addc(b, ',') == -1)
+				goto nomem;
+			if (!a->binary) {
+				if (sync_json_addstr(b, a->v[j].p, a->v[j].len) == -1)
+					goto nomem;
+				continue;
+			}
+			if ((enc = sync_base64_encode(a->v[j].p, a->v[j].len)) == NULL)
+				goto nomem;
+			rc = sync_json_addstr(b, enc, strlen(enc));
+			free(enc);
+			if (rc == -1)
+				goto nomem;
+		}
+		if (sync_buf_addc(b, ']') == -1)
+			goto nomem;
+	}
+	if (sync_buf_addc(b, '}') == -1)
+		goto nomem;
+	if (nbin) {
+		if (sync_buf_adds(b, ",\"binary\":[") == -1)
+			goto nomem;
+		for (i = 0, j = 0; i < o->n; i++) {
+			if (!o->a[i].binary)
+				continue;
+			if ((j++ > 0 && sync_buf_addc(b, ',') == -1) ||
+			    sync_json_addstr(b, o->a[i].name,
+			    strlen(o->a[i].name)) == -1)
+				goto nomem;
+		}
+		if (sync_buf_addc(b, ']') == -1)
+			goto nomem;
+	}
+	if (o->dn && (sync_buf_adds(b, ",\"dn\":") == -1 ||
+	    sync_json_addstr(b, o->dn, strlen(o->dn)) == -1))
+		goto nomem;
+	if (sync_buf_adds(b, ",\"id\":") == -1 ||
+	    sync_json_addstr(b, o->id, strlen(o->id)) == -1 ||
+	    sync_buf_adds(b, ",\"type\":\"") == -1 ||
+	    sync_buf_adds(b, sync_objtype_name(o->type)) == -1 ||
+	    sync_buf_adds(b, "\"}") == -1)
+		goto nomem;
+	return 0;
+nomem:
+	return sync_errf(err, "out of memory");
+}
+
+/* ---------------------------------------------------------------- writer */
+
+/*
+ * A record in the arena: the anchor, a NUL, the line, a newline.  Runs on
+ * disk hold the same bytes, one record after the other.
+ */
+struct rec {
+	size_t off;
+	size_t anchorlen;
+	size_t len;             /* whole record */
+};
+
+struct run {
+	FILE *fp;
+	char *anchor;           /* current record, NULL at the end */
+	char *line;
+	size_t acap, lcap;
+	ssize_t llen;
+};
+
+struct sync_snapw {
+	const struct sync_snaphdr *hdr;
+	size_t memlimit;
+	struct sync_buf arena;
+	struct rec *recs;
+	size_t nrecs, caprecs;
+	struct run *runs;
+	size_t nruns;
+	size_t counts[SYNC_NOBJTYPES];
+	struct sync_buf line;
+};
+
+struct sync_snapw *
+sync_snapw_new(const struct sync_snaphdr *hdr, size_t memlimit,
+    struct sync_err *err)
+{
+	struct sync_snapw *w;
+
+	if ((w = calloc(1, sizeof *w)) == NULL) {
+		sync_errno(err, "cannot start the snapshot");
+		return NULL;
+	}
+	w->hdr = hdr;
+	w->memlimit = memlimit ? memlimit : (size_t)256 << 20;
+	return w;
+}
+
+size_t
+sync_snapw_count(const struct sync_snapw *w, enum sync_objtype t)
+{
+	return w->counts[t];
+}
+
+static int
+rec_cmp(const void *x, const void *y, void *base)
+{
+	const struct rec *a = x, *b = y;
+
+	return strcmp((const char *)base + a->off, (const char *)base + b->off);
+}
+
+static void
+sort_arena(struct sync_snapw *w)
+{
+	qsort_r(w->recs, w->nrecs, sizeof *w->recs, rec_cmp, w->arena.p);
+}
+
+static int
+spill(struct sync_snapw *w, struct sync_err *err)
+{
+	struct run *runs;
+	FILE *fp;
+	size_t i;
+
+	sort_arena(w);
+	if ((fp = tmpfile()) == NULL)
+		return sync_errno(err, "cannot create a temporary file for "
+		    "sorting");
+	for (i = 0; i < w->nrecs; i++)
+		if (fwrite(w->arena.p + w->recs[i].off, 1, w->recs[i].len,
+		    fp) != w->recs[i].len)
+			break;
+	if (i < w->nrecs || fflush(fp) == EOF || ferror(fp)) {
+		sync_errno(err, "cannot write a temporary file for sorting");
+		fclose(fp);
+		return -1;
+	}
+	rewind(fp);
+	if ((runs = realloc(w->runs, (w->nruns + 1) * sizeof *runs)) == NULL) {
+		fclose(fp);
+		return sync_errno(err, "cannot sort the snapshot");
+	}
+	w->runs = runs;
+	memset(&runs[w->nruns], 0, sizeof *runs);
+	runs[w->nruns++].fp = fp;
+	sync_buf_reset(&w->arena);
+	w->nrecs = 0;
+	return 0;
+}
+
+int
+sync_snapw_add(struct sync_snapw *w, struct sync_obj *o, struct sync_err *err)
+{
+	struct rec *r;
+	size_t alen;
+
+	if (o->anchor == NULL || o->anchor[0] == '\0')
+		return sync_errf(err, "object '%s' has no anchor",
+		    o->dn ? o->dn : o->id);
+	if (!sync_utf8_valid(o->anchor, strlen(o->anchor)))
+		return sync_errf(err, "object '%s': anchor is not UTF-8",
+		    o->dn ? o->dn : o->id);
+	sync_buf_reset(&w->line);
+	if (sync_obj_json(o, &w->line, err) == -1)
+		return -1;
+	if (w->arena.len > 0 && w->arena.len + w->line.len > w->memlimit &&
+	    spill(w, err) == -1)
+		return -1;
+	if (w->nrecs == w->caprecs) {
+		size_t cap = w->caprecs ? w->caprecs * 2 : 1024;
+
+		if ((r = realloc(w->recs, cap * sizeof *r)) == NULL)
+			return sync_errf(err, "out of memory");
+		w->recs = r;
+		w->caprecs = cap;
+	}
+	alen = strlen(o->anchor);
+	r = &w->recs[w->nrecs];
+	r->off = w->arena.len;
+	r->anchorlen = alen;
+	if (sync_buf_add(&w->arena, o->anchor, alen + 1) == -1 ||
+	    sync_buf_add(&w->arena, w->line.p, w->line.len) == -1 ||
+	    sync_buf_addc(&w->arena, '\n') == -1)
+		return sync_errf(err, "out of memory");
+	r->len = w->arena.len - r->off;
+	w->nrecs++;
+	w->counts[o->type]++;
+	return 0;
+}
+
+static int
+write_header(struct sync_snapw *w, FILE *fp, struct sync_err *err)
+{
+	const struct sync_snaphdr *h = w->hdr;
+	json_t *hdr, *counts;
+	char now[32];
+	int i, rc;
+
+	sync_time_now(now);
+	counts = json_object();
+	for (i = 0; i < SYNC_NOBJTYPES; i++)
+		json_object_set_new(counts, sync_objtype_name(i),
+		    json_integer((json_int_t)w->counts[i]));
+	hdr = json_pack("{s:s, s:i, s:s?, s:s?, s:s?, s:s?, s:o?, s:s, s:o}",
+	    "format", SYNC_SNAPSHOT_FORMAT,
+	    "version", SYNC_SNAPSHOT_VERSION,
+	    "connector", h->connector,
+	    "connector_type", h->conntype,
+	    "kind", h->kind,
+	    "source", h->source,
+	    "cookie", h->cookie ? json_string(h->cookie) : json_null(),
+	    "time", now,
+	    "counts", counts);
+	if (hdr == NULL)
+		return sync_errf(err, "cannot build the snapshot header");
+	rc = json_dumpf(hdr, fp, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(hdr);
+	if (rc == -1 || fputc('\n', fp) == EOF)
+		return sync_errno(err, "cannot write the snapshot");
+	return 0;
+}
+
+static int
+run_next(struct run *r, struct sync_err *err)
+{
+	ssize_t n;
+
+	if ((n = getdelim(&r->anchor, &r->acap, '\0', r->fp)) == -1) {
+		if (ferror(r->fp))
+			return sync_errno(err, "cannot read a temporary file");
+		free(r->anchor);
+		free(r->line);
+		r->anchor = r->line = NULL;
+		return 0;
+	}
+	if ((r->llen = getline(&r->line, &r->lcap, r->fp)) == -1)
+		return sync_errf(err, "temporary sort file is truncated");
+	return 0;
+}
+
+static int
+dup_anchor(const char *anchor, struct sync_err *err)
+{
+	return sync_errf(err, "two objects have the anchor '%s'; the anchor "
+	    "attribute must be unique", anchor);
+}
+
+int
+sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
+{
+	size_t i, best;
+	const char *prev = NULL;
+	char *prevcopy = NULL;
+	int rc = -1;
+
+	if (write_header(w, fp, err) == -1)
+		return -1;
+	if (w->nruns == 0) {
+		sort_arena(w);
+		for (i = 0; i < w->nrecs; i++) {
+			const struct rec *r = &w->recs[i];
+			const char *a = w->arena.p + r->off;
+
+			if (prev && strcmp(prev, a) == 0)
+				return dup_anchor(a, err);
+			prev = a;
+			if (fwrite(a + r->anchorlen + 1, 1, r->len - r->anchorlen - 1,
+			    fp) != r->len - r->anchorlen - 1)
+				return sync_errno(err, "cannot write the snapshot");
+		}
+		return 0;
+	}
+	/* Merge: the arena becomes the last run. */
+	if (w->nrecs && spill(w, err) == -1)
+		return -1;
+	sync_buf_release(&w->arena);
+	for (i = 0; i < w->nruns; i++)
+		if (run_next(&w->runs[i], err) == -1)
+			return -1;
+	for (;;) {
+		best = w->nruns;
+		/* Few runs in practice: a linear scan beats a heap here. */
+		for (i = 0; i < w->nruns; i++)
+			if (w->runs[i].anchor && (best == w->nruns ||
+			    strcmp(w->runs[i].anchor, w->runs[best].anchor) < 0))
+				best = i;
+		if (best == w->nruns)
+			break;
+		if (prevcopy && strcmp(prevcopy, w->runs[best].anchor) == 0) {
+			dup_anchor(prevcopy, err);
+			goto out;
+		}
+		free(prevcopy);
+		if ((prevcopy = sync_strdup(w->runs[best].anchor)) == NULL) {
+			sync_errf(err, "out of memory");
+			goto out;
+		}
+		if (fwrite(w->runs[best].line, 1, (size_t)w->runs[best].llen,
+		    fp) != (size_t)w->runs[best].llen) {
+			sync_errno(err, "cannot write the snapshot");
+			goto out;
+		}
+		if (run_next(&w->runs[best], err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(prevcopy);
+	return rc;
+}
+
+void
+sync_snapw_free(struct sync_snapw *w)
+{
+	size_t i;
+
+	if (w == NULL)
+		return;
+	for (i = 0; i < w->nruns; i++) {
+		fclose(w->runs[i].fp);
+		free(w->runs[i].anchor);
+		free(w->runs[i].line);
+	}
+	free(w->runs);
+	free(w->recs);
+	sync_buf_release(&w->arena);
+	sync_buf_release(&w->line);
+	free(w);
+}

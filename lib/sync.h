@@ -1,0 +1,248 @@
+/*
+ * sync.h: the public interface of libsync, shared by sync-import,
+ * sync-diff, sync-export and sync-role.
+ *
+ * Rules that hold for every function declared here:
+ * - the library never prints and never exits; a function that can fail
+ *   takes a struct sync_err * last and returns -1 or NULL after filling it;
+ * - every function that returns memory says who owns it;
+ * - there is no global state: what a call needs comes in its arguments.
+ */
+#ifndef SYNC_H
+#define SYNC_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#define SYNC_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+#define SYNC_ERRMAX 2048
+
+/*
+ * An error: a message that names what failed first and the subject, e.g.
+ * "cannot open 'x.yaml': No such file or directory", or with a position,
+ * "sync.yaml:3:7: unknown key 'urll'".  The binaries prefix their name.
+ */
+struct sync_err {
+	char msg[SYNC_ERRMAX];
+};
+
+/* Sets err (if not NULL) from a printf format; always returns -1. */
+int sync_errf(struct sync_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Like sync_errf, then appends ": " and strerror(errno). */
+int sync_errno(struct sync_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prefixes the message already in err with a printf format and ": ". */
+int sync_errpre(struct sync_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------- small utilities */
+
+/*
+ * A growable byte buffer, always NUL-terminated when p is not NULL.
+ * The buffer owns p; sync_buf_release frees it and zeroes the struct.
+ */
+struct sync_buf {
+	char *p;
+	size_t len, cap;
+};
+
+int sync_buf_grow(struct sync_buf *b, size_t extra);
+int sync_buf_add(struct sync_buf *b, const void *data, size_t n);
+int sync_buf_adds(struct sync_buf *b, const char *s);
+int sync_buf_addc(struct sync_buf *b, int c);
+int sync_buf_addf(struct sync_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sync_buf_reset(struct sync_buf *b);
+void sync_buf_release(struct sync_buf *b);
+/* Hands p to the caller (who frees it) and zeroes b. */
+char *sync_buf_detach(struct sync_buf *b);
+
+/*
+ * A vector of NUL-terminated strings, owned by the vector.
+ * v[n] is always NULL when v is not NULL, so v passes as a char **.
+ */
+struct sync_strv {
+	char **v;
+	size_t n, cap;
+};
+
+int sync_strv_add(struct sync_strv *sv, const char *s);      /* copies s */
+int sync_strv_addn(struct sync_strv *sv, const char *s, size_t len);
+int sync_strv_take(struct sync_strv *sv, char *s);           /* owns s */
+int sync_strv_contains(const struct sync_strv *sv, const char *s);
+int sync_strv_casecontains(const struct sync_strv *sv, const char *s);
+void sync_strv_sort(struct sync_strv *sv);
+void sync_strv_release(struct sync_strv *sv);
+
+/* strdup that returns NULL on failure; the caller frees. */
+char *sync_strdup(const char *s);
+char *sync_strndup(const char *s, size_t n);
+
+/* 1 when s[0..len) is valid UTF-8 without NUL bytes, else 0. */
+int sync_utf8_valid(const char *s, size_t len);
+/*
+ * Standard base64 (RFC 4648 section 4, with padding) of len bytes.
+ * Returns a new string the caller frees, NULL when out of memory.
+ */
+char *sync_base64_encode(const void *data, size_t len);
+/*
+ * Decodes standard base64; *out is a new buffer of *outlen bytes (plus a
+ * NUL) the caller frees.  Returns -1 on invalid input.
+ */
+int sync_base64_decode(const char *s, size_t len, unsigned char **out,
+    size_t *outlen, struct sync_err *err);
+/* 16 raw objectGUID bytes -> "33221100-5544-7766-8899-aabbccddeeff" (37 bytes). */
+void sync_guid_string(const unsigned char raw[16], char out[37]);
+/* Parses a GUID string (with or without braces) back into raw bytes. */
+int sync_guid_parse(const char *s, unsigned char raw[16]);
+/* A binary objectSid -> "S-1-5-21-..."; a new string, or NULL if malformed. */
+char *sync_sid_string(const unsigned char *raw, size_t len);
+
+/* The current UTC time (or SOURCE_DATE_EPOCH when set) as RFC 3339. */
+void sync_time_now(char out[32]);
+
+/* --------------------------------------------------------- atomic output */
+
+/*
+ * An output file written atomically: a temporary file beside the target,
+ * fsync, rename over the target, fsync of the directory.  The path "-"
+ * means standard output, which is flushed and checked on commit.
+ * On abort (or a failed commit) the temporary file is removed, so a
+ * failed run never leaves a half-written output behind.
+ */
+struct sync_out {
+	FILE *fp;
+	char *path;     /* target path, NULL for stdout */
+	char *tmppath;  /* temporary file, NULL for stdout */
+};
+
+int sync_out_open(struct sync_out *o, const char *path, struct sync_err *err);
+int sync_out_commit(struct sync_out *o, struct sync_err *err);
+void sync_out_abort(struct sync_out *o);
+
+/* ------------------------------------------------------------------ locks */
+
+/*
+ * An exclusive, non-blocking lock on a file (created if needed), held
+ * until sync_lock_release.  A second holder gets an error naming the file.
+ */
+int sync_lock_take(const char *path, int *fd, struct sync_err *err);
+void sync_lock_release(int fd);
+
+/* ---------------------------------------------------------------- secrets */
+
+/*
+ * Reads a secret from a file that only its owner may read (mode 0600 or
+ * 0400, no group or other bits); a trailing newline is dropped.  The
+ * result is a new string the caller wipes and frees (sync_secret_free).
+ */
+char *sync_secret_read(const char *path, struct sync_err *err);
+void sync_secret_free(char *s);
+
+#include "sync-config.h"
+
+/* ------------------------------------------------------------------- JSON */
+
+/*
+ * Appends s[0..len) to b as a JSON string literal in the form jansson's
+ * compact encoder writes it (UTF-8 kept, control characters escaped).
+ * The input must be valid UTF-8.
+ */
+int sync_json_addstr(struct sync_buf *b, const char *s, size_t len);
+
+/* -------------------------------------------------------------- snapshots */
+
+#define SYNC_SNAPSHOT_FORMAT "sync-snapshot"
+#define SYNC_SNAPSHOT_VERSION 1
+
+/* A value: bytes that the owner frees. */
+struct sync_bv {
+	char *p;
+	size_t len;
+};
+
+struct sync_objattr {
+	char *name;
+	int binary;             /* carried as base64 in the snapshot */
+	struct sync_bv *v;
+	size_t n, cap;
+};
+
+/*
+ * One directory object as a connector read it.  The object owns all its
+ * strings; sync_obj_release frees them and zeroes it for reuse.
+ */
+struct sync_obj {
+	enum sync_objtype type;
+	char *anchor;           /* stable id the diff joins on */
+	char *id;               /* the connector's native id */
+	char *dn;               /* LDAP DN, NULL elsewhere */
+	struct sync_objattr *a;
+	size_t n, cap;
+};
+
+/* Adds a value to attribute name (created on first use); copies p. */
+int sync_obj_addval(struct sync_obj *o, const char *name, const void *p,
+    size_t len, int binary);
+/* The attribute called name (case-insensitive), or NULL. */
+struct sync_objattr *sync_obj_attr(struct sync_obj *o, const char *name);
+void sync_obj_release(struct sync_obj *o);
+/*
+ * Serialises o as one snapshot line (no newline) into b, attributes and
+ * values sorted so that the same object always gives the same bytes.
+ */
+int sync_obj_json(struct sync_obj *o, struct sync_buf *b, struct sync_err *err);
+
+/*
+ * The snapshot writer: objects are added in any order; sync_snapw_write
+ * sorts them by anchor (spilling sorted runs to temporary files past
+ * memlimit bytes), refuses duplicate anchors, and writes the header and
+ * the lines.  The header fields are borrowed until sync_snapw_free.
+ */
+struct sync_snaphdr {
+	const char *connector;  /* name in the config */
+	const char *conntype;   /* "ldap", "ad", "graph" */
+	const char *kind;       /* "full" or "delta" */
+	const char *cookie;     /* delta cookie, NULL for none */
+	const char *source;     /* URL of the directory */
+};
+
+struct sync_snapw;
+
+struct sync_snapw *sync_snapw_new(const struct sync_snaphdr *hdr,
+    size_t memlimit, struct sync_err *err);
+int sync_snapw_add(struct sync_snapw *w, struct sync_obj *o,
+    struct sync_err *err);
+/* Objects added so far, per type. */
+size_t sync_snapw_count(const struct sync_snapw *w, enum sync_objtype t);
+int sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err);
+void sync_snapw_free(struct sync_snapw *w);
+
+/* ------------------------------------------------------------- connectors */
+
+/*
+ * Called for each object a connector reads.  The object is borrowed: the
+ * callback copies what it keeps.  Returning -1 (with err set) stops the
+ * import.
+ */
+typedef int (*sync_obj_fn)(void *ctx, struct sync_obj *o, struct sync_err *err);
+
+/*
+ * Reads every object in the connector's scope (a full import) and hands
+ * each to fn.  Errors name the server, the operation and the server's
+ * diagnostic.
+ */
+int sync_import_full(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+    struct sync_err *err);
+
+/* LDAP DNs: 1 when dn is base or inside its subtree (parsed comparison). */
+int sync_dn_under(const char *dn, const char *base);
+/* 1 when two DNs name the same entry (parsed comparison), 0 if not. */
+int sync_dn_equal(const char *a, const char *b);
+
+#endif

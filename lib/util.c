@@ -1,0 +1,505 @@
+/*
+ * util.c: errors, buffers, string vectors, UTF-8, base64, GUIDs and SIDs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sync.h"
+
+/* ---------------------------------------------------------------- errors */
+
+int
+sync_errf(struct sync_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+sync_errno(struct sync_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+	size_t len;
+
+	if (err == NULL)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+	len = strlen(err->msg);
+	snprintf(err->msg + len, sizeof err->msg - len, ": %s", strerror(saved));
+	errno = saved;
+	return -1;
+}
+
+int
+sync_errpre(struct sync_err *err, const char *fmt, ...)
+{
+	char old[SYNC_ERRMAX];
+	va_list ap;
+	size_t len;
+
+	if (err == NULL)
+		return -1;
+	memcpy(old, err->msg, sizeof old);
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+	len = strlen(err->msg);
+	snprintf(err->msg + len, sizeof err->msg - len, ": %s", old);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+int
+sync_buf_grow(struct sync_buf *b, size_t extra)
+{
+	size_t want, cap;
+	char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return -1;
+	want = b->len + extra + 1;
+	if (want <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < want)
+		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+	if ((p = realloc(b->p, cap)) == NULL)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int
+sync_buf_add(struct sync_buf *b, const void *data, size_t n)
+{
+	if (sync_buf_grow(b, n) == -1)
+		return -1;
+	if (n)
+		memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+int
+sync_buf_adds(struct sync_buf *b, const char *s)
+{
+	return sync_buf_add(b, s, strlen(s));
+}
+
+int
+sync_buf_addc(struct sync_buf *b, int c)
+{
+	char ch = (char)c;
+
+	return sync_buf_add(b, &ch, 1);
+}
+
+int
+sync_buf_addf(struct sync_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || sync_buf_grow(b, (size_t)n) == -1)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void
+sync_buf_reset(struct sync_buf *b)
+{
+	b->len = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+void
+sync_buf_release(struct sync_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+char *
+sync_buf_detach(struct sync_buf *b)
+{
+	char *p = b->p;
+
+	if (p == NULL)
+		p = calloc(1, 1);
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+/* --------------------------------------------------------- string vectors */
+
+int
+sync_strv_take(struct sync_strv *sv, char *s)
+{
+	char **v;
+	size_t cap;
+
+	if (s == NULL)
+		return -1;
+	if (sv->n + 2 > sv->cap) {
+		cap = sv->cap ? sv->cap * 2 : 8;
+		if ((v = realloc(sv->v, cap * sizeof *v)) == NULL) {
+			free(s);
+			return -1;
+		}
+		sv->v = v;
+		sv->cap = cap;
+	}
+	sv->v[sv->n++] = s;
+	sv->v[sv->n] = NULL;
+	return 0;
+}
+
+int
+sync_strv_add(struct sync_strv *sv, const char *s)
+{
+	return sync_strv_take(sv, sync_strdup(s));
+}
+
+int
+sync_strv_addn(struct sync_strv *sv, const char *s, size_t len)
+{
+	return sync_strv_take(sv, sync_strndup(s, len));
+}
+
+int
+sync_strv_contains(const struct sync_strv *sv, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+int
+sync_strv_casecontains(const struct sync_strv *sv, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		if (strcasecmp(sv->v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void
+sync_strv_sort(struct sync_strv *sv)
+{
+	if (sv->n > 1)
+		qsort(sv->v, sv->n, sizeof *sv->v, strp_cmp);
+}
+
+void
+sync_strv_release(struct sync_strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = sv->cap = 0;
+}
+
+char *
+sync_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *
+sync_strndup(const char *s, size_t n)
+{
+	char *p;
+
+	if ((p = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+int
+sync_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	unsigned int c;
+	int n, i;
+
+	while (p < end) {
+		c = *p;
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3;
+		else
+			return 0;
+		if (end - p <= n)
+			return 0;
+		for (i = 1; i <= n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+		/* Overlong forms, surrogates and code points past U+10FFFF. */
+		if (c == 0xe0 && p[1] < 0xa0)
+			return 0;
+		if (c == 0xed && p[1] >= 0xa0)
+			return 0;
+		if (c == 0xf0 && p[1] < 0x90)
+			return 0;
+		if (c == 0xf4 && p[1] >= 0x90)
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/* ----------------------------------------------------------------- base64 */
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+sync_base64_encode(const void *data, size_t len)
+{
+	const unsigned char *in = data;
+	char *out, *o;
+	size_t i;
+
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return NULL;
+	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	o = out;
+	for (i = 0; i + 2 < len; i += 3) {
+		*o++ = b64[in[i] >> 2];
+		*o++ = b64[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+		*o++ = b64[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
+		*o++ = b64[in[i + 2] & 63];
+	}
+	if (i < len) {
+		*o++ = b64[in[i] >> 2];
+		if (i + 1 < len) {
+			*o++ = b64[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+			*o++ = b64[(in[i + 1] & 15) << 2];
+		} else {
+			*o++ = b64[(in[i] & 3) << 4];
+			*o++ = '=';
+		}
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int
+sync_base64_decode(const char *s, size_t len, unsigned char **out,
+    size_t *outlen, struct sync_err *err)
+{
+	unsigned char *buf;
+	size_t i, o = 0, pad = 0;
+	unsigned int acc = 0;
+	int v, bits = 0;
+
+	if (len % 4 != 0)
+		return sync_errf(err, "invalid base64: length %zu is not a "
+		    "multiple of 4", len);
+	if (len >= 1 && s[len - 1] == '=')
+		pad++;
+	if (len >= 2 && s[len - 2] == '=')
+		pad++;
+	if ((buf = malloc(len / 4 * 3 + 1)) == NULL)
+		return sync_errno(err, "cannot decode base64");
+	for (i = 0; i < len - pad; i++) {
+		if ((v = b64val((unsigned char)s[i])) == -1) {
+			free(buf);
+			return sync_errf(err, "invalid base64: unexpected "
+			    "character at offset %zu", i);
+		}
+		acc = (acc << 6) | (unsigned int)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Canonical form only: the bits dropped by padding must be zero. */
+	if (acc != 0) {
+		free(buf);
+		return sync_errf(err, "invalid base64: non-zero padding bits");
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+/* --------------------------------------------------------- GUIDs and SIDs */
+
+void
+sync_guid_string(const unsigned char r[16], char out[37])
+{
+	/* The first three groups are little-endian in the packet layout. */
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", r[3], r[2], r[1], r[0], r[5], r[4],
+	    r[7], r[6], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+sync_guid_parse(const char *s, unsigned char raw[16])
+{
+	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6,
+	    8, 9, 10, 11, 12, 13, 14, 15 };
+	unsigned char b[16];
+	size_t len = strlen(s);
+	int i, k = 0, hi, lo;
+
+	if (len == 38 && s[0] == '{' && s[37] == '}') {
+		s++;
+		len = 36;
+	}
+	if (len != 36)
+		return -1;
+	for (i = 0; i < 36;) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -1;
+			i++;
+			continue;
+		}
+		if ((hi = hexval((unsigned char)s[i])) < 0 ||
+		    (lo = hexval((unsigned char)s[i + 1])) < 0)
+			return -1;
+		b[k++] = (unsigned char)(hi << 4 | lo);
+		i += 2;
+	}
+	for (i = 0; i < 16; i++)
+		raw[order[i]] = b[i];
+	return 0;
+}
+
+char *
+sync_sid_string(const unsigned char *raw, size_t len)
+{
+	struct sync_buf b = { 0 };
+	uint64_t auth = 0;
+	unsigned int n, i;
+
+	if (len < 8 || raw[0] != 1)
+		return NULL;
+	n = raw[1];
+	if (len != 8 + 4 * (size_t)n)
+		return NULL;
+	for (i = 2; i < 8; i++)
+		auth = auth << 8 | raw[i];   /* big-endian authority */
+	if (sync_buf_addf(&b, "S-%u-%llu", raw[0],
+	    (unsigned long long)auth) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		const unsigned char *p = raw + 8 + 4 * i;
+		uint32_t sub = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+		    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+
+		if (sync_buf_addf(&b, "-%lu", (unsigned long)sub) == -1)
+			goto fail;
+	}
+	return sync_buf_detach(&b);
+fail:
+	sync_buf_release(&b);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------- time */
+
+void
+sync_time_now(char out[32])
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	time_t t = time(NULL);
+	struct tm tm;
+	char *end;
+
+	if (sde && *sde) {
+		long long v = strtoll(sde, &end, 10);
+
+		if (*end == '\0' && v >= 0)
+			t = (time_t)v;
+	}
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
