@@ -142,6 +142,56 @@ sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
 	return LDAP_SUCCESS;
 }
 
+/*
+ * libldap built with GnuTLS reports a certificate that fails verification
+ * as "Can't contact LDAP server" with no reason.  To say why, connect once
+ * more without verification, sending nothing: if that works, the
+ * certificate is what failed.
+ */
+static int
+tls_untrusted(struct sync_ldap_conf *lc)
+{
+	struct timeval tv = { lc->timeout, 0 };
+	LDAP *ld;
+	int v, rc = 0;
+
+	if (!lc->tls_verify || (strncmp(lc->url, "ldaps://", 8) != 0 &&
+	    !lc->starttls))
+		return 0;
+	if (ldap_initialize(&ld, lc->url) != LDAP_SUCCESS)
+		return 0;
+	v = LDAP_VERSION3;
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v);
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+	v = LDAP_OPT_X_TLS_NEVER;
+	ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &v);
+	v = 0;
+	ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &v);
+	if (lc->starttls)
+		rc = ldap_start_tls_s(ld, NULL, NULL) == LDAP_SUCCESS;
+	else
+		rc = ldap_connect(ld) == LDAP_SUCCESS;
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return rc;
+}
+
+/* An error from the first operation on a connection. */
+static int
+connect_errf(struct sync_err *err, struct sync_ldap *l, int rc,
+    const char *what)
+{
+	if ((rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) &&
+	    tls_untrusted(l->lc))
+		return sync_errf(err, "%s: %s '%s' failed: %s (%d): TLS "
+		    "certificate not trusted (%s)", l->c->name, what,
+		    l->lc->url, ldap_err2string(rc), rc, l->lc->ca_file ?
+		    "not signed by the CA in ca_file, or issued for another "
+		    "name" : "set ca_file to the CA that signed it");
+	return ldap_errf(err, l->ld, rc, "%s: %s '%s' failed", l->c->name,
+	    what, l->lc->url);
+}
+
 static void
 sync_ldap_close(struct sync_ldap *l)
 {
@@ -188,8 +238,7 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 	}
 	if (lc->starttls &&
 	    (rc = ldap_start_tls_s(l->ld, NULL, NULL)) != LDAP_SUCCESS) {
-		ldap_errf(err, l->ld, rc, "%s: StartTLS with '%s' failed",
-		    c->name, lc->url);
+		connect_errf(err, l, rc, "StartTLS with");
 		goto fail;
 	}
 	if (lc->sasl_mech) {
@@ -207,8 +256,7 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 		rc = ldap_sasl_bind_s(l->ld, NULL, LDAP_SASL_SIMPLE, &(struct
 		    berval){ 0, NULL }, NULL, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
-			ldap_errf(err, l->ld, rc, "%s: anonymous bind to '%s' "
-			    "failed", c->name, lc->url);
+			connect_errf(err, l, rc, "anonymous bind to");
 			goto fail;
 		}
 		return 0;
@@ -230,8 +278,10 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 	    NULL, NULL, NULL);
 	sync_secret_free(pw);
 	if (rc != LDAP_SUCCESS) {
-		ldap_errf(err, l->ld, rc, "%s: bind as '%s' to '%s' failed",
-		    c->name, lc->bind_dn, lc->url);
+		char what[1024];
+
+		snprintf(what, sizeof what, "bind as '%s' to", lc->bind_dn);
+		connect_errf(err, l, rc, what);
 		goto fail;
 	}
 	return 0;
