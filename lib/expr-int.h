@@ -96,6 +96,24 @@ struct ectx {
 	int depth;
 };
 
+/* Functions shared by lib/expr*.c carry the library's sync_ prefix in
+ * the archive, so that only sync_* symbols leave libsync. */
+#define expr_eval       sync_expri_expr_eval
+#define expr_lookup     sync_expri_expr_lookup
+#define val_release     sync_expri_val_release
+#define val_null        sync_expri_val_null
+#define val_push        sync_expri_val_push
+#define val_pushitem    sync_expri_val_pushitem
+#define val_copy        sync_expri_val_copy
+#define rterr           sync_expri_rterr
+#define item_num        sync_expri_item_num
+#define item_bool       sync_expri_item_bool
+#define item_str        sync_expri_item_str
+#define parse_num       sync_expri_parse_num
+#define val_present     sync_expri_val_present
+#define expr_func_find  sync_expri_expr_func_find
+#define expr_map        sync_expri_expr_map
+
 /* expr.c */
 int expr_eval(struct ectx *c, const struct node *n, struct val *out);
 int expr_lookup(struct ectx *c, const struct node *n, const char *name,
