@@ -16,6 +16,7 @@
 #include "expr-int.h"
 
 #define MAXCHARS (1 << 20)      /* PadLeft/PadRight length limit */
+#define UNUSED __attribute__((unused))
 
 /* ----------------------------------------------------------- UTF-8 */
 
@@ -330,8 +331,8 @@ expr_map(struct ectx *c, const struct node *n, struct val *args,
 /* ------------------------------------------------------------ text */
 
 static int
-f_len(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_len(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 };
 	const char *p;
@@ -347,8 +348,8 @@ f_len(struct ectx *c, const struct node *n, struct item **a, size_t na,
 
 /* Left, Right and Mid: "NumChars < 0 returns the input". */
 static int
-f_left(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_left(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 };
 	int right = n->fn->name[0] == 'R';
@@ -403,8 +404,8 @@ f_mid(struct ectx *c, const struct node *n, struct item **a, size_t na,
 
 /* Trim, LTrim, RTrim, StripSpaces. */
 static int
-f_trim(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_trim(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 }, b = { 0 };
 	const char *p, *name = n->fn->name;
@@ -451,8 +452,8 @@ f_trim(struct ectx *c, const struct node *n, struct item **a, size_t na,
 
 /* LCase, UCase, ToLower, ToUpper (the culture is ignored), PCase. */
 static int
-f_case(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_case(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 }, b = { 0 };
 	const char *p, *name = n->fn->name;
@@ -545,7 +546,7 @@ static const char *const latin[192] = {
 
 static int
 f_diacritics(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	static const char *const ext[] = { "S", "s", "T", "t" }; /* 218.. */
 	struct sync_buf t = { 0 }, b = { 0 };
@@ -597,8 +598,8 @@ monikers(const char *s, size_t l, struct sync_buf *b)
 }
 
 static int
-f_replace(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_replace(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t0 = { 0 }, t1 = { 0 }, t2 = { 0 }, o = { 0 },
 	    nw = { 0 }, b = { 0 };
@@ -651,7 +652,7 @@ done:
  * empty (the character is removed). */
 static int
 f_replacechars(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t0 = { 0 }, t1 = { 0 }, b = { 0 };
 	uint32_t *pat = NULL, src[256], *s = NULL;
@@ -725,8 +726,8 @@ done:
 /* Word(string, n, delimiters): every character of delimiters separates
  * words; runs of delimiters count as one. */
 static int
-f_word(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_word(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t0 = { 0 }, t2 = { 0 };
 	uint32_t *d = NULL;
@@ -777,8 +778,8 @@ done:
 }
 
 static int
-f_pad(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_pad(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t0 = { 0 }, t2 = { 0 }, b = { 0 };
 	int left = n->fn->name[3] == 'L';
@@ -951,8 +952,8 @@ done:
 }
 
 static int
-f_append(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_append(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf b = { 0 };
 
@@ -966,8 +967,8 @@ f_append(struct ectx *c, const struct node *n, struct item **a, size_t na,
 /* ------------------------------------------------------ conversion */
 
 static int
-f_tobase64(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_tobase64(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 }, u = { 0 };
 	const char *p;
@@ -1090,7 +1091,7 @@ done:
 
 static int
 f_toutf8hex(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 }, b = { 0 };
 	const char *p;
@@ -1119,7 +1120,7 @@ hexdig(int ch)
 
 static int
 f_fromutf8hex(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 }, b = { 0 };
 	const char *p;
@@ -1153,8 +1154,8 @@ bad:
 }
 
 static int
-f_cguid(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_cguid(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	unsigned char raw[16];
 
@@ -1169,7 +1170,7 @@ f_cguid(struct ectx *c, const struct node *n, struct item **a, size_t na,
 
 static int
 f_stringfromguid(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	char s[37];
 
@@ -1182,7 +1183,7 @@ f_stringfromguid(struct ectx *c, const struct node *n, struct item **a,
 
 static int
 f_stringfromsid(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	char *s;
 	int r;
@@ -1199,8 +1200,8 @@ f_stringfromsid(struct ectx *c, const struct node *n, struct item **a,
 }
 
 static int
-f_cnum(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_cnum(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	int64_t v;
 
@@ -1210,8 +1211,8 @@ f_cnum(struct ectx *c, const struct node *n, struct item **a, size_t na,
 }
 
 static int
-f_cstr(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_cstr(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf b = { 0 };
 
@@ -1223,8 +1224,8 @@ f_cstr(struct ectx *c, const struct node *n, struct item **a, size_t na,
 }
 
 static int
-f_cref(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_cref(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf b = { 0 };
 
@@ -1236,8 +1237,8 @@ f_cref(struct ectx *c, const struct node *n, struct item **a, size_t na,
 }
 
 static int
-f_cbool(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_cbool(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	int v;
 
@@ -1248,8 +1249,8 @@ f_cbool(struct ectx *c, const struct node *n, struct item **a, size_t na,
 
 /* BitAnd, BitOr, IsBitSet (flag is a mask: IsBitSet(&HF, 4) is True). */
 static int
-f_bit(struct ectx *c, const struct node *n, struct item **a, size_t na,
-    struct val *out)
+f_bit(struct ectx *c, const struct node *n, struct item **a,
+    size_t na UNUSED, struct val *out)
 {
 	int64_t x, y;
 
@@ -1388,7 +1389,7 @@ done:
  * '=' as RFC 4514 asks. */
 static int
 f_escapedn(struct ectx *c, const struct node *n, struct item **a,
-    size_t na, struct val *out)
+    size_t na UNUSED, struct val *out)
 {
 	struct sync_buf t = { 0 }, b = { 0 };
 	const char *p, *eq;
@@ -1829,7 +1830,7 @@ c_removedup(struct ectx *c, const struct node *n, struct val *out)
 
 /* Error("message"): evaluation fails with exactly the message. */
 static int
-c_error(struct ectx *c, const struct node *n, struct val *out)
+c_error(struct ectx *c, const struct node *n, struct val *out UNUSED)
 {
 	struct val v = { K_NULL, NULL, 0, 0 };
 	struct sync_buf b = { 0 };
