@@ -101,36 +101,24 @@ parse_connector(struct sync_connector *c, struct sync_node *key,
 }
 
 struct sync_config *
-sync_config_load(const char *path, struct sync_err *err)
+sync_config_loadb(const char *name, const char *buf, size_t len,
+    struct sync_err *err)
 {
 	struct sync_config *cfg;
 	struct sync_node *conns;
-	struct sync_buf raw = { 0 };
-	FILE *fp;
-	char chunk[8192];
-	size_t i, n;
+	size_t i;
 
 	if ((cfg = calloc(1, sizeof *cfg)) == NULL) {
-		sync_errno(err, "cannot load '%s'", path);
+		sync_errno(err, "cannot load '%s'", name);
 		return NULL;
 	}
-	if ((cfg->path = sync_strdup(path)) == NULL)
+	if ((cfg->path = sync_strdup(name)) == NULL)
 		goto nomem;
-	if ((cfg->root = sync_yaml_load(path, err)) == NULL)
-		goto fail;
-
-	/* The digest covers the file's bytes, read a second time. */
-	if (strcmp(path, "-") != 0 && (fp = fopen(path, "re")) != NULL) {
-		while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-			if (sync_buf_add(&raw, chunk, n) == -1)
-				break;
-		fclose(fp);
-	}
-	sync_sha256(raw.p ? raw.p : "", raw.len, cfg->digest);
-	sync_buf_release(&raw);
+	sync_sha256(buf, len, cfg->digest);
 	for (i = 0; i < 32; i++)
 		snprintf(cfg->digest_hex + 2 * i, 3, "%02x", cfg->digest[i]);
-
+	if ((cfg->root = sync_yaml_loadb(name, buf, len, err)) == NULL)
+		goto fail;
 	if (sync_map_str(cfg->root, "state_dir", 0, &cfg->state_dir, err) == -1)
 		goto fail;
 	if (cfg->state_dir == NULL &&
@@ -162,10 +150,25 @@ sync_config_load(const char *path, struct sync_err *err)
 		goto fail;
 	return cfg;
 nomem:
-	sync_errf(err, "%s: out of memory", path);
+	sync_errf(err, "%s: out of memory", name);
 fail:
 	sync_config_free(cfg);
 	return NULL;
+}
+
+struct sync_config *
+sync_config_load(const char *path, struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	struct sync_config *cfg;
+
+	/* The digest covers exactly the bytes that were parsed. */
+	if (sync_file_read(path, 1024 * 1024, &b, err) == -1)
+		return NULL;
+	cfg = sync_config_loadb(strcmp(path, "-") == 0 ? "<stdin>" : path,
+	    b.p ? b.p : "", b.len, err);
+	sync_buf_release(&b);
+	return cfg;
 }
 
 struct sync_connector *

@@ -221,3 +221,41 @@ sync_secret_free(char *s)
 		free(s);
 	}
 }
+
+/* ------------------------------------------------------------ whole files */
+
+int
+sync_file_read(const char *path, size_t max, struct sync_buf *b,
+    struct sync_err *err)
+{
+	char chunk[8192];
+	size_t n;
+	FILE *fp;
+
+	if (strcmp(path, "-") == 0)
+		fp = stdin;
+	else if ((fp = fopen(path, "re")) == NULL)
+		return sync_errno(err, "cannot open '%s'", path);
+	while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+		if (b->len + n > max) {
+			sync_errf(err, "%s: larger than %zu bytes", path, max);
+			goto fail;
+		}
+		if (sync_buf_add(b, chunk, n) == -1) {
+			sync_errf(err, "%s: out of memory", path);
+			goto fail;
+		}
+	}
+	if (ferror(fp)) {
+		sync_errno(err, "cannot read '%s'", path);
+		goto fail;
+	}
+	if (fp != stdin)
+		fclose(fp);
+	return 0;
+fail:
+	if (fp != stdin)
+		fclose(fp);
+	sync_buf_release(b);
+	return -1;
+}

@@ -103,6 +103,9 @@ struct sync_config {
  * with sync_config_free, or NULL with err set ("file:line:col: ...").
  */
 struct sync_config *sync_config_load(const char *path, struct sync_err *err);
+/* The same from a buffer; name is the file name used in messages. */
+struct sync_config *sync_config_loadb(const char *name, const char *buf,
+    size_t len, struct sync_err *err);
 void sync_config_free(struct sync_config *cfg);
 /* The connector called name, or NULL with err set. */
 struct sync_connector *sync_config_connector(struct sync_config *cfg,

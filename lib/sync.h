@@ -134,6 +134,13 @@ void sync_out_abort(struct sync_out *o);
 int sync_lock_take(const char *path, int *fd, struct sync_err *err);
 void sync_lock_release(int fd);
 
+/*
+ * Appends the whole of a file (or "-", standard input) to b, failing past
+ * max bytes.  On failure b is released.
+ */
+int sync_file_read(const char *path, size_t max, struct sync_buf *b,
+    struct sync_err *err);
+
 /* ---------------------------------------------------------------- secrets */
 
 /*
@@ -145,6 +152,7 @@ char *sync_secret_read(const char *path, struct sync_err *err);
 void sync_secret_free(char *s);
 
 #include "sync-config.h"
+#include "sync-expr.h"
 
 /* ------------------------------------------------------------------- JSON */
 

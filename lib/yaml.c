@@ -20,6 +20,7 @@
 
 struct loader {
 	yaml_parser_t parser;
+	const char *buf;        /* the input, for positions of reader errors */
 	const char *name;       /* stored in the root's first node */
 	struct sync_err *err;
 };
@@ -93,10 +94,18 @@ parser_error(struct loader *l)
 	const yaml_mark_t *m = p->problem ? &p->problem_mark : &p->mark;
 
 	if (p->error == YAML_READER_ERROR) {
-		/* The reader reports a byte offset, not a line. */
-		return sync_errf(l->err, "%s:%zu:%zu: %s (byte %zu)", l->name,
-		    p->mark.line + 1, p->mark.column + 1,
-		    p->problem ? p->problem : "invalid input", p->problem_offset);
+		/* The reader decodes ahead and reports only a byte offset. */
+		size_t i, line = 1, col = 1;
+
+		for (i = 0; i < p->problem_offset; i++) {
+			if (l->buf[i] == '\n') {
+				line++;
+				col = 1;
+			} else if (((unsigned char)l->buf[i] & 0xc0) != 0x80)
+				col++;
+		}
+		return sync_errf(l->err, "%s:%zu:%zu: %s", l->name, line, col,
+		    p->problem ? p->problem : "invalid input");
 	}
 	if (p->context)
 		return load_errf(l, m, "%s %s", p->problem ? p->problem : "error",
@@ -328,7 +337,7 @@ struct sync_node *
 sync_yaml_loadb(const char *name, const char *buf, size_t len,
     struct sync_err *err)
 {
-	struct loader l = { .name = name, .err = err };
+	struct loader l = { .name = name, .buf = buf, .err = err };
 	struct sync_node *root = NULL, *doc = NULL;
 	struct root *r;
 	yaml_event_t ev;
@@ -420,41 +429,13 @@ sync_yaml_load(const char *path, struct sync_err *err)
 {
 	struct sync_buf b = { 0 };
 	struct sync_node *root;
-	char chunk[8192];
-	size_t n;
-	FILE *fp;
 
-	if (strcmp(path, "-") == 0)
-		fp = stdin;
-	else if ((fp = fopen(path, "re")) == NULL) {
-		sync_errno(err, "cannot open '%s'", path);
+	if (sync_file_read(path, MAXINPUT, &b, err) == -1)
 		return NULL;
-	}
-	while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-		if (b.len + n > MAXINPUT) {
-			sync_errf(err, "%s: larger than %d bytes", path, MAXINPUT);
-			goto fail;
-		}
-		if (sync_buf_add(&b, chunk, n) == -1) {
-			sync_errf(err, "%s: out of memory", path);
-			goto fail;
-		}
-	}
-	if (ferror(fp)) {
-		sync_errno(err, "cannot read '%s'", path);
-		goto fail;
-	}
-	if (fp != stdin)
-		fclose(fp);
 	root = sync_yaml_loadb(strcmp(path, "-") == 0 ? "<stdin>" : path,
 	    b.p ? b.p : "", b.len, err);
 	sync_buf_release(&b);
 	return root;
-fail:
-	if (fp != stdin)
-		fclose(fp);
-	sync_buf_release(&b);
-	return NULL;
 }
 
 /* ---------------------------------------------------------------- readers */
