@@ -1,0 +1,138 @@
+/*
+ * diff.h: the private interface of sync-diff's engine (snapread.c,
+ * rules.c, diff.c, changeset.c).  The public entry points are declared
+ * at the end of sync.h.
+ */
+#ifndef SYNC_DIFF_H
+#define SYNC_DIFF_H
+
+#include <stdint.h>
+
+#include "sync.h"
+#include "sync-expr.h"
+
+/* ------------------------------------------------------------ snapshots */
+
+/*
+ * A snapshot held compactly for the diff.  The file's bytes are read into
+ * one buffer and JSON strings are decoded in place (a decoded string is
+ * never longer than its literal), each followed by a NUL; everything else
+ * is 32-bit offsets into that buffer.  A million directory objects cost
+ * about the size of the file plus 20 bytes per value.
+ */
+struct dval {
+	uint32_t off, len;
+};
+
+struct dattr {
+	uint32_t name;          /* index in snap->names */
+	uint32_t v, nv;         /* values snap->vals[v .. v+nv) */
+	uint32_t binary;        /* values are raw bytes (were base64) */
+};
+
+struct dobj {
+	uint32_t anchor, id, dn;        /* offsets; dn is 0 when absent */
+	uint32_t a, na;                 /* attributes snap->attrs[a .. a+na) */
+	uint32_t line;
+	uint8_t type;                   /* enum sync_objtype */
+};
+
+struct snap {
+	char *path;
+	char *buf;              /* the file, decoded in place; buf[0] is NUL */
+	size_t size;
+	char *connector, *conntype, *time;
+	struct dobj *objs;
+	size_t nobjs, capobjs;
+	struct dattr *attrs;
+	size_t nattrs, capattrs;
+	struct dval *vals;
+	size_t nvals, capvals;
+	struct sync_strv names; /* interned attribute names, first spelling */
+	struct sync_err err;    /* for the parsing thread */
+};
+
+#define SNAP_STR(s, off) ((s)->buf + (off))
+
+/*
+ * Reads and checks a snapshot file.  Returns a new snapshot (free with
+ * snap_free), or NULL with err "file:line:col: message".
+ */
+struct snap *snap_load(const char *path, struct sync_err *err);
+/* Parses a snapshot from memory; buf is taken (freed by snap_free). */
+struct snap *snap_parse(const char *name, char *buf, size_t len,
+    struct sync_err *err);
+void snap_free(struct snap *s);
+/* The attribute name of o (case-insensitive), or NULL. */
+const struct dattr *snap_attr(const struct snap *s, const struct dobj *o,
+    const char *name);
+
+/*
+ * A DN in a canonical form for hashing and comparing: attribute types and
+ * ASCII values in lower case, spaces around separators removed.  Returns
+ * a new string the caller frees, or NULL when out of memory.
+ */
+char *dn_canon(const char *dn);
+/* 1 when canonical dn is base or below it. */
+int dn_canon_under(const char *dn, const char *base);
+
+/* ---------------------------------------------------------------- rules */
+
+enum flowkind { FA_EXPR, FA_DIRECT, FA_CONST };
+enum oos { OOS_DELETE, OOS_DISABLE, OOS_LEAVE };
+
+struct flowattr {
+	char *name;             /* target attribute */
+	enum flowkind kind;
+	struct sync_expr *e;    /* FA_EXPR */
+	char *direct;           /* FA_DIRECT: source attribute */
+	struct sync_strv konst; /* FA_CONST: the values */
+	int create_only;
+	int reference;          /* values are source DNs to resolve */
+};
+
+struct joinrule {
+	char *name;
+	struct sync_expr *e;
+	char *direct;           /* source attribute, when e is [name] */
+	char *target;           /* target attribute compared, case-insensitive */
+};
+
+struct source {
+	char *conn;
+	enum sync_objtype type;
+};
+
+struct flow {
+	char *name;
+	struct source *from;
+	size_t nfrom;
+	char *to;
+	enum sync_objtype totype;
+	struct sync_strv inc_ous, exc_ous;      /* canonical DNs */
+	char *member_of;                        /* canonical DN */
+	struct sync_expr *filter;
+	enum oos oos;
+	struct sync_strv disable_names, disable_vals;
+	struct sync_expr *anchor_src;           /* NULL: the snapshot anchor */
+	char *anchor_attr;                      /* on the target */
+	struct joinrule *joins;
+	size_t njoins;
+	struct flowattr *attrs;
+	size_t nattrs;
+	struct sync_expr *dn;                   /* target DN, LDAP targets */
+};
+
+struct rules {
+	struct flow *flows;
+	size_t nflows;
+	long delete_count;      /* default 500; 0 turns the count off */
+	long delete_percent;    /* -1 when not set */
+	long large;             /* values past which add/remove is used */
+};
+
+/* Parses the flows and policy sections of cfg->root into r. */
+int rules_load(struct rules *r, struct sync_config *cfg, struct sync_err *err);
+void rules_release(struct rules *r);
+
+#endif

@@ -1,0 +1,761 @@
+/*
+ * snapread.c: reads a snapshot (sync-snapshot(5)) into the compact form
+ * the diff works on.
+ *
+ * jansson would build a tree per object, many times the size of the text
+ * and too slow for a million objects, so object lines are parsed by hand:
+ * the grammar is small (an object of strings, an object of arrays of
+ * strings, an array of strings).  Strings are decoded in place and
+ * checked for UTF-8 on the way; every error names file:line:column.  The
+ * header line, one per file, goes through jansson.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "diff.h"
+
+struct pctx {
+	struct snap *s;
+	const char *name;
+	char *line;             /* start of the current line */
+	uint32_t lineno;
+	/* attribute-name hash: slot -> index + 1 */
+	uint32_t *ht;
+	size_t htcap;
+};
+
+static int
+perr(struct pctx *c, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+perr(struct pctx *c, const char *at, const char *fmt, ...)
+{
+	struct sync_err *err = &c->s->err;
+	va_list ap;
+	int n;
+
+	n = snprintf(err->msg, sizeof err->msg, "%s:%u:%ld: ", c->name,
+	    c->lineno, (long)(at - c->line) + 1);
+	if (n < 0 || (size_t)n >= sizeof err->msg)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err->msg + n, sizeof err->msg - n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void
+skipws(char **p)
+{
+	while (**p == ' ' || **p == '\t')
+		(*p)++;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int
+hex4(const char *p)
+{
+	int i, v = 0, h;
+
+	for (i = 0; i < 4; i++) {
+		if ((h = hexval((unsigned char)p[i])) < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0. */
+static int
+utf8_seq(const unsigned char *p)
+{
+	unsigned c = p[0];
+
+	if (c >= 0xc2 && c <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+			return 0;
+		if (c == 0xe0 && p[1] < 0xa0)
+			return 0;       /* overlong */
+		if (c == 0xed && p[1] >= 0xa0)
+			return 0;       /* surrogate */
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80)
+			return 0;
+		if (c == 0xf0 && p[1] < 0x90)
+			return 0;
+		if (c == 0xf4 && p[1] >= 0x90)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/*
+ * Parses the string literal at *pp, decoding it in place.  On success
+ * *off and *len locate the decoded bytes (NUL-terminated) in the buffer.
+ */
+static int
+pstring(struct pctx *c, char **pp, uint32_t *off, uint32_t *len)
+{
+	char *p = *pp, *w;
+	unsigned char ch;
+	int u, u2, n;
+
+	if (*p != '"')
+		return perr(c, p, *p == '\n' || *p == '\0' ?
+		    "unexpected end of line, expected a string" :
+		    "expected a string");
+	w = ++p;
+	*off = (uint32_t)(p - c->s->buf);
+	for (;;) {
+		ch = (unsigned char)*p;
+		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+			*w++ = *p++;
+			continue;
+		}
+		if (ch == '"')
+			break;
+		if (ch >= 0x80) {
+			if ((n = utf8_seq((const unsigned char *)p)) == 0)
+				return perr(c, p, "invalid UTF-8");
+			while (n--)
+				*w++ = *p++;
+			continue;
+		}
+		if (ch == '\n' || ch == '\0')
+			return perr(c, p, "unexpected end of line in a string");
+		if (ch != '\\')
+			return perr(c, p, "control character in a string");
+		p++;
+		switch (*p) {
+		case '"': *w++ = '"'; break;
+		case '\\': *w++ = '\\'; break;
+		case '/': *w++ = '/'; break;
+		case 'b': *w++ = '\b'; break;
+		case 'f': *w++ = '\f'; break;
+		case 'n': *w++ = '\n'; break;
+		case 'r': *w++ = '\r'; break;
+		case 't': *w++ = '\t'; break;
+		case 'u':
+			if ((u = hex4(p + 1)) < 0)
+				return perr(c, p - 1, "invalid \\u escape");
+			p += 4;
+			if (u == 0)
+				return perr(c, p - 5, "NUL character in a string");
+			if (u >= 0xdc00 && u <= 0xdfff)
+				return perr(c, p - 5, "lone low surrogate");
+			if (u >= 0xd800 && u <= 0xdbff) {
+				if (p[1] != '\\' || p[2] != 'u' ||
+				    (u2 = hex4(p + 3)) < 0xdc00 || u2 > 0xdfff)
+					return perr(c, p - 5, "lone high surrogate");
+				p += 6;
+				u = 0x10000 + ((u - 0xd800) << 10) + (u2 - 0xdc00);
+			}
+			if (u < 0x80) {
+				*w++ = (char)u;
+			} else if (u < 0x800) {
+				*w++ = (char)(0xc0 | u >> 6);
+				*w++ = (char)(0x80 | (u & 0x3f));
+			} else if (u < 0x10000) {
+				*w++ = (char)(0xe0 | u >> 12);
+				*w++ = (char)(0x80 | (u >> 6 & 0x3f));
+				*w++ = (char)(0x80 | (u & 0x3f));
+			} else {
+				*w++ = (char)(0xf0 | u >> 18);
+				*w++ = (char)(0x80 | (u >> 12 & 0x3f));
+				*w++ = (char)(0x80 | (u >> 6 & 0x3f));
+				*w++ = (char)(0x80 | (u & 0x3f));
+			}
+			break;
+		default:
+			return perr(c, p - 1, "invalid escape in a string");
+		}
+		p++;
+	}
+	*len = (uint32_t)(w - (c->s->buf + *off));
+	*pp = p + 1;
+	*w = '\0';
+	return 0;
+}
+
+static int
+expect(struct pctx *c, char **pp, char ch)
+{
+	skipws(pp);
+	if (**pp != ch) {
+		if (**pp == '\n' || **pp == '\0')
+			return perr(c, *pp, "unexpected end of line, expected "
+			    "'%c'", ch);
+		return perr(c, *pp, "expected '%c'", ch);
+	}
+	(*pp)++;
+	skipws(pp);
+	return 0;
+}
+
+static uint32_t
+namehash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)(*s | 0x20)) * 16777619u;
+	return h;
+}
+
+/* The index of name among the interned names, or -1 (if !add) . */
+static long
+intern(struct pctx *c, struct snap *s, const char *name, int add)
+{
+	size_t i, mask;
+	uint32_t *nt;
+
+	if (c->htcap == 0 || (s->names.n + 1) * 2 > c->htcap) {
+		size_t cap = c->htcap ? c->htcap * 2 : 256;
+
+		if ((nt = calloc(cap, sizeof *nt)) == NULL)
+			return -2;
+		for (i = 0; i < s->names.n; i++) {
+			size_t j = namehash(s->names.v[i]) & (cap - 1);
+
+			while (nt[j])
+				j = (j + 1) & (cap - 1);
+			nt[j] = (uint32_t)i + 1;
+		}
+		free(c->ht);
+		c->ht = nt;
+		c->htcap = cap;
+	}
+	mask = c->htcap - 1;
+	for (i = namehash(name) & mask; c->ht[i]; i = (i + 1) & mask)
+		if (strcasecmp(s->names.v[c->ht[i] - 1], name) == 0)
+			return (long)c->ht[i] - 1;
+	if (!add)
+		return -1;
+	if (sync_strv_add(&s->names, name) == -1)
+		return -2;
+	c->ht[i] = (uint32_t)s->names.n;
+	return (long)s->names.n - 1;
+}
+
+#define GROW(arr, n, cap, min) do { \
+	if ((n) == (cap)) { \
+		size_t nc_ = (cap) ? (cap) * 2 : (min); \
+		void *np_ = realloc((arr), nc_ * sizeof *(arr)); \
+		if (np_ == NULL) \
+			return perr(c, c->line, "out of memory"); \
+		(arr) = np_; \
+		(cap) = nc_; \
+	} \
+} while (0)
+
+/* Decodes base64 in place; returns the new length or -1. */
+static long
+b64_inplace(char *p, size_t len)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t acc = 0;
+	size_t i, o = 0, pad = 0;
+	int bits = 0;
+	const char *q;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (p[i] == '=') {
+			if (i < len - 2 || (i == len - 2 && p[len - 1] != '='))
+				return -1;
+			pad++;
+			continue;
+		}
+		if ((q = strchr(tab, p[i])) == NULL || p[i] == '\0')
+			return -1;
+		acc = acc << 6 | (uint32_t)(q - tab);
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			p[o++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	if (pad > 2)
+		return -1;
+	p[o] = '\0';
+	return (long)o;
+}
+
+static int
+parse_obj(struct pctx *c, char *p)
+{
+	struct snap *s = c->s;
+	struct dobj *o;
+	uint32_t koff, klen, off, len, first;
+	uint32_t binoff[64];
+	size_t nbin = 0, i, j;
+	int seen = 0;
+	char *bincol = NULL, *objstart = p;
+	long idx;
+
+	GROW(s->objs, s->nobjs, s->capobjs, 4096);
+	o = &s->objs[s->nobjs];
+	memset(o, 0, sizeof *o);
+	o->line = c->lineno;
+	o->a = (uint32_t)s->nattrs;
+	if (expect(c, &p, '{') == -1)
+		return -1;
+	for (;;) {
+		char *kat = p;
+
+		if (pstring(c, &p, &koff, &klen) == -1)
+			return -1;
+		if (expect(c, &p, ':') == -1)
+			return -1;
+#define KEY(bit) do { \
+			if (seen & (bit)) \
+				return perr(c, kat, "duplicate key '%s'", \
+				    s->buf + koff); \
+			seen |= (bit); \
+		} while (0)
+		if (strcmp(s->buf + koff, "anchor") == 0) {
+			KEY(1);
+			if (pstring(c, &p, &o->anchor, &len) == -1)
+				return -1;
+			if (len == 0)
+				return perr(c, kat, "empty anchor");
+		} else if (strcmp(s->buf + koff, "id") == 0) {
+			KEY(2);
+			if (pstring(c, &p, &o->id, &len) == -1)
+				return -1;
+		} else if (strcmp(s->buf + koff, "dn") == 0) {
+			KEY(4);
+			if (strncmp(p, "null", 4) == 0)
+				p += 4;
+			else if (pstring(c, &p, &o->dn, &len) == -1)
+				return -1;
+		} else if (strcmp(s->buf + koff, "type") == 0) {
+			int t;
+
+			KEY(8);
+			if (pstring(c, &p, &off, &len) == -1)
+				return -1;
+			if ((t = sync_objtype_parse(s->buf + off)) < 0)
+				return perr(c, kat, "unknown object type '%s'",
+				    s->buf + off);
+			o->type = (uint8_t)t;
+		} else if (strcmp(s->buf + koff, "attrs") == 0) {
+			KEY(16);
+			if (expect(c, &p, '{') == -1)
+				return -1;
+			while (*p != '}') {
+				struct dattr *a;
+				char *nat = p;
+
+				if (pstring(c, &p, &off, &len) == -1)
+					return -1;
+				if ((idx = intern(c, s, s->buf + off, 1)) < 0)
+					return perr(c, nat, "out of memory");
+				for (i = o->a; i < s->nattrs; i++)
+					if (s->attrs[i].name == (uint32_t)idx)
+						return perr(c, nat, "attribute "
+						    "'%s' appears twice",
+						    s->buf + off);
+				GROW(s->attrs, s->nattrs, s->capattrs, 16384);
+				a = &s->attrs[s->nattrs++];
+				a->name = (uint32_t)idx;
+				a->v = (uint32_t)s->nvals;
+				a->nv = 0;
+				a->binary = 0;
+				if (expect(c, &p, ':') == -1 ||
+				    expect(c, &p, '[') == -1)
+					return -1;
+				while (*p != ']') {
+					GROW(s->vals, s->nvals, s->capvals,
+					    16384);
+					if (pstring(c, &p, &s->vals[s->nvals].off,
+					    &s->vals[s->nvals].len) == -1)
+						return -1;
+					s->nvals++;
+					a->nv++;
+					skipws(&p);
+					if (*p == ',') {
+						p++;
+						skipws(&p);
+						if (*p == ']')
+							return perr(c, p,
+							    "expected a string");
+					} else if (*p != ']')
+						return perr(c, p, "expected ',' "
+						    "or ']'");
+				}
+				p++;
+				skipws(&p);
+				if (*p == ',') {
+					p++;
+					skipws(&p);
+					if (*p == '}')
+						return perr(c, p, "expected a "
+						    "string");
+				} else if (*p != '}')
+					return perr(c, p, "expected ',' or '}'");
+			}
+			p++;
+			o->na = (uint32_t)(s->nattrs - o->a);
+		} else if (strcmp(s->buf + koff, "binary") == 0) {
+			KEY(32);
+			bincol = p;
+			if (expect(c, &p, '[') == -1)
+				return -1;
+			while (*p != ']') {
+				if (nbin == sizeof binoff / sizeof *binoff)
+					return perr(c, p, "too many binary "
+					    "attributes");
+				if (pstring(c, &p, &binoff[nbin++], &len) == -1)
+					return -1;
+				skipws(&p);
+				if (*p == ',') {
+					p++;
+					skipws(&p);
+				} else if (*p != ']')
+					return perr(c, p, "expected ',' or ']'");
+			}
+			p++;
+		} else {
+			return perr(c, kat, "unknown key '%s'", s->buf + koff);
+		}
+		skipws(&p);
+		if (*p == '}')
+			break;
+		if (*p != ',')
+			return perr(c, p, *p == '\n' ? "unexpected end of "
+			    "line, expected ',' or '}'" : "expected ',' or '}'");
+		p++;
+		skipws(&p);
+	}
+	p++;
+	skipws(&p);
+	if (*p != '\n')
+		return perr(c, p, "unexpected text after the object");
+	if ((seen & (1 | 2 | 8 | 16)) != (1 | 2 | 8 | 16))
+		return perr(c, objstart, "object lacks %s",
+		    !(seen & 1) ? "\"anchor\"" : !(seen & 2) ? "\"id\"" :
+		    !(seen & 8) ? "\"type\"" : "\"attrs\"");
+	for (i = 0; i < nbin; i++) {
+		idx = intern(c, s, s->buf + binoff[i], 0);
+		for (j = o->a; idx >= 0 && j < o->a + o->na; j++)
+			if (s->attrs[j].name == (uint32_t)idx)
+				break;
+		if (idx < 0 || j == o->a + o->na)
+			return perr(c, bincol, "binary attribute '%s' is not "
+			    "in \"attrs\"", s->buf + binoff[i]);
+		s->attrs[j].binary = 1;
+		for (first = s->attrs[j].v; first < s->attrs[j].v +
+		    s->attrs[j].nv; first++) {
+			long n = b64_inplace(s->buf + s->vals[first].off,
+			    s->vals[first].len);
+
+			if (n < 0)
+				return perr(c, bincol, "attribute '%s': "
+				    "invalid base64", s->buf + binoff[i]);
+			s->vals[first].len = (uint32_t)n;
+		}
+	}
+	if (s->nobjs > 0) {
+		const struct dobj *prev = &s->objs[s->nobjs - 1];
+		int cmp = strcmp(s->buf + prev->anchor, s->buf + o->anchor);
+
+		if (cmp == 0)
+			return perr(c, c->line, "duplicate anchor '%s' (also "
+			    "on line %u)", s->buf + o->anchor, prev->line);
+		if (cmp > 0)
+			return perr(c, c->line, "anchor '%s' is out of order "
+			    "(snapshots are sorted by anchor)",
+			    s->buf + o->anchor);
+	}
+	s->nobjs++;
+	return 0;
+}
+
+static int
+parse_header(struct pctx *c, char *line, size_t len)
+{
+	struct snap *s = c->s;
+	json_error_t jerr;
+	json_t *h, *v;
+	const char *fmt;
+	int rc = -1;
+
+	if ((h = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return perr(c, line + (jerr.column > 0 ? jerr.column - 1 : 0),
+		    "header: %s", jerr.text);
+	fmt = json_string_value(json_object_get(h, "format"));
+	if (!json_is_object(h) || fmt == NULL ||
+	    strcmp(fmt, SYNC_SNAPSHOT_FORMAT) != 0) {
+		perr(c, line, "not a snapshot (the header's format is not "
+		    "\"%s\")", SYNC_SNAPSHOT_FORMAT);
+		goto out;
+	}
+	v = json_object_get(h, "version");
+	if (!json_is_integer(v) || json_integer_value(v) !=
+	    SYNC_SNAPSHOT_VERSION) {
+		perr(c, line, "unsupported snapshot version %s (expected %d)",
+		    json_is_integer(v) ? "" : "(none)", SYNC_SNAPSHOT_VERSION);
+		if (json_is_integer(v))
+			snprintf(s->err.msg, sizeof s->err.msg, "%s:1:1: "
+			    "unsupported snapshot version %lld (expected %d)",
+			    c->name, (long long)json_integer_value(v),
+			    SYNC_SNAPSHOT_VERSION);
+		goto out;
+	}
+	if ((v = json_object_get(h, "connector")) && json_is_string(v) &&
+	    (s->connector = sync_strdup(json_string_value(v))) == NULL)
+		goto nomem;
+	if ((v = json_object_get(h, "connector_type")) && json_is_string(v) &&
+	    (s->conntype = sync_strdup(json_string_value(v))) == NULL)
+		goto nomem;
+	if ((v = json_object_get(h, "time")) && json_is_string(v) &&
+	    (s->time = sync_strdup(json_string_value(v))) == NULL)
+		goto nomem;
+	if (s->connector == NULL) {
+		perr(c, line, "the header names no \"connector\"");
+		goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	perr(c, line, "out of memory");
+out:
+	json_decref(h);
+	return rc;
+}
+
+struct snap *
+snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
+{
+	struct pctx c = { 0 };
+	struct snap *s;
+	char *p, *end, *nl;
+
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		free(buf);
+		sync_errno(err, "%s", name);
+		return NULL;
+	}
+	s->buf = buf;
+	s->size = len;
+	c.s = s;
+	c.name = name;
+	if ((s->path = sync_strdup(name)) == NULL) {
+		sync_errf(err, "out of memory");
+		snap_free(s);
+		return NULL;
+	}
+	/* buf[0] is NUL so that offset 0 means "absent"; buf[len + 1] too. */
+	p = buf + 1;
+	end = buf + 1 + len;
+	c.lineno = 1;
+	c.line = p;
+	if (len == 0) {
+		perr(&c, p, "empty file: not a snapshot");
+		goto fail;
+	}
+	if (len > UINT32_MAX - 8) {
+		perr(&c, p, "file too large (4 GiB at most)");
+		goto fail;
+	}
+	for (; p < end; p = nl + 1, c.lineno++) {
+		c.line = p;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			perr(&c, end, "truncated line (no newline at the end "
+			    "of the file)");
+			goto fail;
+		}
+		if (memchr(p, '\0', (size_t)(nl - p)) != NULL) {
+			perr(&c, memchr(p, '\0', (size_t)(nl - p)), "NUL byte");
+			goto fail;
+		}
+		if (c.lineno == 1) {
+			if (parse_header(&c, p, (size_t)(nl - p)) == -1)
+				goto fail;
+			continue;
+		}
+		if (nl == p) {
+			perr(&c, p, "empty line");
+			goto fail;
+		}
+		if (parse_obj(&c, p) == -1)
+			goto fail;
+	}
+	free(c.ht);
+	return s;
+fail:
+	free(c.ht);
+	*err = s->err;
+	snap_free(s);
+	return NULL;
+}
+
+struct snap *
+snap_load(const char *path, struct sync_err *err)
+{
+	struct stat st;
+	char *buf;
+	size_t len = 0, cap;
+	ssize_t n;
+	int fd;
+
+	if (strcmp(path, "-") == 0)
+		fd = 0;
+	else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		sync_errno(err, "cannot open '%s'", path);
+		return NULL;
+	}
+	cap = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ?
+	    (size_t)st.st_size + 1 : 1 << 16;
+	if ((buf = malloc(cap + 2)) == NULL) {
+		sync_errno(err, "cannot read '%s'", path);
+		goto fail;
+	}
+	buf[0] = '\0';
+	for (;;) {
+		if (len == cap) {
+			char *nb = realloc(buf, cap * 2 + 2);
+
+			if (nb == NULL) {
+				sync_errno(err, "cannot read '%s'", path);
+				goto fail;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		if ((n = read(fd, buf + 1 + len, cap - len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			sync_errno(err, "cannot read '%s'", path);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len + 1] = '\0';
+	if (fd != 0)
+		close(fd);
+	return snap_parse(path, buf, len, err);
+fail:
+	free(buf);
+	if (fd != 0)
+		close(fd);
+	return NULL;
+}
+
+void
+snap_free(struct snap *s)
+{
+	if (s == NULL)
+		return;
+	free(s->path);
+	free(s->buf);
+	free(s->connector);
+	free(s->conntype);
+	free(s->time);
+	free(s->objs);
+	free(s->attrs);
+	free(s->vals);
+	sync_strv_release(&s->names);
+	free(s);
+}
+
+const struct dattr *
+snap_attr(const struct snap *s, const struct dobj *o, const char *name)
+{
+	size_t i;
+
+	for (i = o->a; i < o->a + o->na; i++)
+		if (strcasecmp(s->names.v[s->attrs[i].name], name) == 0)
+			return &s->attrs[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ DNs */
+
+char *
+dn_canon(const char *dn)
+{
+	size_t n = strlen(dn), i, o = 0;
+	char *out = malloc(n + 1);
+	int esc = 0;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		char ch = dn[i];
+
+		if (esc) {
+			esc = 0;
+			out[o++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
+			continue;
+		}
+		if (ch == '\\') {
+			esc = 1;
+			out[o++] = ch;
+			continue;
+		}
+		if (ch == ',' || ch == '=' || ch == '+') {
+			while (o > 0 && out[o - 1] == ' ' &&
+			    !(o > 1 && out[o - 2] == '\\'))
+				o--;
+			out[o++] = ch;
+			while (dn[i + 1] == ' ')
+				i++;
+			continue;
+		}
+		if (o == 0 && ch == ' ')
+			continue;
+		out[o++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
+	}
+	while (o > 0 && out[o - 1] == ' ' && !(o > 1 && out[o - 2] == '\\'))
+		o--;
+	out[o] = '\0';
+	return out;
+}
+
+int
+dn_canon_under(const char *dn, const char *base)
+{
+	size_t n = strlen(dn), m = strlen(base), k;
+
+	if (m == 0)
+		return 1;
+	if (m > n || memcmp(dn + n - m, base, m) != 0)
+		return 0;
+	if (m == n)
+		return 1;
+	if (dn[n - m - 1] != ',')
+		return 0;
+	/* the comma must not be escaped: count the backslashes before it */
+	for (k = n - m - 1; k > 0 && dn[k - 1] == '\\'; k--)
+		;
+	return (n - m - 1 - k) % 2 == 0;
+}
