@@ -252,7 +252,7 @@ _lib_procs_in() {
 	for _f in /proc/[0-9]*/cmdline; do
 		_p=${_f#/proc/}; _p=${_p%/cmdline}
 		[ "$_p" = $$ ] && continue
-		tr '\0' ' ' <"$_f" 2>/dev/null | grep -q -F -- "$1/" && echo "$_p"
+		{ tr '\0' ' ' <"$_f"; } 2>/dev/null | grep -q -F -- "$1/" && echo "$_p"
 	done
 }
 
