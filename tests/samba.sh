@@ -5,7 +5,7 @@
 #        rfc2307 schema, no DNS) in $T/samba, on its own loopback address
 #        127.0.N.M (added to lo, removed at stop), only the `ldap' service
 #        (389 with StartTLS, 636, 3268, 3269), TLS with a certificate from the
-#        test CA whose SAN has the IP and dc1.samdom.test.  The domain is a
+#        test CA whose SAN has the IP and DC1.samdom.test.  The domain is a
 #        copy of a template provisioned once and cached in
 #        $SAMBA_CACHE (default tests/tmp/.samba-cache, keyed by the Samba
 #        version and the seed files; safe to delete): provisioning takes ~7 s,
@@ -18,7 +18,7 @@
 #        Exports SAMBA_URL SAMBA_LDAPS_URL SAMBA_IP SAMBA_BASE SAMBA_BINDDN
 #        SAMBA_PWFILE SAMBA_CA SAMBA_PID SAMBA_REALM SAMBA_DIR SAMBA_CONF
 #        (its smb.conf, for samba-tool -s / samba-ldbadd.py) SAMBA_HOST
-#        (dc1.samdom.test) SAMBA_START_MS.  On failure: log as TAP comments,
+#        (DC1.samdom.test, as in the rootDSE) SAMBA_START_MS.  On failure: log as TAP comments,
 #        "not ok", end of the test file.
 # samba_seed           add tests/data/samba-seed.ldif over LDAPS (~0.5 s)
 # samba_seed_big [N]   add OU=Bulk (N contacts, default 5000) and the big group
@@ -35,7 +35,7 @@
 SAMBA_REALM=SAMDOM.TEST
 SAMBA_BASE=DC=samdom,DC=test
 SAMBA_BINDDN=CN=Administrator,CN=Users,DC=samdom,DC=test
-SAMBA_HOST=dc1.samdom.test
+SAMBA_HOST=DC1.samdom.test
 
 _samba_conf() {
 	# _samba_conf DIR IP TLSDIR
