@@ -41,13 +41,12 @@ for m in back_mdb syncprov memberof accesslog; do
 done
 
 # overlays can be configured through cn=config
-cat >"$T/syncprov.ldif" <<EOF
-dn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcSyncProvConfig
-olcOverlay: syncprov
-EOF
-ok "syncprov overlay added via slapd_modify" slapd_add "$T/syncprov.ldif"
+ok "slapd_overlay syncprov" slapd_overlay syncprov
+ok "slapd_overlay memberof" slapd_overlay memberof
+test_expect_code 0 "overlays are in cn=config" \
+	slapd_search -b 'olcDatabase={1}mdb,cn=config' -s one '(objectClass=olcOverlayConfig)' olcOverlay
+test_grep "syncprov overlay present" '^olcOverlay: \{0\}syncprov$' "$T/out"
+test_grep "memberof overlay present" '^olcOverlay: \{1\}memberof$' "$T/out"
 
 # seed
 t0=$(date +%s%N)
@@ -96,6 +95,10 @@ test_expect_code 0 "big group read" \
 	slapd_search -b "cn=Big Group,ou=Groups,$SLAPD_BASE" -s base member
 printf '5000\n' >"$T/expect"; grep -c '^member:' "$T/out" >"$T/got"
 test_cmp "big group has 5000 members" "$T/expect" "$T/got"
+
+test_expect_code 0 "memberof overlay maintains memberOf" \
+	slapd_search -s base -b "uid=alice,ou=People,$SLAPD_BASE" memberOf
+test_grep "alice is memberOf Staff" '^memberOf: cn=Staff,ou=Groups,dc=example,dc=org$' "$T/out"
 
 # stop: process gone, ports closed
 pid=$SLAPD_PID

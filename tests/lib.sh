@@ -90,12 +90,12 @@ fail() {
 }
 
 ok() {
-	_d=$1; shift
+	_ok_d=$1; shift
 	if "$@" >"$T/ok.out" 2>"$T/ok.err" 3>&-; then
-		pass "$_d"
+		pass "$_ok_d"
 	else
-		_rc=$?
-		fail "$_d" "command failed (exit $_rc): $*"
+		_ok_rc=$?
+		fail "$_ok_d" "command failed (exit $_ok_rc): $*"
 		note_file "$T/ok.out" 20
 		note_file "$T/ok.err" 20
 		return 1
@@ -103,13 +103,13 @@ ok() {
 }
 
 test_expect_code() {
-	_want=$1 _d=$2; shift 2
+	_tec_want=$1 _tec_d=$2; shift 2
 	"$@" >"$T/out" 2>"$T/err" 3>&-
-	_rc=$?
-	if [ "$_rc" -eq "$_want" ]; then
-		pass "$_d"
+	_tec_rc=$?
+	if [ "$_tec_rc" -eq "$_tec_want" ]; then
+		pass "$_tec_d"
 	else
-		fail "$_d" "expected exit $_want, got $_rc: $*"
+		fail "$_tec_d" "expected exit $_tec_want, got $_tec_rc: $*"
 		note_file "$T/err" 20
 		return 1
 	fi

@@ -270,3 +270,21 @@ samba_stop() {
 samba_kill() {
 	stop_pid "$SAMBA_PID" KILL
 }
+
+# Run directly, `sh tests/samba.sh warm` builds the cached templates (e.g. in
+# CI before prove, so that no single test pays the ~45 s first build).
+if [ "${0##*/}" = samba.sh ] && [ -z "${_samba_direct:-}" ]; then
+	_samba_direct=1
+	. "$(dirname "$0")/lib.sh"
+	_lib_done=1
+	case ${1:-} in
+	warm)
+		_samba_template seeded || exit 1
+		;;
+	*)
+		echo "usage: sh tests/samba.sh warm" >&2
+		exit 2
+		;;
+	esac
+	exit 0
+fi

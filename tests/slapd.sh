@@ -20,6 +20,8 @@
 # slapd_add FILE       ldapadd  as the root DN over ldapi (SASL EXTERNAL)
 # slapd_modify FILE    ldapmodify as the root DN over ldapi; also works on
 #                      cn=config (the root DN has manage access there)
+# slapd_overlay syncprov|memberof [DB]
+#                      add the overlay (defaults) to olcDatabase={1}mdb (or DB)
 # slapd_search ARGS... ldapsearch -LLL -o ldif-wrap=no over ldapi as root DN
 # slapd_stop           SIGTERM, wait for exit
 # slapd_kill           SIGKILL (failure tests), wait for exit
@@ -205,6 +207,18 @@ slapd_modify() {
 
 slapd_search() {
 	ldapsearch -Q -Y EXTERNAL -H "$SLAPD_LDAPI_URL" -LLL -o ldif-wrap=no "$@"
+}
+
+slapd_overlay() {
+	_db=${2:-'{1}mdb'}
+	case $1 in
+	syncprov) _oc=olcSyncProvConfig ;;
+	memberof) _oc=olcMemberOfConfig ;;
+	*) echo "slapd_overlay: unsupported overlay $1" >&2; return 2 ;;
+	esac
+	printf 'dn: olcOverlay=%s,olcDatabase=%s,cn=config\nobjectClass: olcOverlayConfig\nobjectClass: %s\nolcOverlay: %s\n' \
+		"$1" "$_db" "$_oc" "$1" >"$T/overlay-$1.ldif"
+	slapd_add "$T/overlay-$1.ldif"
 }
 
 slapd_seed() {
