@@ -1,7 +1,11 @@
 /*
  * sync-diff: compute a change set from snapshots and the sync rules.
  *
- * For now only the expression mode: sync-diff -e EXPR evaluates a sync-rule
+ * sync-diff -c CONFIG SOURCE... TARGET computes the change set
+ * (sync-changeset(5)) that would bring the target in line with the
+ * sources under the config's flows; the work is in lib/diff.c.
+ *
+ * The expression mode: sync-diff -e EXPR evaluates a sync-rule
  * expression (sync-expr(7)) against one object's attributes, given as a
  * JSON object, and prints the values it produces.
  */
@@ -20,9 +24,70 @@ static const char *prog = "sync-diff";
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s -e expression [-b attribute]... [file]\n",
-	    prog);
+	fprintf(stderr, "usage: %s -c config [-f json|text|csv] [-j threads] "
+	    "[-o file] source... target\n"
+	    "       %s -e expression [-b attribute]... [file]\n", prog, prog);
 	exit(2);
+}
+
+/* The diff mode; returns the exit status. */
+static int
+diff(const char *conf, const char *fmt, const char *outpath, int nthreads,
+    int argc, char *argv[])
+{
+	struct sync_config *cfg;
+	struct sync_changeset *cs;
+	struct sync_err err;
+	struct sync_out out;
+	struct sync_buf sum = { 0 };
+	enum sync_csfmt f;
+	int rc;
+
+	if (strcmp(fmt, "json") == 0)
+		f = SYNC_CS_JSON;
+	else if (strcmp(fmt, "text") == 0)
+		f = SYNC_CS_TEXT;
+	else if (strcmp(fmt, "csv") == 0)
+		f = SYNC_CS_CSV;
+	else {
+		fprintf(stderr, "%s: unknown format '%s' (json, text or csv)\n",
+		    prog, fmt);
+		return 2;
+	}
+	if ((cfg = sync_config_load(conf, &err)) == NULL) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 2;
+	}
+	cs = sync_diff_run(cfg, (const char *const *)argv, (size_t)argc - 1,
+	    argv[argc - 1], nthreads, &err);
+	sync_config_free(cfg);
+	if (cs == NULL) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 2;
+	}
+	if (sync_out_open(&out, outpath, &err) == -1) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_changeset_free(cs);
+		return 2;
+	}
+	if (sync_changeset_write(cs, out.fp, f, &err) == -1 ||
+	    sync_out_commit(&out, &err) == -1) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_out_abort(&out);
+		sync_changeset_free(cs);
+		return 2;
+	}
+	sync_changeset_summary(cs, &sum);
+	fprintf(stderr, "%s: %s\n", prog, sum.p ? sum.p : "out of memory");
+	sync_buf_release(&sum);
+	rc = sync_changeset_nchanges(cs) > 0;
+	if (sync_changeset_errors(cs) > 0) {
+		fprintf(stderr, "%s: %zu objects could not be evaluated (see "
+		    "the \"error\" changes)\n", prog, sync_changeset_errors(cs));
+		rc = 2;
+	}
+	sync_changeset_free(cs);
+	return rc;
 }
 
 /* Evaluates expr against the JSON object in path; returns the exit
@@ -79,10 +144,12 @@ int
 main(int argc, char *argv[])
 {
 	struct sync_strv binary = { 0 };
-	const char *expr = NULL;
+	const char *expr = NULL, *conf = NULL, *fmt = "json", *outpath = "-";
+	long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+	char *end;
 	int ch, rc;
 
-	while ((ch = getopt(argc, argv, "b:e:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:c:e:f:j:o:")) != -1) {
 		switch (ch) {
 		case 'b':
 			if (sync_strv_add(&binary, optarg) == -1) {
@@ -90,8 +157,25 @@ main(int argc, char *argv[])
 				return 2;
 			}
 			break;
+		case 'c':
+			conf = optarg;
+			break;
 		case 'e':
 			expr = optarg;
+			break;
+		case 'f':
+			fmt = optarg;
+			break;
+		case 'j':
+			nthreads = strtol(optarg, &end, 10);
+			if (*end != '\0' || nthreads < 1 || nthreads > 64) {
+				fprintf(stderr, "%s: -j: expected 1 to 64 "
+				    "threads\n", prog);
+				return 2;
+			}
+			break;
+		case 'o':
+			outpath = optarg;
 			break;
 		default:
 			usage();
@@ -99,6 +183,16 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	if (conf != NULL && expr == NULL) {
+		if (argc < 2)
+			usage();
+		if (nthreads < 1)
+			nthreads = 1;
+		rc = diff(conf, fmt, outpath, (int)(nthreads > 8 ? 8 : nthreads),
+		    argc, argv);
+		sync_strv_release(&binary);
+		return rc;
+	}
 	if (expr == NULL || argc > 1)
 		usage();
 	rc = eval(expr, &binary, argc ? argv[0] : "-");

@@ -253,4 +253,51 @@ int sync_dn_under(const char *dn, const char *base);
 /* 1 when two DNs name the same entry (parsed comparison), 0 if not. */
 int sync_dn_equal(const char *a, const char *b);
 
+/* ------------------------------------------- sync-diff: the change set */
+/* (section owned by the diff: lib/diff.c, lib/changeset.c) */
+
+#define SYNC_CHANGESET_FORMAT "sync-changeset"
+#define SYNC_CHANGESET_VERSION 1
+
+/* A computed change set (sync-changeset(5)); opaque. */
+struct sync_changeset;
+
+/*
+ * Computes the change set from snapshots of the sources (one per source
+ * connector) and of the target, with the flows and policy of cfg.  The
+ * snapshots are parsed in parallel and the flows evaluated by nthreads
+ * threads.  Returns a new change set the caller frees with
+ * sync_changeset_free, or NULL with err set ("file:line:col: ..." for a
+ * malformed snapshot or config).  Evaluation errors of single objects are
+ * "error" records in the change set, not a failure.
+ */
+struct sync_changeset *sync_diff_run(struct sync_config *cfg,
+    const char *const *srcpaths, size_t nsrc, const char *tgtpath,
+    int nthreads, struct sync_err *err);
+void sync_changeset_free(struct sync_changeset *cs);
+/* The header line and the change lines (no newline; borrowed). */
+const char *sync_changeset_header(const struct sync_changeset *cs);
+size_t sync_changeset_nchanges(const struct sync_changeset *cs);
+size_t sync_changeset_errors(const struct sync_changeset *cs);
+const char *sync_changeset_line(const struct sync_changeset *cs, size_t i,
+    size_t *len);
+/* "N to add, N to update, ...; deletion threshold ..." appended to b. */
+void sync_changeset_summary(const struct sync_changeset *cs,
+    struct sync_buf *b);
+
+enum sync_csfmt { SYNC_CS_JSON, SYNC_CS_TEXT, SYNC_CS_CSV };
+
+/*
+ * Writes cs to fp as JSON Lines (the change set itself), as a text plan
+ * for people, or as CSV (one row per attribute change).
+ */
+int sync_changeset_write(const struct sync_changeset *cs, FILE *fp,
+    enum sync_csfmt fmt, struct sync_err *err);
+/*
+ * Checks a change set in memory (format, version, that every line is a
+ * change with the keys sync-export needs); errors name name:line:col.
+ */
+int sync_changeset_check(const char *name, const char *buf, size_t len,
+    struct sync_err *err);
+
 #endif

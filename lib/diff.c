@@ -1,0 +1,2109 @@
+/*
+ * diff.c: the rules engine.  Given snapshots of the sources and of the
+ * target and the flows, computes the change set (sync-changeset(5)).
+ *
+ * The work runs in phases:
+ *   load    every snapshot file in its own thread (snapread.c);
+ *   scope   per source object, in parallel: which flow takes it, whether
+ *           it is in scope, its anchor;
+ *   join    sequentially, with hash tables: hard match on the anchor, soft
+ *           matches where configured, claims by two sources, orphans;
+ *   flows   per object, in parallel: attribute flows, references, the
+ *           change line;
+ *   sort    the change lines by object type and anchor.
+ * Parsed expressions are immutable and shared by the threads; every
+ * thread has its own scratch space and output.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "diff.h"
+
+/* ------------------------------------------------------------ hash maps */
+
+/*
+ * A multi-map from byte strings to uint32 values: entries with the same
+ * key are chained.  Keys are borrowed.
+ */
+struct mment {
+	const char *k;
+	uint32_t klen, val, next;       /* next: entry index + 1 */
+};
+
+struct mmap {
+	struct mment *e;
+	size_t n, cap;
+	uint32_t *slot;                 /* head entry index + 1 */
+	size_t nslot;
+	int icase;
+};
+
+static uint64_t
+hashb(const char *p, size_t n, int icase)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)(icase && p[i] >= 'A' && p[i] <= 'Z' ?
+		    p[i] | 0x20 : p[i])) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+static int
+keyeq(const struct mmap *m, const struct mment *e, const char *k, size_t n)
+{
+	return e->klen == n && (m->icase ? strncasecmp(e->k, k, n) == 0 :
+	    memcmp(e->k, k, n) == 0);
+}
+
+static int
+mm_init(struct mmap *m, size_t expect, int icase)
+{
+	memset(m, 0, sizeof *m);
+	m->icase = icase;
+	m->nslot = 64;
+	while (m->nslot < expect * 2)
+		m->nslot *= 2;
+	m->slot = calloc(m->nslot, sizeof *m->slot);
+	return m->slot ? 0 : -1;
+}
+
+static void
+mm_free(struct mmap *m)
+{
+	free(m->e);
+	free(m->slot);
+	memset(m, 0, sizeof *m);
+}
+
+/* The first entry for key, or NULL; follow ->next for the others. */
+static const struct mment *
+mm_get(const struct mmap *m, const char *k, size_t n)
+{
+	size_t i = hashb(k, n, m->icase) & (m->nslot - 1);
+
+	for (; m->slot[i]; i = (i + 1) & (m->nslot - 1))
+		if (keyeq(m, &m->e[m->slot[i] - 1], k, n))
+			return &m->e[m->slot[i] - 1];
+	return NULL;
+}
+
+static int
+mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
+{
+	size_t i;
+
+	if ((m->n + 1) * 2 > m->nslot) {
+		size_t ns = m->nslot * 2, j;
+		uint32_t *s = calloc(ns, sizeof *s);
+
+		if (s == NULL)
+			return -1;
+		for (j = 0; j < m->nslot; j++) {
+			size_t h;
+
+			if (!m->slot[j])
+				continue;
+			h = hashb(m->e[m->slot[j] - 1].k, m->e[m->slot[j] - 1].klen,
+			    m->icase) & (ns - 1);
+			while (s[h])
+				h = (h + 1) & (ns - 1);
+			s[h] = m->slot[j];
+		}
+		free(m->slot);
+		m->slot = s;
+		m->nslot = ns;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		struct mment *ne = realloc(m->e, cap * sizeof *ne);
+
+		if (ne == NULL)
+			return -1;
+		m->e = ne;
+		m->cap = cap;
+	}
+	m->e[m->n].k = k;
+	m->e[m->n].klen = (uint32_t)n;
+	m->e[m->n].val = val;
+	m->e[m->n].next = 0;
+	i = hashb(k, n, m->icase) & (m->nslot - 1);
+	for (; m->slot[i]; i = (i + 1) & (m->nslot - 1)) {
+		struct mment *h = &m->e[m->slot[i] - 1];
+
+		if (keyeq(m, h, k, n)) {
+			/* keep the chain in insertion order: append */
+			while (h->next)
+				h = &m->e[h->next - 1];
+			h->next = (uint32_t)m->n + 1;
+			m->n++;
+			return 0;
+		}
+	}
+	m->slot[i] = (uint32_t)m->n + 1;
+	m->n++;
+	return 0;
+}
+
+/* -------------------------------------------------------------- context */
+
+enum state { ST_NONE, ST_OUT, ST_JOIN, ST_ADD, ST_CONFLICT, ST_ERROR };
+
+struct item {
+	uint32_t snap, obj;
+	int32_t flow;           /* -1: no flow takes this type */
+	uint8_t state, inscope, acted;
+	int16_t join;           /* -1: hard match; else the soft rule */
+	uint32_t tgt;           /* target object + 1, 0 for none */
+	const char *anchor;     /* borrowed from the snapshot, or anchorbuf */
+	char *anchorbuf;
+	char *msg;              /* conflict or error message */
+	uint32_t *cands;        /* conflict candidates (target objects) */
+	uint32_t ncands;
+};
+
+/* Per-flow data resolved against the snapshots. */
+struct fstate {
+	struct mmap *hard;      /* target anchor value -> target objects */
+	int own_hard;
+	struct mmap *soft;      /* per join rule, built when needed */
+	long tanchor;           /* anchor attribute's index in target names */
+	long *tattr;            /* per flow attribute: index in target names */
+	long **sattr;           /* [source snap][flow attribute] direct index */
+	int active;             /* targets the run's target connector */
+};
+
+struct rec {
+	const char *anchor;
+	uint32_t anchorlen;
+	uint8_t type;
+	const char *line;
+	size_t len;
+};
+
+enum op { OP_ADD, OP_UPDATE, OP_DELETE, OP_MOVE, OP_RENAME, OP_CONFLICT,
+    OP_ERROR, NOPS };
+static const char *const opnames[NOPS] = { "add", "update", "delete", "move",
+    "rename", "conflict", "error" };
+
+struct tout {
+	struct sync_buf buf;
+	struct { size_t aoff, alen, loff, llen; uint8_t type; } *recs;
+	size_t nrecs, cap;
+	size_t counts[NOPS];
+	size_t disables;
+	int failed;
+	struct sync_err err;
+};
+
+struct sync_changeset {
+	struct sync_buf header;
+	struct tout *outs;      /* per thread; recs point into their bufs */
+	size_t nouts;
+	struct rec *recs;
+	size_t nrecs;
+	size_t counts[NOPS];
+	long threshold_count, threshold_percent;
+	size_t target_objects;
+	int exceeded;
+};
+
+struct dctx {
+	const struct rules *r;
+	struct snap **src;
+	size_t nsrc;
+	struct snap *tgt;
+	int tgt_dns;            /* target references are DNs */
+	struct fstate *fs;
+	struct item *items;
+	size_t nitems;
+	size_t *snapbase;       /* first item of each source snapshot */
+	struct mmap *dnidx;     /* per source snapshot: canonical DN -> obj */
+	char **dnarena;         /* per source snapshot: the canonical DNs */
+	uint8_t *tclaim;        /* per target object: in-scope claims */
+	uint8_t *tseen;         /* per target object: matched by a source */
+	uint32_t *orphans;      /* target objects owned by no source */
+	size_t norphans;
+	struct mmap addanchors; /* anchors of objects to be created */
+	int nthreads;
+};
+
+/* ------------------------------------------------------------ evaluation */
+
+struct ectx {
+	const struct snap *s;
+	const struct dobj *o;
+	struct sync_bytes *bv;
+	size_t bvcap;
+	uint32_t first;         /* first value index of o */
+	struct sync_bytes pseudo;
+};
+
+static int
+ectx_set(struct ectx *c, const struct snap *s, const struct dobj *o)
+{
+	uint32_t first, last, i;
+
+	c->s = s;
+	c->o = o;
+	if (o->na == 0) {
+		c->first = 0;
+		return 0;
+	}
+	first = s->attrs[o->a].v;
+	last = s->attrs[o->a + o->na - 1].v + s->attrs[o->a + o->na - 1].nv;
+	if (last - first > c->bvcap) {
+		struct sync_bytes *nb = realloc(c->bv, (last - first) * sizeof *nb);
+
+		if (nb == NULL)
+			return -1;
+		c->bv = nb;
+		c->bvcap = last - first;
+	}
+	for (i = first; i < last; i++) {
+		c->bv[i - first].p = s->buf + s->vals[i].off;
+		c->bv[i - first].len = s->vals[i].len;
+	}
+	c->first = first;
+	return 0;
+}
+
+/* The pseudo attributes [anchor], [dn] and [id] name the snapshot's
+ * fields; they come before real attributes of the same name. */
+static int
+pseudo(const struct snap *s, const struct dobj *o, const char *name,
+    struct sync_bytes *out)
+{
+	uint32_t off;
+
+	if (strcasecmp(name, "anchor") == 0)
+		off = o->anchor;
+	else if (strcasecmp(name, "dn") == 0)
+		off = o->dn;
+	else if (strcasecmp(name, "id") == 0)
+		off = o->id;
+	else
+		return -1;
+	if (off == 0)
+		return 0;
+	out->p = s->buf + off;
+	out->len = strlen(out->p);
+	return 1;
+}
+
+static int
+lookup(void *ctx, const char *name, const struct sync_bytes **vals,
+    size_t *n, int *binary, struct sync_err *err)
+{
+	struct ectx *c = ctx;
+	const struct dattr *a;
+	int r;
+
+	if ((r = pseudo(c->s, c->o, name, &c->pseudo)) >= 0) {
+		*vals = &c->pseudo;
+		*n = 1;
+		*binary = 0;
+		return r;
+	}
+	if ((a = snap_attr(c->s, c->o, name)) == NULL)
+		return 0;
+	*vals = c->bv + (a->v - c->first);
+	*n = a->nv;
+	*binary = (int)a->binary;
+	return 1;
+}
+
+static int
+eval(struct ectx *c, const struct sync_expr *e, struct sync_expr_result *res,
+    struct sync_err *err)
+{
+	struct sync_expr_env env = { lookup, NULL, c };
+
+	return sync_expr_eval(e, &env, res, err);
+}
+
+/* A boolean result: one value, true or false. */
+static int
+eval_bool(struct ectx *c, const struct sync_expr *e, int *out,
+    struct sync_err *err)
+{
+	struct sync_expr_result res;
+
+	if (eval(c, e, &res, err) == -1)
+		return -1;
+	if (res.status == SYNC_EXPR_VALUES && res.n == 1 &&
+	    strcasecmp(res.v[0].p, "true") == 0)
+		*out = 1;
+	else if (res.status == SYNC_EXPR_VALUES && res.n == 1 &&
+	    strcasecmp(res.v[0].p, "false") == 0)
+		*out = 0;
+	else if (res.status == SYNC_EXPR_NULL)
+		*out = 0;
+	else {
+		sync_expr_result_release(&res);
+		return sync_errf(err, "the scope filter did not give True or "
+		    "False");
+	}
+	sync_expr_result_release(&res);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- scope */
+
+static long
+name_index(const struct snap *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->names.n; i++)
+		if (strcasecmp(s->names.v[i], name) == 0)
+			return (long)i;
+	return -1;
+}
+
+static const struct dattr *
+attr_idx(const struct snap *s, const struct dobj *o, long idx)
+{
+	uint32_t i;
+
+	if (idx < 0)
+		return NULL;
+	for (i = o->a; i < o->a + o->na; i++)
+		if (s->attrs[i].name == (uint32_t)idx)
+			return &s->attrs[i];
+	return NULL;
+}
+
+/* 1 in scope, 0 not, -1 error (in err). */
+static int
+in_scope(struct dctx *d, const struct flow *f, size_t si, const struct dobj *o,
+    struct ectx *ec, struct sync_err *err)
+{
+	const struct snap *s = d->src[si];
+	size_t i;
+	int inc = 0;
+
+	if (f->inc_ous.n || f->exc_ous.n || f->member_of) {
+		char *dn;
+
+		if (o->dn == 0)
+			return 0;
+		if ((dn = dn_canon(s->buf + o->dn)) == NULL)
+			return sync_errf(err, "out of memory");
+		inc = f->inc_ous.n == 0;
+		for (i = 0; i < f->inc_ous.n && !inc; i++)
+			inc = dn_canon_under(dn, f->inc_ous.v[i]);
+		for (i = 0; i < f->exc_ous.n && inc; i++)
+			inc = !dn_canon_under(dn, f->exc_ous.v[i]);
+		if (inc && f->member_of) {
+			const struct mment *g;
+			const struct dattr *m;
+			uint32_t v;
+
+			inc = 0;
+			g = mm_get(&d->dnidx[si], f->member_of,
+			    strlen(f->member_of));
+			m = g ? snap_attr(s, &s->objs[g->val], "member") : NULL;
+			for (v = m ? m->v : 0; m && v < m->v + m->nv && !inc;
+			    v++) {
+				char *c = dn_canon(s->buf + s->vals[v].off);
+
+				if (c == NULL) {
+					free(dn);
+					return sync_errf(err, "out of memory");
+				}
+				inc = strcmp(c, dn) == 0;
+				free(c);
+			}
+		}
+		free(dn);
+		if (!inc)
+			return 0;
+	}
+	if (f->filter) {
+		if (eval_bool(ec, f->filter, &inc, err) == -1)
+			return -1;
+		return inc;
+	}
+	return 1;
+}
+
+static int
+flow_takes(const struct flow *f, const struct snap *s, const struct dobj *o)
+{
+	size_t i;
+
+	for (i = 0; i < f->nfrom; i++)
+		if (f->from[i].type == o->type &&
+		    strcmp(f->from[i].conn, s->connector) == 0)
+			return 1;
+	return 0;
+}
+
+struct job {
+	struct dctx *d;
+	size_t lo, hi;
+	size_t olo, ohi;        /* orphans, phase 3 */
+	struct tout *out;
+	struct ectx ec;
+};
+
+/* Marks the item failed with "prefix: msg" (prefix may be NULL). */
+static void
+item_fail(struct item *it, const char *prefix, const char *msg)
+{
+	size_t n = (prefix ? strlen(prefix) + 2 : 0) + strlen(msg) + 1;
+
+	it->state = ST_ERROR;
+	free(it->msg);
+	if ((it->msg = malloc(n)) != NULL)
+		snprintf(it->msg, n, "%s%s%s", prefix ? prefix : "",
+		    prefix ? ": " : "", msg);
+}
+
+/* Phase 1: flow, scope and anchor of items lo..hi. */
+static void *
+phase_scope(void *arg)
+{
+	struct job *j = arg;
+	struct dctx *d = j->d;
+	struct sync_err err;
+	size_t k, fi;
+
+	for (k = j->lo; k < j->hi; k++) {
+		struct item *it = &d->items[k];
+		const struct snap *s = d->src[it->snap];
+		const struct dobj *o = &s->objs[it->obj];
+		const struct flow *f;
+		int r;
+
+		if (ectx_set(&j->ec, s, o) == -1) {
+			item_fail(it, NULL, "out of memory");
+			continue;
+		}
+		for (fi = 0; fi < d->r->nflows; fi++) {
+			if (!d->fs[fi].active ||
+			    !flow_takes(&d->r->flows[fi], s, o))
+				continue;
+			if (it->flow < 0)
+				it->flow = (int32_t)fi;
+			r = in_scope(d, &d->r->flows[fi], it->snap, o, &j->ec,
+			    &err);
+			if (r == -1) {
+				it->flow = (int32_t)fi;
+				item_fail(it, "scope", err.msg);
+				break;
+			}
+			if (r == 1) {
+				it->flow = (int32_t)fi;
+				it->inscope = 1;
+				break;
+			}
+		}
+		if (it->flow < 0 || it->state == ST_ERROR)
+			continue;
+		it->state = it->inscope ? ST_ADD : ST_OUT;
+		f = &d->r->flows[it->flow];
+		if (f->anchor_src == NULL) {
+			it->anchor = s->buf + o->anchor;
+		} else {
+			struct sync_expr_result res;
+
+			if (eval(&j->ec, f->anchor_src, &res, &err) == -1) {
+				if (it->inscope)
+					item_fail(it, "anchor", err.msg);
+				continue;
+			}
+			if (res.status == SYNC_EXPR_VALUES && res.n == 1 &&
+			    !res.v[0].binary && res.v[0].len > 0) {
+				it->anchorbuf = res.v[0].p;
+				res.v[0].p = NULL;
+				it->anchor = it->anchorbuf;
+			} else if (it->inscope)
+				item_fail(it, NULL, res.status ==
+				    SYNC_EXPR_VALUES && res.n > 1 ?
+				    "the anchor expression gave several values" :
+				    "the anchor expression gave no text value");
+			sync_expr_result_release(&res);
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ join */
+
+static int
+build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
+    const char *attr, int icase)
+{
+	const struct snap *t = d->tgt;
+	long idx = name_index(t, attr);
+	size_t i;
+
+	if (mm_init(m, idx < 0 ? 16 : t->nobjs, icase) == -1)
+		return -1;
+	if (idx < 0)
+		return 0;
+	for (i = 0; i < t->nobjs; i++) {
+		const struct dobj *o = &t->objs[i];
+		const struct dattr *a;
+		uint32_t v;
+
+		if (o->type != type || (a = attr_idx(t, o, idx)) == NULL)
+			continue;
+		for (v = a->v; v < a->v + a->nv; v++)
+			if (t->vals[v].len > 0 && mm_add(m, t->buf + t->vals[v].off,
+			    t->vals[v].len, (uint32_t)i) == -1)
+				return -1;
+	}
+	return 0;
+}
+
+static int
+set_conflict(struct item *it, const char *msg, const uint32_t *cands,
+    size_t n)
+{
+	it->state = ST_CONFLICT;
+	free(it->msg);
+	free(it->cands);
+	it->cands = NULL;
+	it->ncands = 0;
+	if ((it->msg = sync_strdup(msg)) == NULL)
+		return -1;
+	if (n) {
+		if ((it->cands = malloc(n * sizeof *cands)) == NULL)
+			return -1;
+		memcpy(it->cands, cands, n * sizeof *cands);
+		it->ncands = (uint32_t)n;
+	}
+	return 0;
+}
+
+static int
+soft_match(struct dctx *d, struct item *it, struct ectx *ec,
+    struct sync_err *err)
+{
+	const struct flow *f = &d->r->flows[it->flow];
+	struct fstate *fs = &d->fs[it->flow];
+	const struct snap *s = d->src[it->snap];
+	uint32_t cands[16];
+	size_t j, v, nc;
+	char msg[512];
+
+	if (f->njoins == 0)
+		return 0;
+	if (ectx_set(ec, s, &s->objs[it->obj]) == -1)
+		return sync_errf(err, "out of memory");
+	for (j = 0; j < f->njoins; j++) {
+		struct sync_expr_result res;
+		struct sync_err e2;
+
+		if (fs->soft[j].slot == NULL && build_index(d, &fs->soft[j],
+		    f->totype, f->joins[j].target, 1) == -1)
+			return sync_errf(err, "out of memory");
+		if (eval(ec, f->joins[j].e, &res, &e2) == -1) {
+			item_fail(it, "join rule", e2.msg);
+			return 0;
+		}
+		nc = 0;
+		for (v = 0; res.status == SYNC_EXPR_VALUES && v < res.n; v++) {
+			const struct mment *e;
+
+			if (res.v[v].len == 0)
+				continue;
+			for (e = mm_get(&fs->soft[j], res.v[v].p, res.v[v].len);
+			    e; e = e->next ? &fs->soft[j].e[e->next - 1] : NULL) {
+				size_t c;
+
+				for (c = 0; c < nc && cands[c] != e->val; c++)
+					;
+				if (c == nc && nc < sizeof cands / sizeof *cands)
+					cands[nc++] = e->val;
+			}
+		}
+		sync_expr_result_release(&res);
+		if (nc == 0)
+			continue;
+		if (nc > 1) {
+			snprintf(msg, sizeof msg, "join rule '%s' matched %zu "
+			    "target objects", f->joins[j].name, nc);
+			it->join = (int16_t)j;
+			return set_conflict(it, msg, cands, nc) == -1 ?
+			    sync_errf(err, "out of memory") : 0;
+		}
+		if (attr_idx(d->tgt, &d->tgt->objs[cands[0]], fs->tanchor)) {
+			const struct dattr *a = attr_idx(d->tgt,
+			    &d->tgt->objs[cands[0]], fs->tanchor);
+
+			snprintf(msg, sizeof msg, "join rule '%s' matched a "
+			    "target object that already carries the anchor "
+			    "'%.200s'", f->joins[j].name, a->nv ?
+			    d->tgt->buf + d->tgt->vals[a->v].off : "");
+			it->join = (int16_t)j;
+			return set_conflict(it, msg, cands, 1) == -1 ?
+			    sync_errf(err, "out of memory") : 0;
+		}
+		it->state = ST_JOIN;
+		it->join = (int16_t)j;
+		it->tgt = cands[0] + 1;
+		return 0;
+	}
+	return 0;
+}
+
+static int
+phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
+{
+	size_t k, i, nc;
+	uint32_t cands[16];
+	char msg[256];
+
+	for (k = 0; k < d->nitems; k++) {
+		struct item *it = &d->items[k];
+		const struct mment *e;
+
+		if ((it->state != ST_ADD && it->state != ST_OUT) ||
+		    it->anchor == NULL)
+			continue;
+		nc = 0;
+		for (e = mm_get(d->fs[it->flow].hard, it->anchor,
+		    strlen(it->anchor)); e; e = e->next ?
+		    &d->fs[it->flow].hard->e[e->next - 1] : NULL) {
+			if (nc < sizeof cands / sizeof *cands)
+				cands[nc++] = e->val;
+			d->tseen[e->val] = 1;
+		}
+		it->join = -1;
+		if (it->state == ST_OUT) {
+			if (nc == 1)
+				it->tgt = cands[0] + 1;
+			continue;
+		}
+		if (nc == 1) {
+			it->state = ST_JOIN;
+			it->tgt = cands[0] + 1;
+		} else if (nc > 1) {
+			snprintf(msg, sizeof msg, "the anchor matched %zu target "
+			    "objects", nc);
+			if (set_conflict(it, msg, cands, nc) == -1)
+				return sync_errf(err, "out of memory");
+		} else if (soft_match(d, it, ec, err) == -1)
+			return -1;
+	}
+	/* A target object claimed by two source objects joins neither. */
+	for (k = 0; k < d->nitems; k++) {
+		struct item *it = &d->items[k];
+
+		if (it->state == ST_JOIN && d->tclaim[it->tgt - 1] < 255)
+			d->tclaim[it->tgt - 1]++;
+		if (it->state == ST_JOIN)
+			d->tseen[it->tgt - 1] = 1;
+	}
+	for (k = 0; k < d->nitems; k++) {
+		struct item *it = &d->items[k];
+		uint32_t t;
+
+		if (it->state != ST_JOIN || d->tclaim[it->tgt - 1] < 2)
+			continue;
+		t = it->tgt - 1;
+		snprintf(msg, sizeof msg, "the target object is claimed by %u "
+		    "source objects", (unsigned)d->tclaim[t]);
+		if (set_conflict(it, msg, &t, 1) == -1)
+			return sync_errf(err, "out of memory");
+		it->tgt = 0;
+	}
+	/* Two objects to be created with one anchor: neither is created. */
+	if (mm_init(&d->addanchors, 1024, 0) == -1)
+		return sync_errf(err, "out of memory");
+	for (k = 0; k < d->nitems; k++) {
+		struct item *it = &d->items[k];
+
+		if (it->state == ST_ADD && mm_add(&d->addanchors, it->anchor,
+		    strlen(it->anchor), (uint32_t)k) == -1)
+			return sync_errf(err, "out of memory");
+	}
+	for (i = 0; i < d->addanchors.n; i++) {
+		const struct mment *e = &d->addanchors.e[i];
+		const struct mment *h = mm_get(&d->addanchors, e->k, e->klen);
+
+		if (h->next == 0)
+			continue;
+		snprintf(msg, sizeof msg, "another source object has the same "
+		    "anchor");
+		if (set_conflict(&d->items[e->val], msg, NULL, 0) == -1)
+			return sync_errf(err, "out of memory");
+	}
+	/* Orphans: ours (they carry an anchor) but no source has them. */
+	if ((d->orphans = malloc((d->tgt->nobjs + 1) * sizeof *d->orphans)) ==
+	    NULL)
+		return sync_errf(err, "out of memory");
+	for (i = 0; i < d->tgt->nobjs; i++) {
+		const struct dobj *o = &d->tgt->objs[i];
+		size_t fi;
+
+		if (d->tseen[i])
+			continue;
+		for (fi = 0; fi < d->r->nflows; fi++)
+			if (d->fs[fi].active && d->r->flows[fi].totype == o->type)
+				break;
+		if (fi == d->r->nflows)
+			continue;
+		if (attr_idx(d->tgt, o, d->fs[fi].tanchor) == NULL ||
+		    attr_idx(d->tgt, o, d->fs[fi].tanchor)->nv == 0)
+			continue;
+		d->orphans[d->norphans++] = (uint32_t)i;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- the changes */
+
+/* A value the diff compares and writes. */
+struct val {
+	const char *p;
+	size_t len;
+	int bin;
+	const char *key;        /* comparison key (canonical DN), or p */
+	size_t keylen;
+	int pending;            /* an anchor of an object to be created */
+};
+
+struct valv {
+	struct val *v;
+	size_t n, cap;
+};
+
+static int
+valv_add(struct valv *vv, const char *p, size_t len, int bin)
+{
+	if (vv->n == vv->cap) {
+		size_t cap = vv->cap ? vv->cap * 2 : 16;
+		struct val *nv = realloc(vv->v, cap * sizeof *nv);
+
+		if (nv == NULL)
+			return -1;
+		vv->v = nv;
+		vv->cap = cap;
+	}
+	vv->v[vv->n].p = p;
+	vv->v[vv->n].len = len;
+	vv->v[vv->n].bin = bin;
+	vv->v[vv->n].key = p;
+	vv->v[vv->n].keylen = len;
+	vv->v[vv->n].pending = 0;
+	vv->n++;
+	return 0;
+}
+
+static int
+val_cmp(const void *x, const void *y)
+{
+	const struct val *a = x, *b = y;
+	size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
+	int c;
+
+	if (a->pending != b->pending)
+		return a->pending - b->pending;
+	if ((c = memcmp(a->key, b->key, n)) != 0)
+		return c;
+	return a->keylen < b->keylen ? -1 : a->keylen > b->keylen;
+}
+
+/* Sorts and removes duplicates. */
+static void
+valv_norm(struct valv *vv)
+{
+	size_t i, o = 0;
+
+	qsort(vv->v, vv->n, sizeof *vv->v, val_cmp);
+	for (i = 0; i < vv->n; i++)
+		if (o == 0 || val_cmp(&vv->v[o - 1], &vv->v[i]) != 0)
+			vv->v[o++] = vv->v[i];
+	vv->n = o;
+}
+
+/* Scratch of one thread for one object. */
+struct scratch {
+	struct valv want, have;
+	struct sync_expr_result *res;
+	size_t nres, capres;
+	struct sync_strv strs;          /* owned strings (canonical DNs) */
+	struct sync_buf attrs;          /* the "attrs" object being built */
+	struct sync_strv binary;        /* attribute names with base64 */
+	size_t nattrs;
+	struct achange {
+		const char *name;
+		size_t off, len;        /* in tmp */
+	} *ac;
+	size_t nac, capac;
+	struct sync_buf tmp;
+};
+
+static void
+scratch_reset(struct scratch *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nres; i++)
+		sync_expr_result_release(&sc->res[i]);
+	sc->nres = 0;
+	sync_strv_release(&sc->strs);
+	sync_strv_release(&sc->binary);
+	sc->nac = 0;
+	sync_buf_reset(&sc->tmp);
+	sync_buf_reset(&sc->attrs);
+}
+
+static void
+scratch_free(struct scratch *sc)
+{
+	scratch_reset(sc);
+	free(sc->res);
+	free(sc->want.v);
+	free(sc->have.v);
+	free(sc->ac);
+	sync_buf_release(&sc->tmp);
+	sync_buf_release(&sc->attrs);
+}
+
+/* Appends a JSON string; values that are binary or not UTF-8 go as base64
+ * and mark the attribute binary. */
+static int
+add_value(struct scratch *sc, struct sync_buf *b, const struct val *v,
+    const char *attr)
+{
+	char *enc;
+	int rc;
+
+	if (!v->bin && sync_utf8_valid(v->p, v->len))
+		return sync_json_addstr(b, v->p, v->len);
+	if (!sync_strv_contains(&sc->binary, attr) &&
+	    sync_strv_add(&sc->binary, attr) == -1)
+		return -1;
+	if ((enc = sync_base64_encode(v->p, v->len)) == NULL)
+		return -1;
+	rc = sync_json_addstr(b, enc, strlen(enc));
+	free(enc);
+	return rc;
+}
+
+static int
+add_vals(struct scratch *sc, struct sync_buf *b, const char *key,
+    const struct val *v, size_t n, const char *attr, int *first, int pending)
+{
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].pending != pending)
+			continue;
+		if (!any) {
+			if ((!*first && sync_buf_addc(b, ',') == -1) ||
+			    sync_buf_addf(b, "\"%s\":[", key) == -1)
+				return -1;
+			*first = 0;
+		} else if (sync_buf_addc(b, ',') == -1)
+			return -1;
+		any = 1;
+		if (add_value(sc, b, &v[i], attr) == -1)
+			return -1;
+	}
+	if (any && sync_buf_addc(b, ']') == -1)
+		return -1;
+	return 0;
+}
+
+static int
+ac_push(struct scratch *sc, const char *name, size_t off)
+{
+	if (sc->nac == sc->capac) {
+		size_t cap = sc->capac ? sc->capac * 2 : 16;
+		struct achange *n = realloc(sc->ac, cap * sizeof *n);
+
+		if (n == NULL)
+			return -1;
+		sc->ac = n;
+		sc->capac = cap;
+	}
+	sc->ac[sc->nac].name = name;
+	sc->ac[sc->nac].off = off;
+	sc->ac[sc->nac].len = sc->tmp.len - off;
+	sc->nac++;
+	return 0;
+}
+
+/*
+ * Compares want (sorted) with have (sorted) for attribute name and, when
+ * they differ, records the attribute's change.  delta: write the values
+ * added and removed rather than old and new.  Returns 1 when changed.
+ */
+static int
+attr_change(struct scratch *sc, const char *name, int delta, int adding)
+{
+	struct valv *w = &sc->want, *h = &sc->have;
+	size_t i = 0, j = 0, off = sc->tmp.len;
+	int first = 1, c;
+	struct valv add = { 0 }, rem = { 0 };
+	int changed = 0, rc = -1;
+
+	if (w->n == h->n) {
+		for (i = 0; i < w->n && val_cmp(&w->v[i], &h->v[i]) == 0; i++)
+			;
+		if (i == w->n)
+			return 0;
+	}
+	if (sync_buf_addc(&sc->tmp, '{') == -1)
+		return -1;
+	if (!delta) {
+		if (sync_buf_adds(&sc->tmp, "\"new\":[") == -1)
+			return -1;
+		first = 1;
+		for (i = 0; i < w->n; i++)
+			if ((i && sync_buf_addc(&sc->tmp, ',') == -1) ||
+			    add_value(sc, &sc->tmp, &w->v[i], name) == -1)
+				return -1;
+		if (sync_buf_addc(&sc->tmp, ']') == -1)
+			return -1;
+		if (!adding) {
+			if (sync_buf_adds(&sc->tmp, ",\"old\":[") == -1)
+				return -1;
+			for (i = 0; i < h->n; i++)
+				if ((i && sync_buf_addc(&sc->tmp, ',') == -1) ||
+				    add_value(sc, &sc->tmp, &h->v[i], name) == -1)
+					return -1;
+			if (sync_buf_addc(&sc->tmp, ']') == -1)
+				return -1;
+		}
+		changed = 1;
+	} else {
+		i = j = 0;
+		while (i < w->n || j < h->n) {
+			c = i == w->n ? 1 : j == h->n ? -1 :
+			    val_cmp(&w->v[i], &h->v[j]);
+			if (c == 0) {
+				i++;
+				j++;
+			} else if (c < 0) {
+				if (valv_add(&add, NULL, 0, 0) == -1)
+					goto out;
+				add.v[add.n - 1] = w->v[i++];
+			} else {
+				if (valv_add(&rem, NULL, 0, 0) == -1)
+					goto out;
+				rem.v[rem.n - 1] = h->v[j++];
+			}
+		}
+		if (add_vals(sc, &sc->tmp, "add", add.v, add.n, name, &first,
+		    0) == -1 ||
+		    add_vals(sc, &sc->tmp, "add_anchors", add.v, add.n, name,
+		    &first, 1) == -1 ||
+		    add_vals(sc, &sc->tmp, "remove", rem.v, rem.n, name, &first,
+		    0) == -1)
+			goto out;
+		changed = add.n + rem.n > 0;
+	}
+	if (sync_buf_addc(&sc->tmp, '}') == -1)
+		goto out;
+	if (!changed) {
+		sc->tmp.len = off;
+		sc->tmp.p[off] = '\0';
+	} else if (ac_push(sc, name, off) == -1)
+		goto out;
+	rc = changed;
+out:
+	free(add.v);
+	free(rem.v);
+	return rc;
+}
+
+/* The target's values of attribute idx into sc->have (sorted). */
+static int
+load_have(struct dctx *d, struct scratch *sc, const struct dobj *t, long idx,
+    int refs)
+{
+	const struct snap *ts = d->tgt;
+	const struct dattr *a;
+	uint32_t v;
+
+	sc->have.n = 0;
+	if (t == NULL || (a = attr_idx(ts, t, idx)) == NULL)
+		return 0;
+	for (v = a->v; v < a->v + a->nv; v++) {
+		if (valv_add(&sc->have, ts->buf + ts->vals[v].off,
+		    ts->vals[v].len, (int)a->binary) == -1)
+			return -1;
+		if (refs && d->tgt_dns) {
+			char *c = dn_canon(ts->buf + ts->vals[v].off);
+
+			if (c == NULL || sync_strv_take(&sc->strs, c) == -1)
+				return -1;
+			sc->have.v[sc->have.n - 1].key = c;
+			sc->have.v[sc->have.n - 1].keylen = strlen(c);
+		}
+	}
+	valv_norm(&sc->have);
+	return 0;
+}
+
+/* What a target object is called in a reference attribute. */
+static void
+tref(struct dctx *d, uint32_t t, const char **p, size_t *len)
+{
+	const struct dobj *o = &d->tgt->objs[t];
+	uint32_t off = d->tgt_dns && o->dn ? o->dn : o->id;
+
+	*p = d->tgt->buf + off;
+	*len = strlen(*p);
+}
+
+/* Resolves source DNs (in res) to target references, into sc->want. */
+static int
+resolve_refs(struct dctx *d, struct scratch *sc, size_t si,
+    const struct sync_expr_item *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct mment *e;
+		const struct item *it;
+		char *c;
+
+		if (v[i].binary || (c = dn_canon(v[i].p)) == NULL) {
+			if (v[i].binary)
+				continue;
+			return -1;
+		}
+		e = mm_get(&d->dnidx[si], c, strlen(c));
+		free(c);
+		if (e == NULL)
+			continue;       /* not in the snapshot: dropped */
+		it = &d->items[d->snapbase[si] + e->val];
+		if (it->state == ST_JOIN) {
+			const char *p;
+			size_t len;
+
+			tref(d, it->tgt - 1, &p, &len);
+			if (valv_add(&sc->want, p, len, 0) == -1)
+				return -1;
+			if (d->tgt_dns) {
+				if ((c = dn_canon(p)) == NULL ||
+				    sync_strv_take(&sc->strs, c) == -1)
+					return -1;
+				sc->want.v[sc->want.n - 1].key = c;
+				sc->want.v[sc->want.n - 1].keylen = strlen(c);
+			}
+		} else if (it->state == ST_ADD) {
+			if (valv_add(&sc->want, it->anchor, strlen(it->anchor),
+			    0) == -1)
+				return -1;
+			sc->want.v[sc->want.n - 1].pending = 1;
+		}
+		/* out of scope, in conflict, in error: dropped */
+	}
+	valv_norm(&sc->want);
+	return 0;
+}
+
+static int
+push_res(struct scratch *sc, struct sync_expr_result **res)
+{
+	if (sc->nres == sc->capres) {
+		size_t cap = sc->capres ? sc->capres * 2 : 16;
+		struct sync_expr_result *n = realloc(sc->res, cap * sizeof *n);
+
+		if (n == NULL)
+			return -1;
+		sc->res = n;
+		sc->capres = cap;
+	}
+	*res = &sc->res[sc->nres++];
+	memset(*res, 0, sizeof **res);
+	return 0;
+}
+
+/*
+ * The values flow fa wants for source object o into sc->want; returns 1
+ * for IgnoreThisFlow, 0 otherwise, -1 with err set.
+ */
+static int
+want_values(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
+    size_t ai, size_t si, const struct dobj *o, struct sync_err *err)
+{
+	const struct flowattr *fa = &d->r->flows[fi].attrs[ai];
+	const struct snap *s = d->src[si];
+	struct sync_expr_result *res;
+	size_t i;
+
+	sc->want.n = 0;
+	if (fa->kind == FA_CONST) {
+		for (i = 0; i < fa->konst.n; i++)
+			if (valv_add(&sc->want, fa->konst.v[i],
+			    strlen(fa->konst.v[i]), 0) == -1)
+				return sync_errf(err, "out of memory");
+	} else if (fa->kind == FA_DIRECT && !fa->reference) {
+		struct sync_bytes ps;
+		const struct dattr *a;
+		uint32_t v;
+		int r = pseudo(s, o, fa->direct, &ps);
+
+		if (r == 1) {
+			if (valv_add(&sc->want, ps.p, ps.len, 0) == -1)
+				return sync_errf(err, "out of memory");
+		} else if (r == -1 && (a = attr_idx(s, o,
+		    d->fs[fi].sattr[si][ai])) != NULL) {
+			for (v = a->v; v < a->v + a->nv; v++)
+				if (valv_add(&sc->want, s->buf + s->vals[v].off,
+				    s->vals[v].len, (int)a->binary) == -1)
+					return sync_errf(err, "out of memory");
+		}
+	} else {
+		if (push_res(sc, &res) == -1)
+			return sync_errf(err, "out of memory");
+		if (eval(&j->ec, fa->e, res, err) == -1) {
+			sc->nres--;
+			return -1;
+		}
+		if (res->status == SYNC_EXPR_IGNORE)
+			return 1;
+		if (res->status == SYNC_EXPR_VALUES) {
+			if (fa->reference)
+				return resolve_refs(d, sc, si, res->v, res->n) ==
+				    -1 ? sync_errf(err, "out of memory") : 0;
+			for (i = 0; i < res->n; i++)
+				if (valv_add(&sc->want, res->v[i].p, res->v[i].len,
+				    res->v[i].binary) == -1)
+					return sync_errf(err, "out of memory");
+		}
+	}
+	valv_norm(&sc->want);
+	return 0;
+}
+
+static int
+ac_cmp(const void *x, const void *y)
+{
+	const struct achange *a = x, *b = y;
+
+	return strcmp(a->name, b->name);
+}
+
+/* Appends ,"attrs":{...} built from sc->ac, then ,"binary":[...] */
+static int
+emit_attrs(struct scratch *sc, struct sync_buf *b)
+{
+	size_t i;
+
+	qsort(sc->ac, sc->nac, sizeof *sc->ac, ac_cmp);
+	if (sync_buf_adds(b, ",\"attrs\":{") == -1)
+		return -1;
+	for (i = 0; i < sc->nac; i++)
+		if ((i && sync_buf_addc(b, ',') == -1) ||
+		    sync_json_addstr(b, sc->ac[i].name,
+		    strlen(sc->ac[i].name)) == -1 ||
+		    sync_buf_addc(b, ':') == -1 ||
+		    sync_buf_add(b, sc->tmp.p + sc->ac[i].off, sc->ac[i].len) == -1)
+			return -1;
+	if (sync_buf_addc(b, '}') == -1)
+		return -1;
+	if (sc->binary.n) {
+		sync_strv_sort(&sc->binary);
+		if (sync_buf_adds(b, ",\"binary\":[") == -1)
+			return -1;
+		for (i = 0; i < sc->binary.n; i++)
+			if ((i && sync_buf_addc(b, ',') == -1) ||
+			    sync_json_addstr(b, sc->binary.v[i],
+			    strlen(sc->binary.v[i])) == -1)
+				return -1;
+		if (sync_buf_addc(b, ']') == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+addkv(struct sync_buf *b, const char *key, const char *s)
+{
+	if (sync_buf_addf(b, ",\"%s\":", key) == -1)
+		return -1;
+	return sync_json_addstr(b, s, strlen(s));
+}
+
+/*
+ * Emits one change line.  anchor, type: the sort key.  The caller has
+ * built the attribute changes in sc.
+ */
+struct line {
+	enum op op;
+	const char *anchor;
+	enum sync_objtype type;
+	const uint32_t *cands;
+	size_t ncands;
+	const char *dn, *new_dn;
+	const char *flow, *id, *join, *reason, *source;
+	int attrs;              /* write "attrs" */
+	int disable;
+};
+
+static int
+emit(struct dctx *d, struct job *j, struct scratch *sc, const struct line *l)
+{
+	struct tout *out = j->out;
+	struct sync_buf *b = &out->buf;
+	size_t aoff, loff, i;
+
+	aoff = b->len;
+	if (sync_buf_adds(b, l->anchor) == -1)
+		return -1;
+	loff = b->len;
+	if (sync_buf_adds(b, "{\"anchor\":") == -1 ||
+	    sync_json_addstr(b, l->anchor, strlen(l->anchor)) == -1)
+		return -1;
+	if (l->attrs && emit_attrs(sc, b) == -1)
+		return -1;
+	if (l->ncands) {
+		if (sync_buf_adds(b, ",\"candidates\":[") == -1)
+			return -1;
+		for (i = 0; i < l->ncands; i++) {
+			const char *p = d->tgt->buf + d->tgt->objs[l->cands[i]].id;
+
+			if ((i && sync_buf_addc(b, ',') == -1) ||
+			    sync_json_addstr(b, p, strlen(p)) == -1)
+				return -1;
+		}
+		if (sync_buf_addc(b, ']') == -1)
+			return -1;
+	}
+	if ((l->disable && sync_buf_adds(b, ",\"disable\":true") == -1) ||
+	    (l->dn && addkv(b, "dn", l->dn) == -1) ||
+	    (l->flow && addkv(b, "flow", l->flow) == -1) ||
+	    (l->id && addkv(b, "id", l->id) == -1) ||
+	    (l->join && addkv(b, "join", l->join) == -1) ||
+	    (l->new_dn && addkv(b, "new_dn", l->new_dn) == -1) ||
+	    addkv(b, "op", opnames[l->op]) == -1 ||
+	    (l->reason && addkv(b, "reason", l->reason) == -1) ||
+	    (l->source && addkv(b, "source", l->source) == -1) ||
+	    addkv(b, "type", sync_objtype_name(l->type)) == -1 ||
+	    sync_buf_addc(b, '}') == -1)
+		return -1;
+	if (out->nrecs == out->cap) {
+		size_t cap = out->cap ? out->cap * 2 : 256;
+		void *n = realloc(out->recs, cap * sizeof *out->recs);
+
+		if (n == NULL)
+			return -1;
+		out->recs = n;
+		out->cap = cap;
+	}
+	out->recs[out->nrecs].aoff = aoff;
+	out->recs[out->nrecs].alen = loff - aoff;
+	out->recs[out->nrecs].loff = loff;
+	out->recs[out->nrecs].llen = b->len - loff;
+	out->recs[out->nrecs].type = (uint8_t)l->type;
+	out->nrecs++;
+	out->counts[l->op]++;
+	out->disables += l->disable;
+	return 0;
+}
+
+static const char *
+src_name(const struct snap *s, const struct dobj *o)
+{
+	return s->buf + (o->dn ? o->dn : o->id);
+}
+
+static const char *
+tdn(struct dctx *d, const struct dobj *t)
+{
+	return t && t->dn ? d->tgt->buf + t->dn : NULL;
+}
+
+/* The parent of a canonical DN (after the first unescaped comma). */
+static const char *
+dn_parent(const char *dn)
+{
+	for (; *dn; dn++) {
+		if (*dn == '\\' && dn[1]) {
+			dn++;
+			continue;
+		}
+		if (*dn == ',')
+			return dn + 1;
+	}
+	return dn;
+}
+
+/* The disable attributes of a flow, for an object going out of scope. */
+static int
+emit_disable(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
+    uint32_t t, const char *anchor, const char *reason, const char *source)
+{
+	const struct flow *f = &d->r->flows[fi];
+	const struct dobj *to = &d->tgt->objs[t];
+	struct line l = { 0 };
+	size_t i;
+	int r, any = 0;
+
+	for (i = 0; i < f->disable_names.n; i++) {
+		sc->want.n = 0;
+		if (valv_add(&sc->want, f->disable_vals.v[i],
+		    strlen(f->disable_vals.v[i]), 0) == -1 ||
+		    load_have(d, sc, to, name_index(d->tgt,
+		    f->disable_names.v[i]), 0) == -1)
+			return -1;
+		if ((r = attr_change(sc, f->disable_names.v[i], 0, 0)) == -1)
+			return -1;
+		any |= r;
+	}
+	if (!any)
+		return 0;
+	l.op = OP_UPDATE;
+	l.anchor = anchor;
+	l.type = f->totype;
+	l.disable = 1;
+	l.attrs = 1;
+	l.dn = tdn(d, to);
+	l.flow = f->name;
+	l.id = d->tgt->buf + to->id;
+	l.join = "anchor";
+	l.reason = reason;
+	l.source = source;
+	return emit(d, j, sc, &l);
+}
+
+static int
+emit_delete(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
+    uint32_t t, const char *anchor, const char *reason, const char *source)
+{
+	const struct flow *f = &d->r->flows[fi];
+	const struct dobj *to = &d->tgt->objs[t];
+	struct line l = { 0 };
+
+	if (load_have(d, sc, to, d->fs[fi].tanchor, 0) == -1)
+		return -1;
+	/* written as old values: what sync-export checks before deleting */
+	{
+		size_t off = sc->tmp.len, i;
+
+		if (sync_buf_adds(&sc->tmp, "{\"old\":[") == -1)
+			return -1;
+		for (i = 0; i < sc->have.n; i++)
+			if ((i && sync_buf_addc(&sc->tmp, ',') == -1) ||
+			    add_value(sc, &sc->tmp, &sc->have.v[i],
+			    f->anchor_attr) == -1)
+				return -1;
+		if (sync_buf_adds(&sc->tmp, "]}") == -1 ||
+		    ac_push(sc, f->anchor_attr, off) == -1)
+			return -1;
+	}
+	l.op = OP_DELETE;
+	l.anchor = anchor;
+	l.type = f->totype;
+	l.attrs = 1;
+	l.dn = tdn(d, to);
+	l.flow = f->name;
+	l.id = d->tgt->buf + to->id;
+	l.join = "anchor";
+	l.reason = reason;
+	l.source = source;
+	return emit(d, j, sc, &l);
+}
+
+static int
+do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
+    struct sync_err *err)
+{
+	const struct snap *s = d->src[it->snap];
+	const struct dobj *o = &s->objs[it->obj];
+	const struct flow *f;
+	const struct dobj *to = NULL;
+	struct line l = { 0 };
+	struct sync_expr_result *dnres = NULL;
+	size_t ai, fi;
+	int adding, r, stamp;
+
+	if (it->flow < 0 || it->state == ST_NONE)
+		return 0;
+	fi = (size_t)it->flow;
+	f = &d->r->flows[fi];
+	l.anchor = it->anchor ? it->anchor : s->buf + o->anchor;
+	l.type = f->totype;
+	l.flow = f->name;
+	l.source = src_name(s, o);
+	switch (it->state) {
+	case ST_ERROR:
+		l.op = OP_ERROR;
+		l.reason = it->msg ? it->msg : "out of memory";
+		return emit(d, j, sc, &l);
+	case ST_CONFLICT:
+		l.op = OP_CONFLICT;
+		l.reason = it->msg ? it->msg : "out of memory";
+		l.cands = it->cands;
+		l.ncands = it->ncands;
+		l.join = it->join < 0 ? "anchor" : f->joins[it->join].name;
+		return emit(d, j, sc, &l);
+	case ST_OUT:
+		/* a source object in scope of a flow holds this target */
+		if (it->tgt == 0 || d->tclaim[it->tgt - 1] > 0)
+			return 0;
+		if (f->oos == OOS_DELETE)
+			return emit_delete(d, j, sc, fi, it->tgt - 1, l.anchor,
+			    "out of scope", l.source);
+		if (f->oos == OOS_DISABLE)
+			return emit_disable(d, j, sc, fi, it->tgt - 1, l.anchor,
+			    "out of scope", l.source);
+		return 0;
+	default:
+		break;
+	}
+	adding = it->state == ST_ADD;
+	if (!adding)
+		to = &d->tgt->objs[it->tgt - 1];
+	if (ectx_set(&j->ec, s, o) == -1)
+		return sync_errf(err, "out of memory");
+	stamp = adding || it->join >= 0;
+	for (ai = 0; ai < f->nattrs; ai++)
+		if (strcasecmp(f->attrs[ai].name, f->anchor_attr) == 0 &&
+		    (adding || !f->attrs[ai].create_only))
+			stamp = 0;
+	for (ai = 0; ai < f->nattrs; ai++) {
+		const struct flowattr *fa = &f->attrs[ai];
+
+		if (fa->create_only && !adding)
+			continue;
+		if ((r = want_values(d, j, sc, fi, ai, it->snap, o, err)) == -1)
+			goto fail;
+		if (r == 1)
+			continue;       /* IgnoreThisFlow */
+		if (adding) {
+			sc->have.n = 0;
+		} else if (load_have(d, sc, to, d->fs[fi].tattr[ai],
+		    fa->reference) == -1)
+			return sync_errf(err, "out of memory");
+		if (attr_change(sc, fa->name, fa->reference ||
+		    sc->want.n > (size_t)d->r->large ||
+		    sc->have.n > (size_t)d->r->large, adding) == -1)
+			return sync_errf(err, "out of memory");
+	}
+	if (stamp) {
+		sc->want.n = 0;
+		if (valv_add(&sc->want, l.anchor, strlen(l.anchor), 0) == -1 ||
+		    load_have(d, sc, to, d->fs[fi].tanchor, 0) == -1 ||
+		    attr_change(sc, f->anchor_attr, 0, adding) == -1)
+			return sync_errf(err, "out of memory");
+	}
+	l.attrs = 1;
+	if (f->dn && (adding || (to && to->dn))) {
+		if (push_res(sc, &dnres) == -1)
+			return sync_errf(err, "out of memory");
+		if (eval(&j->ec, f->dn, dnres, err) == -1) {
+			sc->nres--;
+			goto fail;
+		}
+		if (dnres->status != SYNC_EXPR_VALUES || dnres->n != 1 ||
+		    dnres->v[0].binary) {
+			sync_errf(err, "the dn expression did not give one text "
+			    "value");
+			goto fail;
+		}
+	}
+	if (adding) {
+		l.op = OP_ADD;
+		if (dnres)
+			l.dn = dnres->v[0].p;
+		return emit(d, j, sc, &l);
+	}
+	l.id = d->tgt->buf + to->id;
+	l.dn = tdn(d, to);
+	l.join = it->join < 0 ? "anchor" : f->joins[it->join].name;
+	l.op = OP_UPDATE;
+	if (dnres && to->dn) {
+		char *a = dn_canon(d->tgt->buf + to->dn);
+		char *b = dn_canon(dnres->v[0].p);
+
+		if (a == NULL || b == NULL) {
+			free(a);
+			free(b);
+			return sync_errf(err, "out of memory");
+		}
+		if (strcmp(a, b) != 0) {
+			l.new_dn = dnres->v[0].p;
+			l.op = strcmp(dn_parent(a), dn_parent(b)) == 0 ?
+			    OP_RENAME : OP_MOVE;
+		}
+		free(a);
+		free(b);
+	}
+	if (sc->nac == 0 && l.new_dn == NULL)
+		return 0;
+	return emit(d, j, sc, &l);
+fail:
+	/* an evaluation error is a record of its own, not a failed run */
+	{
+		struct line e = { 0 };
+		char msg[SYNC_ERRMAX + 64];
+
+		snprintf(msg, sizeof msg, "%s", err->msg);
+		scratch_reset(sc);
+		e.op = OP_ERROR;
+		e.anchor = l.anchor;
+		e.type = l.type;
+		e.flow = l.flow;
+		e.source = l.source;
+		e.reason = msg;
+		return emit(d, j, sc, &e);
+	}
+}
+
+static void *
+phase_flows(void *arg)
+{
+	struct job *j = arg;
+	struct dctx *d = j->d;
+	struct scratch sc = { 0 };
+	size_t k;
+
+	for (k = j->lo; k < j->hi && !j->out->failed; k++) {
+		if (do_item(d, j, &sc, &d->items[k], &j->out->err) == -1)
+			j->out->failed = 1;
+		scratch_reset(&sc);
+	}
+	for (k = j->olo; k < j->ohi && !j->out->failed; k++) {
+		uint32_t t = d->orphans[k];
+		const struct dobj *to = &d->tgt->objs[t];
+		const struct dattr *a;
+		size_t fi;
+		int r = 0;
+
+		for (fi = 0; fi < d->r->nflows; fi++)
+			if (d->fs[fi].active && d->r->flows[fi].totype == to->type)
+				break;
+		a = attr_idx(d->tgt, to, d->fs[fi].tanchor);
+		if (d->r->flows[fi].oos == OOS_DELETE)
+			r = emit_delete(d, j, &sc, fi, t, d->tgt->buf +
+			    d->tgt->vals[a->v].off, "deleted at the source",
+			    NULL);
+		else if (d->r->flows[fi].oos == OOS_DISABLE)
+			r = emit_disable(d, j, &sc, fi, t, d->tgt->buf +
+			    d->tgt->vals[a->v].off, "deleted at the source",
+			    NULL);
+		if (r == -1) {
+			sync_errf(&j->out->err, "out of memory");
+			j->out->failed = 1;
+		}
+		scratch_reset(&sc);
+	}
+	scratch_free(&sc);
+	return NULL;
+}
+
+/* --------------------------------------------------------------- driver */
+
+struct loadjob {
+	const char *path;
+	struct snap *s;
+	struct sync_err err;
+};
+
+static void *
+load_one(void *arg)
+{
+	struct loadjob *l = arg;
+
+	l->s = snap_load(l->path, &l->err);
+	return NULL;
+}
+
+/* Runs fn over nthreads jobs (the caller's thread runs the first). */
+static int
+run_jobs(struct job *jobs, int n, void *(*fn)(void *))
+{
+	pthread_t tid[64];
+	int i, started = 0;
+
+	for (i = 1; i < n; i++) {
+		if (pthread_create(&tid[i], NULL, fn, &jobs[i]) != 0)
+			break;
+		started = i;
+	}
+	fn(&jobs[0]);
+	for (i = started + 1; i < n; i++)
+		fn(&jobs[i]);   /* threads that could not start */
+	for (i = 1; i <= started; i++)
+		pthread_join(tid[i], NULL);
+	return 0;
+}
+
+static int
+rec_cmp(const void *x, const void *y)
+{
+	const struct rec *a = x, *b = y;
+	size_t n;
+	int c;
+
+	if (a->type != b->type)
+		return a->type < b->type ? -1 : 1;
+	n = a->anchorlen < b->anchorlen ? a->anchorlen : b->anchorlen;
+	if ((c = memcmp(a->anchor, b->anchor, n)) != 0)
+		return c;
+	if (a->anchorlen != b->anchorlen)
+		return a->anchorlen < b->anchorlen ? -1 : 1;
+	n = a->len < b->len ? a->len : b->len;
+	if ((c = memcmp(a->line, b->line, n)) != 0)
+		return c;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static int
+prepare(struct dctx *d, struct sync_err *err)
+{
+	const struct rules *r = d->r;
+	size_t fi, si, ai, j, i;
+	int need_dns = 0;
+
+	if ((d->fs = calloc(r->nflows, sizeof *d->fs)) == NULL)
+		return sync_errf(err, "out of memory");
+	for (fi = 0; fi < r->nflows; fi++) {
+		const struct flow *f = &r->flows[fi];
+		struct fstate *fs = &d->fs[fi];
+
+		fs->active = strcmp(f->to, d->tgt->connector) == 0;
+		if (!fs->active)
+			continue;
+		for (j = 0; j < f->nfrom; j++) {
+			for (si = 0; si < d->nsrc; si++)
+				if (strcmp(d->src[si]->connector,
+				    f->from[j].conn) == 0)
+					break;
+			if (si == d->nsrc)
+				return sync_errf(err, "flow '%s': no snapshot of "
+				    "connector '%s' was given", f->name,
+				    f->from[j].conn);
+		}
+		if (f->member_of)
+			need_dns = 1;
+		fs->tanchor = name_index(d->tgt, f->anchor_attr);
+		for (j = 0; j < fi; j++)
+			if (d->fs[j].active && d->fs[j].hard &&
+			    r->flows[j].totype == f->totype &&
+			    strcasecmp(r->flows[j].anchor_attr,
+			    f->anchor_attr) == 0)
+				break;
+		if (j < fi) {
+			fs->hard = d->fs[j].hard;
+		} else {
+			if ((fs->hard = calloc(1, sizeof *fs->hard)) == NULL ||
+			    build_index(d, fs->hard, f->totype, f->anchor_attr,
+			    0) == -1)
+				return sync_errf(err, "out of memory");
+			fs->own_hard = 1;
+		}
+		if ((fs->soft = calloc(f->njoins + 1, sizeof *fs->soft)) == NULL ||
+		    (fs->tattr = calloc(f->nattrs + 1, sizeof *fs->tattr)) == NULL ||
+		    (fs->sattr = calloc(d->nsrc, sizeof *fs->sattr)) == NULL)
+			return sync_errf(err, "out of memory");
+		for (ai = 0; ai < f->nattrs; ai++) {
+			fs->tattr[ai] = name_index(d->tgt, f->attrs[ai].name);
+			if (f->attrs[ai].reference)
+				need_dns = 1;
+		}
+		for (si = 0; si < d->nsrc; si++) {
+			if ((fs->sattr[si] = calloc(f->nattrs + 1,
+			    sizeof **fs->sattr)) == NULL)
+				return sync_errf(err, "out of memory");
+			for (ai = 0; ai < f->nattrs; ai++)
+				fs->sattr[si][ai] = f->attrs[ai].direct ?
+				    name_index(d->src[si], f->attrs[ai].direct) :
+				    -1;
+		}
+	}
+	for (fi = 0; fi < r->nflows && !d->fs[fi].active; fi++)
+		;
+	if (fi == r->nflows)
+		return sync_errf(err, "no flow goes to connector '%s' (the "
+		    "target snapshot's)", d->tgt->connector);
+	d->tgt_dns = d->tgt->conntype && (strcmp(d->tgt->conntype, "ldap") == 0 ||
+	    strcmp(d->tgt->conntype, "ad") == 0);
+	if ((d->snapbase = calloc(d->nsrc + 1, sizeof *d->snapbase)) == NULL ||
+	    (d->dnidx = calloc(d->nsrc, sizeof *d->dnidx)) == NULL ||
+	    (d->dnarena = calloc(d->nsrc, sizeof *d->dnarena)) == NULL)
+		return sync_errf(err, "out of memory");
+	for (si = 0; si < d->nsrc; si++) {
+		d->snapbase[si] = d->nitems;
+		d->nitems += d->src[si]->nobjs;
+	}
+	d->snapbase[d->nsrc] = d->nitems;
+	if ((d->items = calloc(d->nitems + 1, sizeof *d->items)) == NULL ||
+	    (d->tclaim = calloc(d->tgt->nobjs + 1, 1)) == NULL ||
+	    (d->tseen = calloc(d->tgt->nobjs + 1, 1)) == NULL)
+		return sync_errf(err, "out of memory");
+	for (si = 0; si < d->nsrc; si++)
+		for (i = 0; i < d->src[si]->nobjs; i++) {
+			struct item *it = &d->items[d->snapbase[si] + i];
+
+			it->snap = (uint32_t)si;
+			it->obj = (uint32_t)i;
+			it->flow = -1;
+		}
+	/* canonical DNs of the sources, for references and member_of */
+	for (si = 0; si < d->nsrc && need_dns; si++) {
+		const struct snap *s = d->src[si];
+		struct sync_buf arena = { 0 };
+		size_t *offs;
+
+		if ((offs = calloc(s->nobjs + 1, sizeof *offs)) == NULL)
+			return sync_errf(err, "out of memory");
+		for (i = 0; i < s->nobjs; i++) {
+			char *c;
+
+			offs[i] = (size_t)-1;
+			if (s->objs[i].dn == 0)
+				continue;
+			if ((c = dn_canon(s->buf + s->objs[i].dn)) == NULL ||
+			    sync_buf_add(&arena, c, strlen(c) + 1) == -1) {
+				free(c);
+				free(offs);
+				sync_buf_release(&arena);
+				return sync_errf(err, "out of memory");
+			}
+			offs[i] = arena.len - strlen(c) - 1;
+			free(c);
+		}
+		d->dnarena[si] = sync_buf_detach(&arena);
+		if (mm_init(&d->dnidx[si], s->nobjs, 0) == -1) {
+			free(offs);
+			return sync_errf(err, "out of memory");
+		}
+		for (i = 0; i < s->nobjs; i++)
+			if (offs[i] != (size_t)-1 && mm_add(&d->dnidx[si],
+			    d->dnarena[si] + offs[i], strlen(d->dnarena[si] +
+			    offs[i]), (uint32_t)i) == -1) {
+				free(offs);
+				return sync_errf(err, "out of memory");
+			}
+		free(offs);
+	}
+	for (si = 0; si < d->nsrc && !need_dns; si++)
+		if (mm_init(&d->dnidx[si], 1, 0) == -1)
+			return sync_errf(err, "out of memory");
+	return 0;
+}
+
+static void
+dctx_release(struct dctx *d)
+{
+	size_t i, j;
+
+	if (d->fs)
+		for (i = 0; i < d->r->nflows; i++) {
+			if (d->fs[i].own_hard) {
+				mm_free(d->fs[i].hard);
+				free(d->fs[i].hard);
+			}
+			for (j = 0; d->fs[i].soft && j < d->r->flows[i].njoins; j++)
+				mm_free(&d->fs[i].soft[j]);
+			free(d->fs[i].soft);
+			free(d->fs[i].tattr);
+			for (j = 0; d->fs[i].sattr && j < d->nsrc; j++)
+				free(d->fs[i].sattr[j]);
+			free(d->fs[i].sattr);
+		}
+	free(d->fs);
+	for (i = 0; i < d->nitems; i++) {
+		free(d->items[i].anchorbuf);
+		free(d->items[i].msg);
+		free(d->items[i].cands);
+	}
+	free(d->items);
+	for (i = 0; d->dnidx && i < d->nsrc; i++) {
+		mm_free(&d->dnidx[i]);
+		free(d->dnarena[i]);
+	}
+	free(d->dnidx);
+	free(d->dnarena);
+	free(d->snapbase);
+	free(d->tclaim);
+	free(d->tseen);
+	free(d->orphans);
+	mm_free(&d->addanchors);
+	for (i = 0; i < d->nsrc; i++)
+		snap_free(d->src[i]);
+	free(d->src);
+	snap_free(d->tgt);
+}
+
+static int
+add_header(struct sync_changeset *cs, struct dctx *d,
+    const struct sync_config *cfg, const char *const *srcpaths,
+    const char *tgtpath, struct sync_err *err)
+{
+	struct sync_buf *b = &cs->header;
+	size_t i;
+	int k;
+
+	if (sync_buf_adds(b, "{\"config\":\"") == -1 ||
+	    sync_buf_adds(b, cfg->digest_hex) == -1 ||
+	    sync_buf_adds(b, "\",\"counts\":{") == -1)
+		goto nomem;
+	/* the counts, their keys in sorted order */
+	{
+		static const enum op order[NOPS] = { OP_ADD, OP_CONFLICT,
+		    OP_DELETE, OP_ERROR, OP_MOVE, OP_RENAME, OP_UPDATE };
+
+		for (k = 0; k < NOPS; k++)
+			if (sync_buf_addf(b, "%s\"%s\":%zu", k ? "," : "",
+			    opnames[order[k]], cs->counts[order[k]]) == -1)
+				goto nomem;
+	}
+	if (sync_buf_adds(b, "},\"format\":\"sync-changeset\",\"sources\":[") ==
+	    -1)
+		goto nomem;
+	for (i = 0; i < d->nsrc; i++) {
+		const struct snap *s = d->src[i];
+
+		if ((i && sync_buf_addc(b, ',') == -1) ||
+		    sync_buf_adds(b, "{\"connector\":") == -1 ||
+		    sync_json_addstr(b, s->connector, strlen(s->connector)) == -1 ||
+		    sync_buf_adds(b, ",\"file\":") == -1 ||
+		    sync_json_addstr(b, srcpaths[i], strlen(srcpaths[i])) == -1 ||
+		    sync_buf_addf(b, ",\"objects\":%zu", s->nobjs) == -1 ||
+		    (s->time && (sync_buf_adds(b, ",\"time\":") == -1 ||
+		    sync_json_addstr(b, s->time, strlen(s->time)) == -1)) ||
+		    sync_buf_addc(b, '}') == -1)
+			goto nomem;
+	}
+	if (sync_buf_adds(b, "],\"target\":{\"connector\":") == -1 ||
+	    sync_json_addstr(b, d->tgt->connector, strlen(d->tgt->connector)) ==
+	    -1 ||
+	    sync_buf_adds(b, ",\"file\":") == -1 ||
+	    sync_json_addstr(b, tgtpath, strlen(tgtpath)) == -1 ||
+	    sync_buf_addf(b, ",\"objects\":%zu", d->tgt->nobjs) == -1 ||
+	    (d->tgt->time && (sync_buf_adds(b, ",\"time\":") == -1 ||
+	    sync_json_addstr(b, d->tgt->time, strlen(d->tgt->time)) == -1)) ||
+	    sync_buf_addf(b, "},\"threshold\":{\"count\":%ld,\"deletes\":%zu,"
+	    "\"exceeded\":%s,\"percent\":", cs->threshold_count,
+	    cs->counts[OP_DELETE], cs->exceeded ? "true" : "false") == -1 ||
+	    (cs->threshold_percent < 0 ? sync_buf_adds(b, "null") :
+	    sync_buf_addf(b, "%ld", cs->threshold_percent)) == -1 ||
+	    sync_buf_addf(b, "},\"version\":%d}", SYNC_CHANGESET_VERSION) == -1)
+		goto nomem;
+	return 0;
+nomem:
+	return sync_errf(err, "out of memory");
+}
+
+struct sync_changeset *
+sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
+    size_t nsrc, const char *tgtpath, int nthreads, struct sync_err *err)
+{
+	struct rules rules;
+	struct dctx d = { 0 };
+	struct sync_changeset *cs = NULL;
+	struct loadjob *lj = NULL;
+	struct job jobs[64];
+	pthread_t tid[65];
+	size_t i, k, n, per;
+	int t;
+
+	memset(jobs, 0, sizeof jobs);
+	if (rules_load(&rules, cfg, err) == -1) {
+		rules_release(&rules);
+		return NULL;
+	}
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > 64)
+		nthreads = 64;
+	d.r = &rules;
+	d.nthreads = nthreads;
+
+	/* load: one thread per file */
+	if ((lj = calloc(nsrc + 1, sizeof *lj)) == NULL) {
+		sync_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < nsrc; i++)
+		lj[i].path = srcpaths[i];
+	lj[nsrc].path = tgtpath;
+	for (i = 1; i <= nsrc && i < 65; i++)
+		if (pthread_create(&tid[i], NULL, load_one, &lj[i]) != 0)
+			load_one(&lj[i]), tid[i] = 0;
+	load_one(&lj[0]);
+	for (i = 1; i <= nsrc && i < 65; i++)
+		if (tid[i])
+			pthread_join(tid[i], NULL);
+	for (i = 0; i <= nsrc; i++)
+		if (lj[i].s == NULL) {
+			*err = lj[i].err;
+			break;
+		}
+	if ((d.src = calloc(nsrc + 1, sizeof *d.src)) == NULL) {
+		sync_errf(err, "out of memory");
+		i = 0;
+	}
+	if (i <= nsrc || d.src == NULL) {
+		for (k = 0; k <= nsrc; k++)
+			snap_free(lj[k].s);
+		free(d.src);
+		d.src = NULL;
+		goto out;
+	}
+	for (i = 0; i < nsrc; i++)
+		d.src[i] = lj[i].s;
+	d.nsrc = nsrc;
+	d.tgt = lj[nsrc].s;
+	for (i = 0; i < nsrc; i++)
+		for (k = 0; k < i; k++)
+			if (strcmp(d.src[i]->connector, d.src[k]->connector) == 0) {
+				sync_errf(err, "'%s' and '%s': two snapshots of "
+				    "connector '%s'", srcpaths[k], srcpaths[i],
+				    d.src[i]->connector);
+				goto out;
+			}
+	if (prepare(&d, err) == -1)
+		goto out;
+
+	/* scope */
+	per = (d.nitems + (size_t)nthreads - 1) / (size_t)nthreads;
+	for (t = 0; t < nthreads; t++) {
+		jobs[t].d = &d;
+		jobs[t].lo = (size_t)t * per < d.nitems ? (size_t)t * per : d.nitems;
+		jobs[t].hi = jobs[t].lo + per < d.nitems ? jobs[t].lo + per :
+		    d.nitems;
+	}
+	run_jobs(jobs, nthreads, phase_scope);
+
+	/* join */
+	if (phase_join(&d, &jobs[0].ec, err) == -1)
+		goto out;
+
+	/* flows */
+	if ((cs = calloc(1, sizeof *cs)) == NULL ||
+	    (cs->outs = calloc((size_t)nthreads, sizeof *cs->outs)) == NULL) {
+		sync_errf(err, "out of memory");
+		goto out;
+	}
+	cs->nouts = (size_t)nthreads;
+	k = (d.norphans + (size_t)nthreads - 1) / (size_t)nthreads;
+	for (t = 0; t < nthreads; t++) {
+		jobs[t].out = &cs->outs[t];
+		jobs[t].olo = (size_t)t * k < d.norphans ? (size_t)t * k :
+		    d.norphans;
+		jobs[t].ohi = jobs[t].olo + k < d.norphans ? jobs[t].olo + k :
+		    d.norphans;
+	}
+	run_jobs(jobs, nthreads, phase_flows);
+	for (t = 0; t < nthreads; t++)
+		if (cs->outs[t].failed) {
+			*err = cs->outs[t].err;
+			goto fail;
+		}
+
+	/* sort */
+	for (t = 0, n = 0; t < nthreads; t++)
+		n += cs->outs[t].nrecs;
+	if ((cs->recs = calloc(n + 1, sizeof *cs->recs)) == NULL) {
+		sync_errf(err, "out of memory");
+		goto fail;
+	}
+	for (t = 0; t < nthreads; t++) {
+		struct tout *o = &cs->outs[t];
+
+		for (i = 0; i < o->nrecs; i++) {
+			struct rec *r = &cs->recs[cs->nrecs++];
+
+			r->anchor = o->buf.p + o->recs[i].aoff;
+			r->anchorlen = (uint32_t)o->recs[i].alen;
+			r->line = o->buf.p + o->recs[i].loff;
+			r->len = o->recs[i].llen;
+			r->type = o->recs[i].type;
+		}
+		for (k = 0; k < NOPS; k++)
+			cs->counts[k] += o->counts[k];
+	}
+	qsort(cs->recs, cs->nrecs, sizeof *cs->recs, rec_cmp);
+
+	/* policy */
+	cs->threshold_count = rules.delete_count;
+	cs->threshold_percent = rules.delete_percent;
+	cs->target_objects = d.tgt->nobjs;
+	if (rules.delete_count > 0 &&
+	    cs->counts[OP_DELETE] > (size_t)rules.delete_count)
+		cs->exceeded = 1;
+	if (rules.delete_percent >= 0 && cs->counts[OP_DELETE] * 100 >
+	    (size_t)rules.delete_percent * d.tgt->nobjs)
+		cs->exceeded = 1;
+	if (add_header(cs, &d, cfg, srcpaths, tgtpath, err) == -1)
+		goto fail;
+	goto out;
+fail:
+	sync_changeset_free(cs);
+	cs = NULL;
+out:
+	for (t = 0; t < nthreads; t++)
+		free(jobs[t].ec.bv);
+	dctx_release(&d);
+	free(lj);
+	rules_release(&rules);
+	return cs;
+}
+
+void
+sync_changeset_free(struct sync_changeset *cs)
+{
+	size_t i;
+
+	if (cs == NULL)
+		return;
+	for (i = 0; i < cs->nouts; i++) {
+		sync_buf_release(&cs->outs[i].buf);
+		free(cs->outs[i].recs);
+	}
+	free(cs->outs);
+	free(cs->recs);
+	sync_buf_release(&cs->header);
+	free(cs);
+}
+
+size_t
+sync_changeset_nchanges(const struct sync_changeset *cs)
+{
+	return cs->nrecs;
+}
+
+size_t
+sync_changeset_errors(const struct sync_changeset *cs)
+{
+	return cs->counts[OP_ERROR];
+}
+
+const char *
+sync_changeset_header(const struct sync_changeset *cs)
+{
+	return cs->header.p;
+}
+
+const char *
+sync_changeset_line(const struct sync_changeset *cs, size_t i, size_t *len)
+{
+	*len = cs->recs[i].len;
+	return cs->recs[i].line;
+}
+
+void
+sync_changeset_summary(const struct sync_changeset *cs, struct sync_buf *b)
+{
+	sync_buf_addf(b, "%zu to add, %zu to update, %zu to delete, %zu to "
+	    "move, %zu to rename, %zu conflicts, %zu errors; deletion "
+	    "threshold %ld", cs->counts[OP_ADD], cs->counts[OP_UPDATE],
+	    cs->counts[OP_DELETE], cs->counts[OP_MOVE], cs->counts[OP_RENAME],
+	    cs->counts[OP_CONFLICT], cs->counts[OP_ERROR],
+	    cs->threshold_count);
+	if (cs->threshold_percent >= 0)
+		sync_buf_addf(b, " or %ld%% of %zu", cs->threshold_percent,
+		    cs->target_objects);
+	sync_buf_adds(b, cs->exceeded ? " EXCEEDED" : " not exceeded");
+}
