@@ -89,8 +89,11 @@ text_line(FILE *fp, json_t *c)
 		for (i = 0; meta[i]; i++) {
 			if ((x = json_object_get(c, meta[i])) == NULL)
 				continue;
-			if (fprintf(fp, "%s%s ", first ? "" : ", ", meta[i]) < 0 ||
-			    put_val(fp, x) == -1)
+			if (fprintf(fp, "%s%s ", first ? "" : ", ", meta[i]) < 0)
+				return -1;
+			/* the names of rules need no quotes; a DN does */
+			if (strcmp(meta[i], "source") == 0 ? put_val(fp, x) == -1 :
+			    fputs(json_string_value(x), fp) == EOF)
 				return -1;
 			first = 0;
 		}
@@ -139,7 +142,8 @@ text_line(FILE *fp, json_t *c)
 			if (old && (put_list(fp, old) == -1 ||
 			    fputs(" -> ", fp) == EOF))
 				return -1;
-			if (nw && put_list(fp, nw) == -1)
+			if (nw ? put_list(fp, nw) == -1 :
+			    fputs("(deleted)", fp) == EOF)
 				return -1;
 		}
 		if (fputc('\n', fp) == EOF)
@@ -277,7 +281,11 @@ sync_changeset_write(const struct sync_changeset *cs, FILE *fp,
 		line = sync_changeset_line(cs, i, &len);
 		if ((c = json_loadb(line, len, 0, &jerr)) == NULL)
 			return sync_errf(err, "change %zu: %s", i + 1, jerr.text);
-		rc = fmt == SYNC_CS_TEXT ? text_line(fp, c) : csv_line(fp, c);
+		if (fmt == SYNC_CS_TEXT && i > 0 && fputc('\n', fp) == EOF)
+			rc = -1;
+		else
+			rc = fmt == SYNC_CS_TEXT ? text_line(fp, c) :
+			    csv_line(fp, c);
 		json_decref(c);
 		if (rc == -1)
 			return sync_errno(err, "cannot write the change set");
