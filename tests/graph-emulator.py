@@ -587,6 +587,8 @@ class Emulator:
             elif isinstance(DEFAULT_FAULTS[k], float):
                 v = float(v)
             self.faults[k] = v
+            if k in ("write_limit", "write_window"):
+                self.writes.clear()
             if k == "seed":
                 self.batch_rng = random.Random(v)
                 self.occurrences.clear()
@@ -1083,7 +1085,9 @@ class Service:
             raise bad("Up to 20 members can be added in a single request. Request contains %d."
                       % len(members))
         for oid in members + owners:
-            self.ref_object(oid)
+            if self.d.kind.get(oid) is None or not self.visible(oid):
+                # All or nothing: an unknown reference fails the whole request with 400.
+                raise bad("Invalid object identifier '%s'." % oid)
         cur = self.d.members[gid]
         if len(set(members)) != len(members) or any(m in cur for m in members):
             raise bad("One or more added object references already exist for the following "
