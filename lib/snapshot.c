@@ -23,8 +23,14 @@ sync_obj_attr(struct sync_obj *o, const char *name)
 {
 	size_t i;
 
+	/*
+	 * Called for every attribute of every object: the first letter,
+	 * folded, rules out most names before strcasecmp (ORing in 0x20
+	 * folds ASCII letters and never separates names that match).
+	 */
 	for (i = 0; i < o->n; i++)
-		if (strcasecmp(o->a[i].name, name) == 0)
+		if ((o->a[i].name[0] | 0x20) == (name[0] | 0x20) &&
+		    strcasecmp(o->a[i].name, name) == 0)
 			return &o->a[i];
 	return NULL;
 }
@@ -33,9 +39,17 @@ int
 sync_obj_addval(struct sync_obj *o, const char *name, const void *p,
     size_t len, int binary)
 {
-	struct sync_objattr *a = sync_obj_attr(o, name);
+	struct sync_objattr *a;
 	struct sync_bv *v;
 
+	/*
+	 * The values of an attribute arrive one after the other: try the
+	 * last attribute before searching them all.
+	 */
+	if (o->n > 0 && strcasecmp(o->a[o->n - 1].name, name) == 0)
+		a = &o->a[o->n - 1];
+	else
+		a = sync_obj_attr(o, name);
 	if (a == NULL) {
 		if (o->n == o->cap) {
 			size_t cap = o->cap ? o->cap * 2 : 16;
@@ -145,6 +159,29 @@ bv_cmp(const void *x, const void *y)
 	return a->len < b->len ? -1 : a->len > b->len;
 }
 
+/*
+ * An object has a dozen or two attributes: insertion sort beats qsort,
+ * which glibc runs as a merge sort through a temporary buffer, and this
+ * runs once per object.
+ */
+static void
+sort_attrs(struct sync_objattr *a, size_t n)
+{
+	struct sync_objattr t;
+	size_t i, j;
+
+	if (n > 32) {
+		qsort(a, n, sizeof *a, attr_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		t = a[i];
+		for (j = i; j > 0 && strcmp(a[j - 1].name, t.name) > 0; j--)
+			a[j] = a[j - 1];
+		a[j] = t;
+	}
+}
+
 int
 sync_obj_json(struct sync_obj *o, struct sync_buf *b, struct sync_err *err)
 {
@@ -152,7 +189,7 @@ sync_obj_json(struct sync_obj *o, struct sync_buf *b, struct sync_err *err)
 	char *enc;
 	int rc;
 
-	qsort(o->a, o->n, sizeof *o->a, attr_cmp);
+	sort_attrs(o->a, o->n);
 	for (i = 0; i < o->n; i++) {
 		struct sync_objattr *a = &o->a[i];
 
@@ -163,7 +200,8 @@ sync_obj_json(struct sync_obj *o, struct sync_buf *b, struct sync_err *err)
 			for (j = 0; j < a->n; j++)
 				if (!sync_utf8_valid(a->v[j].p, a->v[j].len))
 					a->binary = 1;
-		qsort(a->v, a->n, sizeof *a->v, bv_cmp);
+		if (a->n > 1)
+			qsort(a->v, a->n, sizeof *a->v, bv_cmp);
 		nbin += a->binary;
 	}
 	if (sync_buf_adds(b, "{\"anchor\":") == -1 ||
