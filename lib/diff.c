@@ -175,6 +175,7 @@ struct fstate {
 	long *tattr;            /* per flow attribute: index in target names */
 	long **sattr;           /* [source snap][flow attribute] direct index */
 	int active;             /* targets the run's target connector */
+	int has_refs;           /* has reference flows */
 };
 
 struct rec {
@@ -448,6 +449,7 @@ struct job {
 	struct dctx *d;
 	size_t lo, hi;
 	size_t olo, ohi;        /* orphans, phase 3 */
+	int pass;               /* phase 3: 1 or 2 */
 	struct tout *out;
 	struct ectx ec;
 };
@@ -1412,9 +1414,15 @@ emit_delete(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
 	return emit(d, j, sc, &l);
 }
 
+/*
+ * The change for one item.  dry: only evaluate the flows that are not
+ * references, and mark the item failed if one fails; run over every item
+ * before the references are resolved, so that no reference points to an
+ * object that will not be created.
+ */
 static int
 do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
-    struct sync_err *err)
+    int dry, struct sync_err *err)
 {
 	const struct snap *s = d->src[it->snap];
 	const struct dobj *o = &s->objs[it->obj];
@@ -1459,6 +1467,8 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	default:
 		break;
 	}
+	if (dry && it->state != ST_ADD && it->state != ST_JOIN)
+		return 0;
 	adding = it->state == ST_ADD;
 	if (!adding)
 		to = &d->tgt->objs[it->tgt - 1];
@@ -1472,7 +1482,7 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	for (ai = 0; ai < f->nattrs; ai++) {
 		const struct flowattr *fa = &f->attrs[ai];
 
-		if (fa->create_only && !adding)
+		if ((fa->create_only && !adding) || (dry && fa->reference))
 			continue;
 		if ((r = want_values(d, j, sc, fi, ai, it->snap, o, err)) == -1)
 			goto fail;
@@ -1510,6 +1520,8 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 			goto fail;
 		}
 	}
+	if (dry)
+		return 0;
 	if (adding) {
 		l.op = OP_ADD;
 		if (dnres)
@@ -1542,6 +1554,12 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	return emit(d, j, sc, &l);
 fail:
 	/* an evaluation error is a record of its own, not a failed run */
+	/* references resolved later see the failure */
+	it->state = ST_ERROR;
+	if (dry) {
+		item_fail(it, NULL, err->msg);
+		return 0;
+	}
 	{
 		struct line e = { 0 };
 		char msg[SYNC_ERRMAX + 64];
@@ -1567,11 +1585,20 @@ phase_flows(void *arg)
 	size_t k;
 
 	for (k = j->lo; k < j->hi && !j->out->failed; k++) {
-		if (do_item(d, j, &sc, &d->items[k], &j->out->err) == -1)
+		struct item *it = &d->items[k];
+		int refs = it->flow >= 0 && d->fs[it->flow].has_refs;
+
+		/* pass 1: objects without references, checks of the others;
+		 * pass 2: the objects with references */
+		if (j->pass == 2 && !refs)
+			continue;
+		if (do_item(d, j, &sc, it, j->pass == 1 && refs,
+		    &j->out->err) == -1)
 			j->out->failed = 1;
 		scratch_reset(&sc);
 	}
-	for (k = j->olo; k < j->ohi && !j->out->failed; k++) {
+	for (k = j->pass == 1 ? j->ohi : j->olo; k < j->ohi &&
+	    !j->out->failed; k++) {
 		uint32_t t = d->orphans[k];
 		const struct dobj *to = &d->tgt->objs[t];
 		const struct dattr *a;
@@ -1708,7 +1735,7 @@ prepare(struct dctx *d, struct sync_err *err)
 		for (ai = 0; ai < f->nattrs; ai++) {
 			fs->tattr[ai] = name_index(d->tgt, f->attrs[ai].name);
 			if (f->attrs[ai].reference)
-				need_dns = 1;
+				need_dns = fs->has_refs = 1;
 		}
 		for (si = 0; si < d->nsrc; si++) {
 			if ((fs->sattr[si] = calloc(f->nattrs + 1,
@@ -1995,6 +2022,11 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 		jobs[t].ohi = jobs[t].olo + k < d.norphans ? jobs[t].olo + k :
 		    d.norphans;
 	}
+	for (t = 0; t < nthreads; t++)
+		jobs[t].pass = 1;
+	run_jobs(jobs, nthreads, phase_flows);
+	for (t = 0; t < nthreads; t++)
+		jobs[t].pass = 2;
 	run_jobs(jobs, nthreads, phase_flows);
 	for (t = 0; t < nthreads; t++)
 		if (cs->outs[t].failed) {
