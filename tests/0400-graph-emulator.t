@@ -509,6 +509,26 @@ req DELETE "/v1.0/groups/$GID/members/$BOB/\$ref"
 req GET "${GDL#http://127.0.0.1:$PORT}"
 check 200 "delta: members@delta lists added members and removed ones tagged @removed" \
 	'[g for g in b["value"] if g["id"] == "'"$GID"'"][0]["members@delta"] == [{"@odata.type": "#microsoft.graph.user", "id": "'"$EVE"'"}, {"@odata.type": "#microsoft.graph.user", "id": "'"$BOB"'", "@removed": {"reason": "deleted"}}]'
+ctl faults '{"delta_members_chunk": 1, "page_size": 2}'
+req POST /v1.0/groups "{$G,\"displayName\":\"Trio\",\"mailNickname\":\"trio\",\"members@odata.bind\":[\"https://graph.microsoft.com/v1.0/directoryObjects/$BOB\",\"https://graph.microsoft.com/v1.0/directoryObjects/$EVE\",\"https://graph.microsoft.com/v1.0/directoryObjects/$DEE\"]}"
+TRIO=$(val 'b["id"]')
+: >"$W/pages"
+NEXT=/v1.0/groups/delta
+while [ -n "$NEXT" ]; do
+	req GET "${NEXT#http://127.0.0.1:$PORT}"
+	cat "$W/b" >>"$W/pages"
+	echo >>"$W/pages"
+	NEXT=$(val 'b.get("@odata.nextLink", "")')
+done
+/usr/bin/python3 -c 'import json, sys
+items = [i for l in open(sys.argv[1]) if l.strip() for i in json.loads(l)["value"]]
+trio = [i for i in items if i["id"] == sys.argv[2]]
+assert len(trio) == 3, trio
+assert all(t["displayName"] == "Trio" for t in trio)
+assert sorted(m["id"] for t in trio for m in t["members@delta"]) == sorted(sys.argv[3:]), trio' \
+	"$W/pages" "$TRIO" "$BOB" "$EVE" "$DEE"
+ok $? "delta: a large group's members@delta spans several items repeating the group"
+ctl faults '{"delta_members_chunk": 100, "page_size": 50}'
 req GET "/v1.0/users/delta?\$deltatoken=bogus"
 check 400 "delta: an unreadable token is 400 syncStateNotFound" 'b["error"]["code"] == "syncStateNotFound"'
 ctl faults '{"delta_token_lifetime": 0}'

@@ -544,7 +544,7 @@ DEFAULT_FAULTS = {
     "fault_slow": 0.0, "slow_ms": 5000, "retry_after": "1", "eventual_404": 0.0,
     "write_limit": 3000, "write_window": 150.0, "fault_token": False,
     "token_lifetime": 3599, "delta_token_lifetime": 7 * 86400, "shuffle": True,
-    "page_size": 100, "rules": [],
+    "page_size": 100, "rules": [], "delta_members_chunk": 100,
 }
 
 
@@ -1370,21 +1370,34 @@ class Service:
         objsel = [p for p in sel if p != "members"] if sel else None
         objs = self.d.users if kind == "user" else self.d.groups
         page = []
+        chunk = max(1, self.emu.faults["delta_members_chunk"])
+        sub = 0
         if t["from"] is None:
             ids = self.d.order[kind]
-            i = t["p"]
+            i, sub = t["p"], t.get("s", 0)
             while i < len(ids) and len(page) < top:
                 oid = ids[i]
-                i += 1
                 obj = objs.get(oid)
                 if obj is None or self.d.created_after(oid, t["to"]):
+                    i, sub = i + 1, 0
                     continue
-                item = self.project(kind, obj, objsel)
-                if with_members:
+                if not with_members:
+                    page.append(self.project(kind, obj, objsel))
+                    i += 1
+                    continue
+                # A large group's members@delta spans several items (and
+                # pages) that repeat the same group object, as Graph does.
+                mem = list(self.d.members[oid])
+                nchunks = max(1, -(-len(mem) // chunk))
+                while sub < nchunks and len(page) < top:
+                    item = self.project(kind, obj, objsel)
                     item["members@delta"] = [
                         {"@odata.type": "#microsoft.graph." + (self.d.kind.get(m) or "user"),
-                         "id": m} for m in self.d.members[oid]]
-                page.append(item)
+                         "id": m} for m in mem[sub * chunk:(sub + 1) * chunk]]
+                    page.append(item)
+                    sub += 1
+                if sub >= nchunks:
+                    i, sub = i + 1, 0
             done = i >= len(ids)
         else:
             items = self.delta_changes(kind, t["from"], t["to"], sel, with_members, objsel)
@@ -1398,7 +1411,7 @@ class Service:
                   "at": time.time()}
             out["@odata.deltaLink"] = "%s?$deltatoken=%s" % (initial_url, self.emu.seal(nt))
         else:
-            t = dict(t, p=i)
+            t = dict(t, p=i, s=sub)
             out["@odata.nextLink"] = "%s?$skiptoken=%s" % (initial_url, self.emu.seal(t))
         return 200, {}, out
 
@@ -1446,6 +1459,16 @@ class Service:
                     md.append(ent)
                 item["members@delta"] = md
             items.append(item)
+        chunk = max(1, self.emu.faults["delta_members_chunk"])
+        flat = []
+        for item in items:
+            md = item.get("members@delta")
+            if md is None or len(md) <= chunk:
+                flat.append(item)
+                continue
+            for c in range(0, len(md), chunk):
+                flat.append(dict(item, **{"members@delta": md[c:c + chunk]}))
+        items = flat
         cache[key] = items
         while len(cache) > 16:
             cache.popitem(last=False)
@@ -2231,6 +2254,7 @@ def main(argv=None):
     ap.add_argument("--token-lifetime", type=int)
     ap.add_argument("--delta-token-lifetime", type=int)
     ap.add_argument("--page-size", type=int)
+    ap.add_argument("--delta-members-chunk", type=int)
     ap.add_argument("--fault-token", action="store_true", default=None)
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None)
     opts = ap.parse_args(argv)
