@@ -548,7 +548,14 @@ code=$(token -d client_id=app1 --data-urlencode 'client_secret=s3cr+et/=' \
 check 200 "faults: the token endpoint is excluded by default" 'b["token_type"] == "Bearer"'
 ctl faults '{"fault_429": 0, "fault_503": 1.0}'
 req GET "/v1.0/users/$BOB"
-check 503 "faults: 503" 'b["error"]["code"] == "serviceNotAvailable"'
+check 503 "faults: 503" 'b["error"]["code"] == "serviceNotAvailable" and "retry-after: 2.5" in h'
+ctl faults '{"fault_token": true}'
+code=$(token -d client_id=app1 --data-urlencode 'client_secret=s3cr+et/=' \
+	-d grant_type=client_credentials --data-urlencode "scope=$GSCOPE" \
+	"$BASE/contoso.test/oauth2/v2.0/token")
+check 503 "faults: the token endpoint can be included, failing in the OAuth shape" \
+	'b["error"] == "temporarily_unavailable" and b["error_codes"] == [90033]'
+ctl faults '{"fault_token": false}'
 ctl faults '{"fault_503": 0, "fault_drop": 1.0}'
 curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" "$BASE/v1.0/users/$BOB"
 [ $? = 52 ]
@@ -571,7 +578,11 @@ done
 case $s1 in *429*200*|*200*429*) mixed=0 ;; *) mixed=1 ;; esac
 [ "$s1" = "$s2" ] && [ $mixed = 0 ]
 ok $? "faults: a seed makes the 429 pattern reproducible ($s1)"
-ctl faults '{"fault_429": 0, "latency_ms": 300}'
+ctl faults '{"fault_429": 0, "fault_slow": 1.0, "slow_ms": 2000}'
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 0.5 -H "Authorization: Bearer $TOKEN" "$BASE/v1.0/users/$BOB")
+[ "$code" = 000 ]
+ok $? "faults: slow responses trip a client timeout"
+ctl faults '{"fault_slow": 0, "latency_ms": 300}'
 t=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" "$BASE/v1.0/users/$BOB")
 /usr/bin/python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 0.3 else 1)' "$t"
 ok $? "faults: fixed latency per request ($t s)"

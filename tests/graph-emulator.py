@@ -557,7 +557,9 @@ class Emulator:
         self.tenant_id = opts.tenant_id or str(uuid.UUID(bytes=hashlib.md5(
             (opts.tenant or "emulator").encode()).digest()))
         self.domains = [d.lower() for d in (opts.domain or [])]
-        self.secret = os.urandom(32)
+        # A fixed key per tenant: access tokens survive a restart (as real
+        # ones do), while delta tokens still die with the directory epoch.
+        self.secret = hashlib.sha256(("graph-emulator|" + self.tenant_id).encode()).digest()
         self.flock = threading.Lock()
         self.occurrences = collections.Counter()
         self.writes = collections.defaultdict(collections.deque)
@@ -1596,6 +1598,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "graph-emulator/1.0"
     sys_version = ""
 
+    def version_string(self):
+        return self.server_version
+
     def log_message(self, fmt, *args):
         pass
 
@@ -1706,7 +1711,8 @@ class Handler(BaseHTTPRequestHandler):
                     status, hdrs, out = e.status, dict(e.headers), {
                         "error": "temporarily_unavailable", "error_description":
                         "AADSTS90033: A transient error has occurred. Please try again.",
-                        "error_codes": [90033], "timestamp": now_iso(), "trace_id": rid,
+                        "error_codes": [90033], "timestamp": now_iso().replace("T", " "),
+                        "trace_id": rid,
                         "correlation_id": crid}
                 else:
                     status, hdrs, out = e.status, dict(e.headers), graph_error_body(e, rid,
@@ -1730,7 +1736,8 @@ class Handler(BaseHTTPRequestHandler):
     def token(self, path, body, rid, crid):
         emu = EMU
         tenant = path.split("/")[1]
-        hdrs = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+        hdrs = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache",
+                "Content-Type": "application/json; charset=utf-8"}
         try:
             if self.command != "POST":
                 raise OAuthError(405, "invalid_request", 900561,
