@@ -272,6 +272,8 @@ check 200 "users: GET by userPrincipalName" 'b["id"] == "'"$ANN"'"'
 req GET "/v1.0/users/$ANN?\$select=id,onPremisesImmutableId,department,onPremisesSyncEnabled"
 check 200 "users: \$select returns exactly the selected properties" \
 	'sorted(k for k in b if not k.startswith("@")) == ["department", "id", "onPremisesImmutableId", "onPremisesSyncEnabled"] and b["onPremisesImmutableId"] == "QUJD+/==" and b["onPremisesSyncEnabled"] is None'
+req GET "/v1.0/users/$ANN?\$select=id,shoeSize"
+check 400 "users: \$select of an unknown property is 400" 'b["error"]["code"] == "BadRequest"'
 req GET /v1.0/users/nobody@contoso.test
 check 404 "users: unknown user is 404 Request_ResourceNotFound" 'b["error"]["code"] == "Request_ResourceNotFound"'
 req PATCH "/v1.0/users/$ANN" '{"department":"Sales","jobTitle":"Boss"}'
@@ -388,6 +390,10 @@ check 200 "members: paged with \$top and nextLink" 'len(b["value"]) == 2 and "@o
 NEXT=$(val 'b["@odata.nextLink"]')
 req GET "${NEXT#http://127.0.0.1:$PORT}"
 check 200 "members: second page" 'len(b["value"]) == 2 and "@odata.nextLink" not in b'
+req GET "/v1.0/groups/$GID/members?\$count=true&\$select=id" '' -H 'ConsistencyLevel: eventual'
+check 200 "members: \$count=true with ConsistencyLevel" 'b["@odata.count"] == 4 and len(b["value"]) == 4'
+req GET "/v1.0/groups/$GID/members?\$count=true"
+check 400 "members: \$count without ConsistencyLevel is 400" 'b["error"]["code"] == "Request_UnsupportedQuery"'
 req DELETE "/v1.0/groups/$GID/members/$OB/\$ref"
 check 204 "members: remove with \$ref is 204" 'b is None'
 req DELETE "/v1.0/groups/$GID/members/$OB/\$ref"
@@ -621,6 +627,8 @@ p = [e for e in log if e["method"] == "PATCH" and e["path"] == "/v1.0/users/" + 
 assert p["authorization"] is True and p["body"] == {"department": "Sales", "jobTitle": "Boss"}, p
 t = [e for e in log if e["path"].endswith("/oauth2/v2.0/token")][0]
 assert t["body"]["client_secret"] == "<redacted>", t
+c = [e for e in log if e["method"] == "POST" and e["path"] == "/v1.0/users" and e["status"] == 201][0]
+assert c["body"]["passwordProfile"]["password"] == "<redacted>", c
 assert any(e.get("in_batch") for e in log)
 assert any(e.get("fault") == "drop" for e in log)
 lines = [json.loads(l) for l in open(sys.argv[3])]

@@ -125,6 +125,14 @@ GROUP_READONLY = {"id", "createdDateTime", "deletedDateTime", "mail", "proxyAddr
                   "onPremisesSecurityIdentifier", "onPremisesSyncEnabled",
                   "onPremisesProvisioningErrors", "securityIdentifier", "expirationDateTime",
                   "renewedDateTime", "creationOptions"}
+KNOWN_PROPS = (set(USER_DEFAULT) | set(GROUP_DEFAULT) | USER_WRITABLE | USER_READONLY |
+               GROUP_WRITABLE | GROUP_READONLY |
+               {"members", "owners", "creationType", "identities", "externalUserState",
+                "lastPasswordChangeDateTime", "signInActivity", "assignedLicenses",
+                "licenseAssignmentStates", "memberOf", "manager", "directReports",
+                "signInSessionsValidFromDateTime", "isResourceAccount",
+                "onPremisesSipInfo", "serviceProvisioningErrors", "securityIdentifier",
+                "uniqueName", "writebackConfiguration", "membershipRule"})
 UPN_LOCAL_RE = re.compile(r"^[A-Za-z0-9'.\-_!#^~]+$")
 MAILNICK_BAD = set('@()\\[]";:.<>, ')
 GRAPH_APP_SCOPES = ("https://graph.microsoft.com/.default",
@@ -855,6 +863,9 @@ class Service:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", p):
                 raise bad("Parsing OData Select and Expand failed: Term '%s' is not valid in a "
                           "$select or $expand expression." % p, code="BadRequest")
+            if p not in KNOWN_PROPS and not p.startswith("extension_"):
+                raise bad("Could not find a property named '%s' on type 'microsoft.graph.%s'."
+                          % (p, kind or "directoryObject"), code="BadRequest")
         return props
 
     def context(self, req, what):
@@ -1134,7 +1145,9 @@ class Service:
         gid, _obj = self.lookup("group", key)
         sel = self.parse_select(req.query, "user")
         top = self.parse_top(req.query)
-        if "$filter" in req.query or "$count" in req.query:
+        count = (req.query.get("$count") or "").lower() == "true"
+        if "$filter" in req.query or (count and not req.advanced_ok()) or \
+                req.query.get("$count", "true").lower() not in ("true", "false"):
             raise unsupported()
         pos = 0
         tok = req.query.get("$skiptoken")
@@ -1153,7 +1166,10 @@ class Service:
             if k is None or (cast and k != cast):
                 continue
             page.append(self.project(k, obj, sel, typed=True))
-        out = {"@odata.context": self.context(req, "directoryObjects"), "value": page}
+        out = {"@odata.context": self.context(req, "directoryObjects")}
+        if count and tok is None:
+            out["@odata.count"] = sum(1 for m in ids if not cast or self.d.kind.get(m) == cast)
+        out["value"] = page
         if i < len(ids):
             out["@odata.nextLink"] = "%s/v1.0/groups/%s/members%s?%s" % (
                 req.base, gid, "/microsoft.graph." + cast if cast else "",
@@ -1980,9 +1996,19 @@ def log_body(body, ct):
         return {"base64": base64.b64encode(body).decode()}
     if "json" in ct:
         try:
-            return json.loads(text)
+            v = json.loads(text)
         except ValueError:
             return text
+        # Passwords never reach the log; their presence does.
+        if isinstance(v, dict) and isinstance(v.get("passwordProfile"), dict) and \
+                "password" in v["passwordProfile"]:
+            v["passwordProfile"] = dict(v["passwordProfile"], password="<redacted>")
+        if isinstance(v, dict) and isinstance(v.get("requests"), list):
+            for r in v["requests"]:
+                b = r.get("body") if isinstance(r, dict) else None
+                if isinstance(b, dict) and isinstance(b.get("passwordProfile"), dict):
+                    b["passwordProfile"] = dict(b["passwordProfile"], password="<redacted>")
+        return v
     if "x-www-form-urlencoded" in ct:
         form = urllib.parse.parse_qs(text, keep_blank_values=True)
         return {k: ("<redacted>" if k in ("client_secret", "client_assertion") else v[0])
