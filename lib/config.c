@@ -46,6 +46,7 @@ sync_config_free(struct sync_config *cfg)
 		connector_release(&cfg->conns[i]);
 	free(cfg->conns);
 	free(cfg->path);
+	free(cfg->dir);
 	free(cfg->state_dir);
 	sync_node_free(cfg->root);
 	free(cfg);
@@ -60,8 +61,8 @@ valid_name(const char *s)
 }
 
 static int
-parse_connector(struct sync_connector *c, struct sync_node *key,
-    struct sync_node *val, struct sync_err *err)
+parse_connector(struct sync_config *cfg, struct sync_connector *c,
+    struct sync_node *key, struct sync_node *val, struct sync_err *err)
 {
 	char *type = NULL;
 	int rc;
@@ -73,6 +74,7 @@ parse_connector(struct sync_connector *c, struct sync_node *key,
 		return sync_node_errf(err, key, "out of memory");
 	c->line = key->line;
 	c->col = key->col;
+	c->confdir = cfg->dir;
 	if (val->kind != SYNC_NODE_MAP)
 		return sync_node_errf(err, val, "connector '%s' must be a "
 		    "mapping, not %s", key->str, sync_node_kindname(val->kind));
@@ -114,19 +116,31 @@ sync_config_loadb(const char *name, const char *buf, size_t len,
 	}
 	if ((cfg->path = sync_strdup(name)) == NULL)
 		goto nomem;
+	/* Relative paths in the file are taken from its directory. */
+	if (strchr(name, '/')) {
+		cfg->dir = sync_strndup(name, (size_t)(strrchr(name, '/') - name));
+		if (cfg->dir == NULL)
+			goto nomem;
+		if (cfg->dir[0] == '\0') {
+			free(cfg->dir);
+			if ((cfg->dir = sync_strdup("/")) == NULL)
+				goto nomem;
+		}
+	}
 	sync_sha256(buf, len, cfg->digest);
 	for (i = 0; i < 32; i++)
 		snprintf(cfg->digest_hex + 2 * i, 3, "%02x", cfg->digest[i]);
 	if ((cfg->root = sync_yaml_loadb(name, buf, len, err)) == NULL)
 		goto fail;
-	if (sync_map_str(cfg->root, "state_dir", 0, &cfg->state_dir, err) == -1)
+	if (sync_map_path(cfg->root, "state_dir", cfg->dir, 0, &cfg->state_dir,
+	    err) == -1)
 		goto fail;
 	if (cfg->state_dir == NULL &&
 	    (cfg->state_dir = sync_strdup("/var/lib/sync")) == NULL)
 		goto nomem;
 	if (sync_map_map(cfg->root, "connectors", 1, &conns, err) == -1)
 		goto fail;
-	if (conns == NULL) {
+	if (conns == NULL || conns->n == 0) {
 		sync_node_errf(err, cfg->root, "'connectors' must not be empty");
 		goto fail;
 	}
@@ -135,7 +149,7 @@ sync_config_loadb(const char *name, const char *buf, size_t len,
 	for (i = 0; i < conns->n; i++) {
 		conns->items[2 * i]->used = 1;
 		cfg->nconns++;
-		if (parse_connector(&cfg->conns[i], conns->items[2 * i],
+		if (parse_connector(cfg, &cfg->conns[i], conns->items[2 * i],
 		    conns->items[2 * i + 1], err) == -1)
 			goto fail;
 	}

@@ -53,12 +53,15 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	gc->retry_budget = 300;
 	if (sync_map_str(map, "tenant", 1, &gc->tenant, err) == -1 ||
 	    sync_map_str(map, "client_id", 1, &gc->client_id, err) == -1 ||
-	    sync_map_str(map, "client_secret_file", 0, &gc->secret_file, err) == -1 ||
-	    sync_map_str(map, "certificate_file", 0, &gc->cert_file, err) == -1 ||
-	    sync_map_str(map, "key_file", 0, &gc->key_file, err) == -1 ||
+	    sync_map_path(map, "client_secret_file", c->confdir, 0,
+	    &gc->secret_file, err) == -1 ||
+	    sync_map_path(map, "certificate_file", c->confdir, 0, &gc->cert_file,
+	    err) == -1 ||
+	    sync_map_path(map, "key_file", c->confdir, 0, &gc->key_file,
+	    err) == -1 ||
 	    sync_map_str(map, "token_url", 0, &gc->token_url, err) == -1 ||
 	    sync_map_str(map, "graph_url", 0, &gc->graph_url, err) == -1 ||
-	    sync_map_str(map, "ca_file", 0, &gc->ca_file, err) == -1 ||
+	    sync_map_path(map, "ca_file", c->confdir, 0, &gc->ca_file, err) == -1 ||
 	    sync_map_bool(map, "tls_verify", &gc->tls_verify, err) == -1 ||
 	    sync_map_bool(map, "allow_http", &gc->allow_http, err) == -1)
 		return -1;
@@ -72,6 +75,10 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (gc->cert_file && gc->key_file == NULL)
 		return sync_node_errf(err, map, "connector '%s': "
 		    "'certificate_file' needs 'key_file'", c->name);
+	if (gc->key_file && gc->cert_file == NULL)
+		return sync_node_errf(err, sync_map_get(map, "key_file"),
+		    "connector '%s': 'key_file' needs 'certificate_file'",
+		    c->name);
 	v = gc->timeout;
 	if (sync_map_int(map, "timeout", 1, 3600, &v, err) == -1)
 		return -1;

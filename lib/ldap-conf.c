@@ -120,10 +120,11 @@ sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
 	lc->page_size = 1000;
 	if (sync_map_str(map, "url", 1, &lc->url, err) == -1 ||
 	    sync_map_bool(map, "starttls", &lc->starttls, err) == -1 ||
-	    sync_map_str(map, "ca_file", 0, &lc->ca_file, err) == -1 ||
+	    sync_map_path(map, "ca_file", c->confdir, 0, &lc->ca_file, err) == -1 ||
 	    sync_map_bool(map, "tls_verify", &lc->tls_verify, err) == -1 ||
 	    sync_map_str(map, "bind_dn", 0, &lc->bind_dn, err) == -1 ||
-	    sync_map_str(map, "password_file", 0, &lc->password_file, err) == -1 ||
+	    sync_map_path(map, "password_file", c->confdir, 0, &lc->password_file,
+	    err) == -1 ||
 	    sync_map_str(map, "sasl_mech", 0, &lc->sasl_mech, err) == -1 ||
 	    sync_map_bool(map, "allow_cleartext_bind", &lc->allow_cleartext_bind,
 	    err) == -1 ||
@@ -166,9 +167,7 @@ sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (lc->password_file && lc->bind_dn == NULL)
 		return sync_node_errf(err, sync_map_get(map, "password_file"),
 		    "connector '%s': password_file needs bind_dn", c->name);
-	if (lc->base_dns.n == 0)
-		return sync_node_errf(err, map, "connector '%s': missing "
-		    "required key 'base_dn'", c->name);
+
 	if (lc->anchor.n == 0) {
 		if (c->kind == SYNC_CONN_AD) {
 			if (sync_strv_add(&lc->anchor, "mS-DS-ConsistencyGuid") == -1 ||
@@ -185,5 +184,13 @@ sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
 		if (lc->anchor.v[i][0] == '\0')
 			return sync_node_errf(err, sync_map_get(map, "anchor"),
 			    "connector '%s': empty anchor attribute", c->name);
-	return parse_objects(c, map, err);
+	if (parse_objects(c, map, err) == -1)
+		return -1;
+	/* A base DN for the connector, or one for each type it reads. */
+	for (i = 0; i < SYNC_NOBJTYPES; i++)
+		if (lc->obj[i].enabled && lc->obj[i].base_dns.n == 0 &&
+		    lc->base_dns.n == 0)
+			return sync_node_errf(err, map, "connector '%s': missing "
+			    "required key 'base_dn'", c->name);
+	return 0;
 }

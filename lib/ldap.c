@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ldap.h>
 
@@ -221,6 +222,11 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 	ldap_set_option(l->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
 	ldap_set_option(l->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(l->ld, LDAP_OPT_TIMEOUT, &tv);
+	if (lc->ca_file && access(lc->ca_file, R_OK) == -1) {
+		sync_errno(err, "%s: cannot read CA file '%s'", c->name,
+		    lc->ca_file);
+		goto fail;
+	}
 	if (lc->ca_file && (rc = ldap_set_option(l->ld,
 	    LDAP_OPT_X_TLS_CACERTFILE, lc->ca_file)) != LDAP_OPT_SUCCESS) {
 		ldap_errf(err, l->ld, rc, "%s: cannot use CA file '%s'",
@@ -292,11 +298,20 @@ fail:
 
 /* ----------------------------------------------------------------- import */
 
-/* The attribute name without options (";binary", ";range=..."). */
+/*
+ * The length of an attribute description without the options this
+ * connector consumes (";range=..." and ";binary"); other options, such as
+ * language tags (cn;lang-de), stay part of the name.
+ */
 static size_t
 basename_len(const char *name)
 {
-	return strcspn(name, ";");
+	const char *p = strcasestr(name, ";range=");
+	size_t len = p ? (size_t)(p - name) : strlen(name);
+
+	if (len >= 7 && strncasecmp(name + len - 7, ";binary", 7) == 0)
+		len -= 7;
+	return len;
 }
 
 static int

@@ -435,6 +435,20 @@ write_header(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 	return 0;
 }
 
+/* The object type of a line, which ends with ,"type":"NAME"}. */
+static enum sync_objtype
+type_of(const char *line)
+{
+	const char *p = strstr(line, ",\"type\":\"");
+	int t;
+
+	for (t = 0; p && t < SYNC_NOBJTYPES; t++)
+		if (strncmp(p + 9, sync_objtype_name(t),
+		    strlen(sync_objtype_name(t))) == 0)
+			return t;
+	return SYNC_USER;
+}
+
 static int
 run_next(struct run *r, struct sync_err *err)
 {
@@ -453,46 +467,41 @@ run_next(struct run *r, struct sync_err *err)
 	return 0;
 }
 
+/*
+ * Two records with one anchor: the same entry found twice (overlapping
+ * base DNs) gives identical lines and is written once; anything else is
+ * two objects claiming one anchor, an error.
+ */
 static int
-dup_anchor(const char *anchor, struct sync_err *err)
+dup_anchor(const char *anchor, const char *line1, size_t len1,
+    const char *line2, size_t len2, struct sync_err *err)
 {
-	return sync_errf(err, "two objects have the anchor '%s'; the anchor "
-	    "attribute must be unique", anchor);
+	if (len1 == len2 && memcmp(line1, line2, len1) == 0)
+		return 0;
+	return sync_errf(err, "two objects have the anchor '%s' (an entry "
+	    "matched by two object types, or an anchor attribute that is not "
+	    "unique)", anchor);
 }
 
-int
-sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
+/*
+ * Merges the runs in anchor order.  With fp NULL it only checks for
+ * duplicate anchors, so that an error is found before anything is written.
+ */
+static int
+merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 {
+	struct sync_buf prev = { 0 }, prevline = { 0 };
 	size_t i, best;
-	const char *prev = NULL;
-	char *prevcopy = NULL;
-	int rc = -1;
+	int rc = -1, have = 0;
 
-	if (write_header(w, fp, err) == -1)
-		return -1;
-	if (w->nruns == 0) {
-		sort_arena(w);
-		for (i = 0; i < w->nrecs; i++) {
-			const struct rec *r = &w->recs[i];
-			const char *a = w->arena.p + r->off;
-
-			if (prev && strcmp(prev, a) == 0)
-				return dup_anchor(a, err);
-			prev = a;
-			if (fwrite(a + r->anchorlen + 1, 1, r->len - r->anchorlen - 1,
-			    fp) != r->len - r->anchorlen - 1)
-				return sync_errno(err, "cannot write the snapshot");
-		}
-		return 0;
-	}
-	/* Merge: the arena becomes the last run. */
-	if (w->nrecs && spill(w, err) == -1)
-		return -1;
-	sync_buf_release(&w->arena);
-	for (i = 0; i < w->nruns; i++)
+	for (i = 0; i < w->nruns; i++) {
+		rewind(w->runs[i].fp);
 		if (run_next(&w->runs[i], err) == -1)
-			return -1;
+			goto out;
+	}
 	for (;;) {
+		struct run *r;
+
 		best = w->nruns;
 		/* Few runs in practice: a linear scan beats a heap here. */
 		for (i = 0; i < w->nruns; i++)
@@ -501,27 +510,81 @@ sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 				best = i;
 		if (best == w->nruns)
 			break;
-		if (prevcopy && strcmp(prevcopy, w->runs[best].anchor) == 0) {
-			dup_anchor(prevcopy, err);
-			goto out;
+		r = &w->runs[best];
+		if (have && strcmp(prev.p, r->anchor) == 0) {
+			if (dup_anchor(r->anchor, prevline.p, prevline.len,
+			    r->line, (size_t)r->llen, err) == -1)
+				goto out;
+			if (fp == NULL)
+				w->counts[type_of(r->line)]--;
+		} else {
+			sync_buf_reset(&prev);
+			sync_buf_reset(&prevline);
+			if (sync_buf_adds(&prev, r->anchor) == -1 ||
+			    sync_buf_add(&prevline, r->line, (size_t)r->llen) == -1) {
+				sync_errf(err, "out of memory");
+				goto out;
+			}
+			have = 1;
+			if (fp && fwrite(r->line, 1, (size_t)r->llen, fp) !=
+			    (size_t)r->llen) {
+				sync_errno(err, "cannot write the snapshot");
+				goto out;
+			}
 		}
-		free(prevcopy);
-		if ((prevcopy = sync_strdup(w->runs[best].anchor)) == NULL) {
-			sync_errf(err, "out of memory");
-			goto out;
-		}
-		if (fwrite(w->runs[best].line, 1, (size_t)w->runs[best].llen,
-		    fp) != (size_t)w->runs[best].llen) {
-			sync_errno(err, "cannot write the snapshot");
-			goto out;
-		}
-		if (run_next(&w->runs[best], err) == -1)
+		if (run_next(r, err) == -1)
 			goto out;
 	}
 	rc = 0;
 out:
-	free(prevcopy);
+	sync_buf_release(&prev);
+	sync_buf_release(&prevline);
 	return rc;
+}
+
+int
+sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
+{
+	size_t i, j;
+
+	if (w->nruns == 0) {
+		sort_arena(w);
+		/* Duplicates first: nothing is written if there is one. */
+		for (i = 1, j = 0; i < w->nrecs; i++) {
+			const struct rec *a = &w->recs[j], *b = &w->recs[i];
+			const char *pa = w->arena.p + a->off, *pb = w->arena.p + b->off;
+
+			if (strcmp(pa, pb) != 0) {
+				w->recs[++j] = *b;
+				continue;
+			}
+			if (dup_anchor(pa, pa + a->anchorlen + 1,
+			    a->len - a->anchorlen - 1, pb + b->anchorlen + 1,
+			    b->len - b->anchorlen - 1, err) == -1)
+				return -1;
+			w->counts[type_of(pb + b->anchorlen + 1)]--;
+		}
+		if (w->nrecs)
+			w->nrecs = j + 1;
+		if (write_header(w, fp, err) == -1)
+			return -1;
+		for (i = 0; i < w->nrecs; i++) {
+			const struct rec *r = &w->recs[i];
+			const char *line = w->arena.p + r->off + r->anchorlen + 1;
+			size_t len = r->len - r->anchorlen - 1;
+
+			if (fwrite(line, 1, len, fp) != len)
+				return sync_errno(err, "cannot write the snapshot");
+		}
+		return 0;
+	}
+	/* The arena becomes the last run; check, then write. */
+	if (w->nrecs && spill(w, err) == -1)
+		return -1;
+	sync_buf_release(&w->arena);
+	if (merge(w, NULL, err) == -1 || write_header(w, fp, err) == -1)
+		return -1;
+	return merge(w, fp, err);
 }
 
 void

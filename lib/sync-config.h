@@ -49,6 +49,12 @@ int sync_map_bool(struct sync_node *map, const char *key, int *out,
     struct sync_err *err);
 int sync_map_int(struct sync_node *map, const char *key, long min, long max,
     long *out, struct sync_err *err);
+/*
+ * A file name: a relative one is taken from dir (the config file's
+ * directory), so that a config means the same from any working directory.
+ */
+int sync_map_path(struct sync_node *map, const char *key, const char *dir,
+    int required, char **out, struct sync_err *err);
 /* A scalar or a sequence of scalars, appended to out. */
 int sync_map_strv(struct sync_node *map, const char *key,
     struct sync_strv *out, struct sync_err *err);
@@ -84,12 +90,14 @@ struct sync_connector {
 	enum sync_conn_kind kind;
 	const char *typename;           /* "ldap", "ad", "graph" */
 	int line, col;                  /* where it is defined */
+	const char *confdir;            /* the config file's directory */
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
 	struct sync_graph_conf *graph;  /* Graph */
 };
 
 struct sync_config {
 	char *path;
+	char *dir;                      /* the directory the file is in */
 	char *state_dir;                /* default /var/lib/sync */
 	struct sync_connector *conns;
 	size_t nconns;
@@ -110,9 +118,6 @@ void sync_config_free(struct sync_config *cfg);
 /* The connector called name, or NULL with err set. */
 struct sync_connector *sync_config_connector(struct sync_config *cfg,
     const char *name, struct sync_err *err);
-
-/* The URL of the connector's server (borrowed). */
-const char *sync_connector_url(const struct sync_connector *c);
 
 /* The URL of the connector's server (borrowed). */
 const char *sync_connector_url(const struct sync_connector *c);

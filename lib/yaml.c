@@ -492,6 +492,23 @@ sync_map_str(struct sync_node *map, const char *key, int required,
 }
 
 int
+sync_map_path(struct sync_node *map, const char *key, const char *dir,
+    int required, char **out, struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+
+	if (sync_map_str(map, key, required, out, err) == -1)
+		return -1;
+	if (*out == NULL || (*out)[0] == '/' || dir == NULL)
+		return 0;
+	if (sync_buf_addf(&b, "%s/%s", dir, *out) == -1)
+		return sync_node_errf(err, map, "out of memory");
+	free(*out);
+	*out = sync_buf_detach(&b);
+	return 0;
+}
+
+int
 sync_map_bool(struct sync_node *map, const char *key, int *out,
     struct sync_err *err)
 {

@@ -187,6 +187,28 @@ connectors:
     objects: {contact: {}}
 EOF
 
+bad no-connectors "sync-import: no-connectors.yaml:1:1: 'connectors' must not be empty" <<'EOF'
+connectors: {}
+EOF
+
+bad no-base "sync-import: no-base.yaml:3:5: connector 'dir': missing required key 'base_dn'" <<'EOF'
+connectors:
+  dir:
+    type: ldap
+    url: ldapi:///
+    objects: {user: {base_dn: ou=People}, group: {}}
+EOF
+
+bad key-no-cert "sync-import: key-no-cert.yaml:7:15: connector 'g': 'key_file' needs 'certificate_file'" <<'EOF'
+connectors:
+  g:
+    type: graph
+    tenant: t
+    client_id: c
+    client_secret_file: s
+    key_file: k.pem
+EOF
+
 test_expect_code 2 "a config file that does not exist" \
 	sync-import -c "$T/nonexistent.yaml" dir
 echo "sync-import: cannot open '$T/nonexistent.yaml': No such file or directory" >"$T/want"

@@ -7,6 +7,13 @@
 slapd_start
 slapd_seed || fail "seed slapd"
 slapd_seed_big 5000 || fail "seed the 5,000-member group"
+cat >"$T/lang.ldif" <<EOF
+dn: uid=alice,ou=People,$SLAPD_BASE
+changetype: modify
+add: cn;lang-de
+cn;lang-de: Alicia Schmied
+EOF
+slapd_modify "$T/lang.ldif" || fail "add a language-tagged value"
 
 P=ou=People,$SLAPD_BASE
 cat >"$T/sync.yaml" <<EOF
@@ -93,6 +100,7 @@ print('alice mail', len(alice['attrs']['mail']),
       'binary', alice.get('binary'),
       'photo bytes', len(base64.b64decode(alice['attrs']['jpegPhoto'][0])))
 big = [o for o in objs if o['type'] == 'group' and len(o['attrs'].get('member', [])) > 100]
+print('alice cn;lang-de', alice['attrs'].get('cn;lang-de'))
 print('big group members', [len(o['attrs']['member']) for o in big])
 print('excluded', [o['dn'] for o in objs if 'Excluded' in o['dn']])
 EOF
@@ -108,6 +116,7 @@ cat >"$T/tricky.want" <<'EOF'
 'Extern, Eva' contact
 'R&D, Europe' group
 alice mail 3 phones 2 binary ['jpegPhoto'] photo bytes 125
+alice cn;lang-de ['Alicia Schmied']
 big group members [5000]
 excluded []
 EOF
@@ -125,6 +134,37 @@ test_expect_code 0 "import with a 1 MiB sort buffer (external merge)" \
 	sync-import -q -m 1 -c "$T/sync.yaml" -o "$T/c.snap" dir
 tail -n +2 "$T/c.snap" >"$T/c.body"
 test_cmp "external merge gives the same bytes" "$T/a.body" "$T/c.body"
+
+# Overlapping base DNs find the same entries twice: written once.  An
+# entry that two object types match is an error, before any output.
+sed 's|^    base_dn: .*|    base_dn: [ "'"$SLAPD_BASE"'", "'"$P"'" ]|' "$T/sync.yaml" >"$T/overlap.yaml"
+test_expect_code 0 "overlapping base DNs" \
+	sync-import -q -c "$T/overlap.yaml" -o "$T/o.snap" dir
+tail -n +2 "$T/o.snap" >"$T/o.body"
+test_cmp "... give the same objects, each once" "$T/a.body" "$T/o.body"
+sed '/exclude: ou=Contacts/d' "$T/sync.yaml" >"$T/twotypes.yaml"
+test_expect_code 2 "an entry matched as both user and contact" \
+	sync-import -c "$T/twotypes.yaml" -o "$T/t.snap" dir
+test_grep "... is refused" "^sync-import: two objects have the anchor '[-0-9a-f]*' \(an entry matched by two object types, or an anchor attribute that is not unique\)$" "$T/err"
+test_expect_code 1 "... with no output" test -e "$T/t.snap"
+test_expect_code 2 "... also on standard output" \
+	sh -c 'sync-import -c "$T/twotypes.yaml" dir >"$T/t.out"'
+test_cmp "... where nothing at all is written" /dev/null "$T/t.out"
+
+# Relative paths in the config are taken from the config's directory.
+mkdir -p "$T/etc"
+cp "$SLAPD_CA" "$T/etc/ca.pem"
+cp "$SLAPD_PWFILE" "$T/etc/pw"
+sed -e 's|ca_file: .*|ca_file: ca.pem|' -e 's|password_file: .*|password_file: pw|' \
+	-e 's|state_dir: .*|state_dir: state|' "$T/sync.yaml" >"$T/etc/rel.yaml"
+test_expect_code 0 "relative ca_file, password_file and state_dir" \
+	sh -c 'cd / && sync-import -q -c "$T/etc/rel.yaml" -o "$T/rel.snap" dir'
+ok "... are found beside the config (state under it)" test -f "$T/etc/state/import.dir.lock"
+sed 's|ca_file: .*|ca_file: nonexistent.pem|' "$T/etc/rel.yaml" >"$T/etc/noca.yaml"
+test_expect_code 2 "a CA file that does not exist" \
+	sync-import -c "$T/etc/noca.yaml" -o "$T/rel.snap" dir
+echo "sync-import: dir: cannot read CA file '$T/etc/nonexistent.pem': No such file or directory" >"$T/want"
+test_cmp "... is named" "$T/want" "$T/err"
 
 DIR_URL=$SLAPD_URL
 cat >"$T/starttls.yaml" <<EOF

@@ -14,7 +14,7 @@ exec perl -MTAP::Harness -e '
 		$pass += scalar $p->passed;
 		$fail += scalar $p->failed;
 		# A script that died or missed its plan is a failure too.
-		$fail++ if $p->exit || $p->wait || $p->has_problems && !$p->failed;
+		$fail++ if !$p->failed && ($p->exit || $p->wait || $p->has_problems);
 	}
 	print "$pass passed, $fail failed\n";
 	exit($fail ? 1 : 0);

@@ -30,7 +30,12 @@ def read_ldif(path):
             if name == 'dn':
                 cur = {'dn': val.decode(), 'attrs': {}}
                 continue
-            cur['attrs'].setdefault(name.split(';')[0].lower(), []).append(val)
+            # ;range= and ;binary are transfer options; others (language
+            # tags) are part of the attribute's name.
+            base = ';'.join(o for o in name.split(';')
+                            if o.lower() != 'binary' and
+                            not o.lower().startswith('range='))
+            cur['attrs'].setdefault(base.lower(), []).append(val)
     if cur is not None:
         entries.append(cur)
     return entries
