@@ -663,7 +663,8 @@ ctl faults '{"latency_ms": 0}'
 # ---------------------------------------------------------------- CLI, TLS, SIGTERM, state
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/tls.key" -out "$W/tls.crt" -days 2 \
 	-subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' >/dev/null 2>&1
-start tls --tls-cert "$W/tls.crt" --tls-key "$W/tls.key" --app a:b --fault-503 1 \
+echo '[{"client_id": "f", "secret": "g"}]' >"$W/apps.json"
+start tls --tls-cert "$W/tls.crt" --tls-key "$W/tls.key" --apps-file "$W/apps.json" --fault-503 1 \
 	--state "$W/state.json.db"
 TLSPID=$LASTPID
 curl -s -o "$W/b" -w '%{http_code}' --cacert "$W/tls.crt" "https://127.0.0.1:$PORT/_emulator/health" >"$W/cs"
@@ -674,6 +675,10 @@ curl -s -o /dev/null "https://127.0.0.1:$PORT/_emulator/health"
 ok $? "tls: an untrusted certificate fails verification"
 code=$(curl -s -o "$W/b" -D "$W/h" -w '%{http_code}' --cacert "$W/tls.crt" -H 'Authorization: Bearer x' "https://127.0.0.1:$PORT/v1.0/users")
 check 503 "cli: --fault-503 on the command line"
+code=$(curl -s -o "$W/b" -D "$W/h" -w '%{http_code}' --cacert "$W/tls.crt" -d client_id=f -d client_secret=g \
+	-d grant_type=client_credentials --data-urlencode "scope=$GSCOPE" "https://127.0.0.1:$PORT/t/oauth2/v2.0/token")
+check 200 "cli: --apps-file registers apps; the token endpoint is not faulted" 'b["token_type"] == "Bearer"'
+
 curl -s -o /dev/null --cacert "$W/tls.crt" -X POST -H 'Content-Type: application/json' \
 	--data-binary '{"users":[{"displayName":"Kept","userPrincipalName":"kept@contoso.test"}]}' \
 	"https://127.0.0.1:$PORT/_emulator/seed"

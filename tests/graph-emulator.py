@@ -10,6 +10,7 @@ form of this text.
 SYNOPSIS
     graph-emulator.py [--port N] [--port-file F] [--bind ADDR]
         [--tls-cert PEM --tls-key PEM] [--app ID:SECRET]... [--app-cert ID:CERT.pem]...
+        [--apps-file F]
         [--tenant T] [--domain D]... [--token-lifetime S]
         [--delta-token-lifetime S] [--log F] [--state F] [--seed N]
         [--latency-ms MS] [--fault-429 P] [--fault-503 P] [--fault-drop P]
@@ -1014,7 +1015,8 @@ class Service:
         old_upn, old_imm = obj.get("userPrincipalName"), obj.get("onPremisesImmutableId")
         self.apply_patch("user", oid, obj, body)
         if obj.get("userPrincipalName") != old_upn:
-            self.d.upn_idx.pop(old_upn.lower(), None)
+            if old_upn:
+                self.d.upn_idx.pop(old_upn.lower(), None)
             self.d.upn_idx[obj["userPrincipalName"].lower()] = oid
         if obj.get("onPremisesImmutableId") != old_imm:
             if old_imm:
@@ -1059,7 +1061,8 @@ class Service:
             raise bad("A maximum of 20 relationships (owners and members) can be added in the "
                       "same request.")
         for oid in members + owners:
-            self.ref_object(oid)
+            if self.d.kind.get(oid) is None or not self.visible(oid):
+                raise bad("Invalid object identifier '%s'." % oid)
         if len(set(members)) != len(members):
             raise bad("One or more added object references already exist for the following "
                       "modified properties: 'members'.")
@@ -1613,6 +1616,14 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "graph-emulator/1.0"
     sys_version = ""
+
+    timeout = 120   # idle keep-alive connections are closed, as servers do
+
+    def setup(self):
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            # TLS handshake here, in the connection's own thread.
+            self.connection.do_handshake()
 
     def version_string(self):
         return self.server_version
@@ -2268,6 +2279,7 @@ def main(argv=None):
     ap.add_argument("--tls-key")
     ap.add_argument("--app", action="append", default=[], help="CLIENT_ID:SECRET")
     ap.add_argument("--app-cert", action="append", default=[], help="CLIENT_ID:CERT.pem")
+    ap.add_argument("--apps-file", help='JSON: [{"client_id", "secret", "cert_file"}]')
     ap.add_argument("--tenant")
     ap.add_argument("--tenant-id")
     ap.add_argument("--domain", action="append")
@@ -2301,6 +2313,14 @@ def main(argv=None):
         if not sep:
             ap.error("--app wants CLIENT_ID:SECRET")
         register_app(emu, cid, sec)
+    if opts.apps_file:
+        with open(opts.apps_file) as f:
+            for a in json.load(f):
+                pem = None
+                if a.get("cert_file"):
+                    with open(a["cert_file"]) as c:
+                        pem = c.read()
+                register_app(emu, a["client_id"], a.get("secret"), pem)
     for a in opts.app_cert:
         cid, sep, fn = a.partition(":")
         if not sep:
