@@ -15,7 +15,7 @@ CC      ?= cc
 # Debian packages the build, the tests and the demo need.
 DEBS = build-essential pkg-config libldap2-dev libcurl4-openssl-dev \
        libjansson-dev libyaml-dev slapd ldap-utils samba python3 perl \
-       iproute2 procps
+       iproute2 procps mandoc curl
 
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
        -Wwrite-strings -Wvla -Wpointer-arith -Wformat=2 -Wundef \
