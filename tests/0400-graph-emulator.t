@@ -347,6 +347,21 @@ check 400 "paging: an advanced-query nextLink without ConsistencyLevel fails" \
 req GET "${NEXT#http://127.0.0.1:$PORT}" '' -H 'ConsistencyLevel: eventual'
 check 200 "paging: with the header resent it works, and no @odata.count" \
 	'len(b["value"]) == 8 and "@odata.count" not in b'
+ctl faults '{"empty_page": 0.5, "seed": 3}'
+NEXT="/v1.0/users?\$select=id&\$top=20"
+pages=0
+empties=0
+: >"$W/ids"
+while [ -n "$NEXT" ] && [ $pages -lt 200 ]; do
+	req GET "${NEXT#http://127.0.0.1:$PORT}"
+	val '"\n".join(u["id"] for u in b["value"])' >>"$W/ids"
+	[ "$(val 'len(b["value"])')" = 0 ] && empties=$((empties + 1))
+	NEXT=$(val 'b.get("@odata.nextLink", "")')
+	pages=$((pages + 1))
+done
+[ $empties -gt 0 ] && [ "$(grep -c . "$W/ids")" = 108 ] && [ "$(sort -u "$W/ids" | grep -c .)" = 108 ]
+ok $? "paging: empty pages with a nextLink lose nothing ($empties empty of $pages)"
+ctl faults '{"empty_page": 0}'
 req GET "/v1.0/users?\$skiptoken=garbage"
 check 400 "paging: a forged skiptoken is 400" 'b["error"]["code"] == "Request_BadRequest"'
 

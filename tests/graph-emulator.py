@@ -16,7 +16,7 @@ SYNOPSIS
         [--latency-ms MS] [--fault-429 P] [--fault-503 P] [--fault-drop P]
         [--fault-slow P] [--slow-ms MS] [--retry-after V] [--eventual-404 S]
         [--write-limit N] [--write-window S] [--fault-token] [--no-shuffle]
-        [--page-size N]
+        [--page-size N] [--delta-members-chunk N] [--empty-page P]
 
 SERVICE ENDPOINTS
     POST /{tenant}/oauth2/v2.0/token     client credentials (secret or JWT
@@ -553,7 +553,7 @@ DEFAULT_FAULTS = {
     "fault_slow": 0.0, "slow_ms": 5000, "retry_after": "1", "eventual_404": 0.0,
     "write_limit": 3000, "write_window": 150.0, "fault_token": False,
     "token_lifetime": 3599, "delta_token_lifetime": 7 * 86400, "shuffle": True,
-    "page_size": 100, "rules": [], "delta_members_chunk": 100,
+    "page_size": 100, "rules": [], "delta_members_chunk": 100, "empty_page": 0.0,
 }
 
 
@@ -1309,6 +1309,15 @@ class Service:
                 raise unsupported()
         top = self.parse_top(q)
         sel = self.parse_select(q, kind)
+        coll = "users" if kind == "user" else "groups"
+        if self.emu.faults["empty_page"] and \
+                self.emu.draw("empty", req.base + req.path + json.dumps(q) + str(pos)) < \
+                self.emu.faults["empty_page"]:
+            # "A page may be empty and still have a nextLink."
+            return 200, {}, {"@odata.context": self.context(req, coll), "value": [],
+                             "@odata.nextLink": "%s/v1.0/%s?%s" % (
+                                 req.base, coll,
+                                 self.qs(q, {"k": "list", "kind": kind, "p": pos, "q": q}))}
         cand = self.candidates(kind, ast)
         objs = self.d.users if kind == "user" else self.d.groups
         ids = cand if cand is not None else self.d.order[kind]
@@ -2300,6 +2309,7 @@ def main(argv=None):
     ap.add_argument("--delta-token-lifetime", type=int)
     ap.add_argument("--page-size", type=int)
     ap.add_argument("--delta-members-chunk", type=int)
+    ap.add_argument("--empty-page", type=float)
     ap.add_argument("--fault-token", action="store_true", default=None)
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None)
     opts = ap.parse_args(argv)
