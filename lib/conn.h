@@ -38,6 +38,12 @@ int sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err);
 void sync_ldap_conf_free(struct sync_ldap_conf *lc);
 
+/* Full imports, one per kind of connector (see sync_import_full). */
+int sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+    struct sync_err *err);
+int sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+    struct sync_err *err);
+
 int sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err);
 void sync_graph_conf_free(struct sync_graph_conf *gc);

@@ -755,8 +755,8 @@ out:
 	return ret;
 }
 
-static int
-ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+int
+sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
     struct sync_err *err)
 {
 	struct sync_ldap l;
@@ -784,19 +784,4 @@ ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 	sync_strv_release(&attrs);
 	sync_ldap_close(&l);
 	return rc;
-}
-
-int
-sync_import_full(struct sync_connector *c, sync_obj_fn fn, void *ctx,
-    struct sync_err *err)
-{
-	switch (c->kind) {
-	case SYNC_CONN_LDAP:
-	case SYNC_CONN_AD:
-		return ldap_import(c, fn, ctx, err);
-	case SYNC_CONN_GRAPH:
-		break;
-	}
-	return sync_errf(err, "%s: import from %s connectors is not "
-	    "available yet", c->name, c->typename);
 }
