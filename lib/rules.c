@@ -419,8 +419,6 @@ rules_load(struct rules *r, struct sync_config *cfg, struct sync_err *err)
 		    sync_map_int(policy, "delta_values", 1, 1000000,
 		    &r->large, err) == -1)
 			return -1;
-		/* sections of other verbs may live in policy too */
-		(void)sync_map_get(policy, "export");
 		if (sync_map_check_unused(policy, err) == -1)
 			return -1;
 	}
