@@ -517,6 +517,11 @@ DEE=$(val 'b["id"]')
 req GET "${DL#http://127.0.0.1:$PORT}"
 check 200 "delta: changes since the deltaLink; removed objects as @removed; untracked property changes do not surface" \
 	'sorted(b["value"], key=lambda x: x["id"]) == sorted([{"id": "'"$ANN"'", "@removed": {"reason": "changed"}}, {"id": "'"$DEE"'", "displayName": "Dee", "onPremisesImmutableId": None}], key=lambda x: x["id"]) and "@odata.deltaLink" in b'
+ctl faults '{"delta_replay": 1.0, "page_size": 200}'
+req GET "/v1.0/users/delta?\$select=id"
+check 200 "delta: replays send objects twice within a round" \
+	'len(b["value"]) == 2 * len({u["id"] for u in b["value"]}) and "@odata.deltaLink" in b'
+ctl faults '{"delta_replay": 0, "page_size": 50}'
 req GET "/v1.0/users/delta?\$deltatoken=latest"
 check 200 "delta: \$deltatoken=latest returns only a deltaLink" 'b["value"] == [] and "@odata.deltaLink" in b'
 req GET "/v1.0/groups/delta?\$select=displayName,members"

@@ -17,6 +17,7 @@ SYNOPSIS
         [--fault-slow P] [--slow-ms MS] [--retry-after V] [--eventual-404 S]
         [--write-limit N] [--write-window S] [--fault-token] [--no-shuffle]
         [--page-size N] [--delta-members-chunk N] [--empty-page P]
+        [--delta-replay P]
 
 SERVICE ENDPOINTS
     POST /{tenant}/oauth2/v2.0/token     client credentials (secret or JWT
@@ -554,6 +555,7 @@ DEFAULT_FAULTS = {
     "write_limit": 3000, "write_window": 150.0, "fault_token": False,
     "token_lifetime": 3599, "delta_token_lifetime": 7 * 86400, "shuffle": True,
     "page_size": 100, "rules": [], "delta_members_chunk": 100, "empty_page": 0.0,
+    "delta_replay": 0.0,
 }
 
 
@@ -1435,6 +1437,15 @@ class Service:
             page = items[i:i + top]
             i += len(page)
             done = i >= len(items)
+        if self.emu.faults["delta_replay"]:
+            # "Replays and duplicates within a round are possible."
+            replayed = []
+            for item in page:
+                replayed.append(item)
+                if self.emu.draw("replay", json.dumps(item, sort_keys=True)) < \
+                        self.emu.faults["delta_replay"]:
+                    replayed.append(dict(item))
+            page = replayed
         out = {"@odata.context": self.context(req, coll), "value": page}
         if done:
             nt = {"k": "delta", "kind": kind, "from": t["to"], "sel": sel, "e": self.d.epoch,
@@ -2310,6 +2321,7 @@ def main(argv=None):
     ap.add_argument("--page-size", type=int)
     ap.add_argument("--delta-members-chunk", type=int)
     ap.add_argument("--empty-page", type=float)
+    ap.add_argument("--delta-replay", type=float)
     ap.add_argument("--fault-token", action="store_true", default=None)
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None)
     opts = ap.parse_args(argv)
