@@ -242,6 +242,6 @@ test_expect_code 2 "usage without a connector" sync-import
 
 # The fuzz target must take any bytes; run it over every config above.
 ok "the config fuzz target survives every test input" \
-	"$TOP/build/fuzz/config" "$T"/*.yaml "$T/utf8.in"
+	"$BIN/../fuzz/config" "$T"/*.yaml "$T/utf8.in"
 
 done_testing

@@ -33,7 +33,7 @@
 # closed.
 
 TOP=$(cd "$(dirname "$0")/.." && pwd) || exit 2
-BIN=$TOP/bin
+BIN=${SYNC_BIN:-$TOP/bin}
 PATH=$BIN:$PATH:/usr/sbin:/sbin
 export TOP BIN PATH
 LC_ALL=C.UTF-8
