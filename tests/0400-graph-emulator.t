@@ -423,6 +423,36 @@ check 404 "members: ... and deleted the user from the directory (the trap)" \
 req GET "/v1.0/groups/$GID?\$select=id,description"
 check 200 "groups: GET with \$select" 'b == {"@odata.context": b["@odata.context"], "id": "'"$GID"'", "description": "all staff"}'
 
+# ---------------------------------------------------------------- more reads
+ctl seed '{"users":[{"id":"bbbbbbbb-0000-0000-0000-000000000001","displayName":"Zed","userPrincipalName":"zed@contoso.test","accountEnabled":false,"proxyAddresses":["SMTP:zed@contoso.test","smtp:z@contoso.test"]}]}'
+req GET "/v1.0/users?\$filter=proxyAddresses/any(p:p%20eq%20'smtp:Z@contoso.test')&\$select=id"
+check 200 "filter: proxyAddresses/any() lambda, case-insensitive" \
+	'[u["id"] for u in b["value"]] == ["bbbbbbbb-0000-0000-0000-000000000001"]'
+req GET "/v1.0/users?\$filter=not(accountEnabled%20eq%20true)&\$count=true&\$select=id" '' -H 'ConsistencyLevel: eventual'
+check 200 "filter: not() is an advanced query" '[u["id"] for u in b["value"]] == ["bbbbbbbb-0000-0000-0000-000000000001"]'
+req GET "/v1.0/users?\$filter=startswith(displayName,'Cloud%2010')&\$orderby=displayName%20desc&\$count=true&\$select=displayName" '' -H 'ConsistencyLevel: eventual'
+check 200 "filter: \$orderby with \$filter (advanced)" \
+	'[u["displayName"] for u in b["value"]] == ["Cloud 104", "Cloud 103", "Cloud 102", "Cloud 101", "Cloud 100"]'
+req POST /v1.0/directoryObjects/getByIds "{\"ids\":[\"$ANN\",\"$GID\",\"00000000-0000-0000-0000-000000000009\"],\"types\":[\"user\"]}"
+check 200 "directoryObjects/getByIds filters by type and skips unknown ids" \
+	'[(o["@odata.type"], o["id"]) for o in b["value"]] == [("#microsoft.graph.user", "'"$ANN"'")]'
+req GET "/v1.0/users/$ANN/memberOf"
+check 200 "users/{id}/memberOf" '[g["id"] for g in b["value"]] == ["'"$GID"'"]'
+req POST /v1.0/groups "{$G,\"displayName\":\"Temp\",\"mailNickname\":\"temp\",\"members@odata.bind\":[\"https://graph.microsoft.com/v1.0/directoryObjects/$BOB\",\"https://graph.microsoft.com/v1.0/directoryObjects/22222222-0000-0000-0000-000000000000\"]}"
+check 400 "groups: an unknown id in members@odata.bind at creation is 400" 'b["error"]["code"] == "Request_BadRequest"'
+req GET "/v1.0/groups?\$filter=displayName%20eq%20'Temp'"
+check 200 "groups: ... and nothing was created" 'b["value"] == []'
+req POST /v1.0/groups "{$G,\"displayName\":\"Temp\",\"mailNickname\":\"temp\",\"members@odata.bind\":[\"https://graph.microsoft.com/v1.0/directoryObjects/$BOB\"]}"
+TMP=$(val 'b["id"]')
+req DELETE "/v1.0/groups/$TMP"
+check 204 "groups: DELETE is 204" 'b is None'
+req GET "/v1.0/users/$BOB/memberOf"
+check 200 "groups: a deleted group leaves its members' memberOf" '[g["id"] for g in b["value"]] == ["'"$GID"'"]'
+req POST '/v1.0/$batch' '{"requests":[{"id":"1","method":"GET","url":"/users","dependsOn":["9"]}]}'
+check 400 "batch: dependsOn an unknown id is 400" 'b["error"]["code"] == "BadRequest"'
+req POST '/v1.0/$batch' '{"requests":[{"id":"1","method":"GET","url":"/users?$top=1","dependsOn":["2"]},{"id":"2","method":"GET","url":"/users?$top=1","dependsOn":["1"]}]}'
+check 400 "batch: a dependsOn cycle is 400" 'b["error"]["code"] == "BadRequest"'
+
 # ---------------------------------------------------------------- delete
 req DELETE "/v1.0/users/$OB"
 check 204 "users: DELETE is 204" 'b is None'

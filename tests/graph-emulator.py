@@ -2355,6 +2355,7 @@ def main(argv=None):
     if opts.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        ctx.set_alpn_protocols(["http/1.1"])
         # The handshake happens in the handler thread on first read, so a
         # slow or failing client does not stall the accept loop.
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
