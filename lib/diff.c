@@ -36,7 +36,7 @@ struct mment {
 struct mmap {
 	struct mment *e;
 	size_t n, cap;
-	uint32_t *slot;                 /* head entry index + 1 */
+	uint64_t *slot;                 /* hash << 32 | head entry index + 1 */
 	size_t nslot;
 	int icase;
 };
@@ -81,38 +81,50 @@ mm_free(struct mmap *m)
 }
 
 /* The first entry for key, or NULL; follow ->next for the others. */
+/*
+ * A slot keeps the upper half of the key's hash next to the entry index,
+ * so that a probe reads the key (a cache miss into the snapshot) only
+ * when the hashes agree.
+ */
+#define SLOT_IDX(s) ((uint32_t)(s))
+#define SLOT_TAG(h) ((h) >> 32)
+
 static const struct mment *
 mm_get(const struct mmap *m, const char *k, size_t n)
 {
-	size_t i = hashb(k, n, m->icase) & (m->nslot - 1);
+	uint64_t h = hashb(k, n, m->icase);
+	size_t i = h & (m->nslot - 1);
 
 	for (; m->slot[i]; i = (i + 1) & (m->nslot - 1))
-		if (keyeq(m, &m->e[m->slot[i] - 1], k, n))
-			return &m->e[m->slot[i] - 1];
+		if ((m->slot[i] >> 32) == SLOT_TAG(h) &&
+		    keyeq(m, &m->e[SLOT_IDX(m->slot[i]) - 1], k, n))
+			return &m->e[SLOT_IDX(m->slot[i]) - 1];
 	return NULL;
 }
 
 static int
 mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
 {
+	uint64_t h;
 	size_t i;
 
 	if ((m->n + 1) * 2 > m->nslot) {
 		size_t ns = m->nslot * 2, j;
-		uint32_t *s = calloc(ns, sizeof *s);
+		uint64_t *s = calloc(ns, sizeof *s);
 
 		if (s == NULL)
 			return -1;
 		for (j = 0; j < m->nslot; j++) {
-			size_t h;
+			size_t p;
 
 			if (!m->slot[j])
 				continue;
-			h = hashb(m->e[m->slot[j] - 1].k, m->e[m->slot[j] - 1].klen,
-			    m->icase) & (ns - 1);
-			while (s[h])
-				h = (h + 1) & (ns - 1);
-			s[h] = m->slot[j];
+			h = hashb(m->e[SLOT_IDX(m->slot[j]) - 1].k,
+			    m->e[SLOT_IDX(m->slot[j]) - 1].klen, m->icase);
+			p = h & (ns - 1);
+			while (s[p])
+				p = (p + 1) & (ns - 1);
+			s[p] = m->slot[j];
 		}
 		free(m->slot);
 		m->slot = s;
@@ -131,20 +143,21 @@ mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
 	m->e[m->n].klen = (uint32_t)n;
 	m->e[m->n].val = val;
 	m->e[m->n].next = 0;
-	i = hashb(k, n, m->icase) & (m->nslot - 1);
+	h = hashb(k, n, m->icase);
+	i = h & (m->nslot - 1);
 	for (; m->slot[i]; i = (i + 1) & (m->nslot - 1)) {
-		struct mment *h = &m->e[m->slot[i] - 1];
+		struct mment *e = &m->e[SLOT_IDX(m->slot[i]) - 1];
 
-		if (keyeq(m, h, k, n)) {
+		if ((m->slot[i] >> 32) == SLOT_TAG(h) && keyeq(m, e, k, n)) {
 			/* keep the chain in insertion order: append */
-			while (h->next)
-				h = &m->e[h->next - 1];
-			h->next = (uint32_t)m->n + 1;
+			while (e->next)
+				e = &m->e[e->next - 1];
+			e->next = (uint32_t)m->n + 1;
 			m->n++;
 			return 0;
 		}
 	}
-	m->slot[i] = (uint32_t)m->n + 1;
+	m->slot[i] = SLOT_TAG(h) << 32 | ((uint64_t)m->n + 1);
 	m->n++;
 	return 0;
 }
@@ -821,6 +834,8 @@ valv_norm(struct valv *vv)
 {
 	size_t i, o = 0;
 
+	if (vv->n < 2)
+		return;
 	qsort(vv->v, vv->n, sizeof *vv->v, val_cmp);
 	for (i = 0; i < vv->n; i++)
 		if (o == 0 || val_cmp(&vv->v[o - 1], &vv->v[i]) != 0)

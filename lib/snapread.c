@@ -31,6 +31,9 @@ struct pctx {
 	/* attribute-name hash: slot -> index + 1 */
 	uint32_t *ht;
 	size_t htcap;
+	/* the name index of the attribute at each position of the last
+	 * object: objects of one snapshot list the same names in order */
+	long pos[32];
 };
 
 static int
@@ -355,6 +358,7 @@ parse_obj(struct pctx *c, char *p)
 	size_t nbin = 0, i, j;
 	int seen = 0;
 	char *bincol = NULL, *objstart = p;
+	size_t k;
 	long idx;
 
 	GROW(s->objs, s->nobjs, s->capobjs, 4096);
@@ -413,8 +417,14 @@ parse_obj(struct pctx *c, char *p)
 
 				if (pstring(c, &p, &off, &len) == -1)
 					return -1;
-				if ((idx = intern(c, s, s->buf + off, 1)) < 0)
+				k = s->nattrs - o->a;
+				if (k < 32 && c->pos[k] >= 0 && strcmp(s->names.v[
+				    c->pos[k]], s->buf + off) == 0)
+					idx = c->pos[k];
+				else if ((idx = intern(c, s, s->buf + off, 1)) < 0)
 					return perr(c, nat, "out of memory");
+				if (k < 32)
+					c->pos[k] = idx;
 				for (i = o->a; i < s->nattrs; i++)
 					if (s->attrs[i].name == (uint32_t)idx)
 						return perr(c, nat, "attribute "
@@ -596,6 +606,7 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 	struct pctx c = { 0 };
 	struct snap *s;
 	char *p, *end, *nl;
+	size_t k;
 
 	pthread_once(&once, plain_init);
 	if ((s = calloc(1, sizeof *s)) == NULL) {
@@ -607,6 +618,8 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 	s->size = len;
 	c.s = s;
 	c.name = name;
+	for (k = 0; k < 32; k++)
+		c.pos[k] = -1;
 	if ((s->path = sync_strdup(name)) == NULL) {
 		sync_errf(err, "out of memory");
 		snap_free(s);
@@ -632,11 +645,12 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 			    "of the file)");
 			goto fail;
 		}
-		if (memchr(p, '\0', (size_t)(nl - p)) != NULL) {
-			perr(&c, memchr(p, '\0', (size_t)(nl - p)), "NUL byte");
-			goto fail;
-		}
 		if (c.lineno == 1) {
+			if (memchr(p, '\0', (size_t)(nl - p)) != NULL) {
+				perr(&c, memchr(p, '\0', (size_t)(nl - p)),
+				    "NUL byte");
+				goto fail;
+			}
 			if (parse_header(&c, p, (size_t)(nl - p)) == -1)
 				goto fail;
 			continue;
