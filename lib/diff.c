@@ -1607,6 +1607,18 @@ phase_flows(void *arg)
 		 * pass 2: the objects with references */
 		if (j->pass == 2 && !refs)
 			continue;
+		/* the joined target objects are all over memory: fetch the
+		 * next ones' records while this one is worked on */
+		if (k + 8 < j->hi && d->items[k + 8].tgt)
+			__builtin_prefetch(&d->tgt->objs[d->items[k + 8].tgt - 1]);
+		if (k + 4 < j->hi && d->items[k + 4].tgt) {
+			const struct dobj *po =
+			    &d->tgt->objs[d->items[k + 4].tgt - 1];
+
+			__builtin_prefetch(&d->tgt->attrs[po->a]);
+			__builtin_prefetch(&d->tgt->attrs[po->a] + 4);
+			__builtin_prefetch(d->tgt->buf + po->anchor);
+		}
 		if (do_item(d, j, &sc, it, j->pass == 1 && refs,
 		    &j->out->err) == -1)
 			j->out->failed = 1;

@@ -41,6 +41,8 @@ struct snap {
 	char *path;
 	char *buf;              /* the file, decoded in place; buf[0] is NUL */
 	size_t size;
+	void *map;              /* a private mapping holding buf, or NULL */
+	size_t maplen;
 	char *connector, *conntype, *time;
 	struct dobj *objs;
 	size_t nobjs, capobjs;
