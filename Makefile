@@ -9,12 +9,12 @@
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
-PKGS     = ldap lber libcurl jansson yaml-0.1
+PKGS     = ldap lber libcurl jansson yaml-0.1 libcrypto
 CC      ?= cc
 
 # Debian packages the build, the tests and the demo need.
 DEBS = build-essential pkg-config libldap2-dev libcurl4-openssl-dev \
-       libjansson-dev libyaml-dev slapd ldap-utils samba python3 perl \
+       libjansson-dev libyaml-dev libssl-dev slapd ldap-utils samba python3 perl \
        iproute2 procps mandoc curl
 
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \

@@ -1,13 +1,524 @@
 /*
- * graph.c: the Microsoft Graph connector (Entra ID).
+ * graph.c: the Microsoft Graph connector (Entra ID): the client (token,
+ * connections, errors) and the full import of users and groups.
  */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "conn.h"
 #include "graph.h"
+#include "http.h"
+
+struct sync_graph {
+	struct sync_connector *c;
+	struct sync_graph_conf *gc;
+	struct sync_retry retry;
+	struct sync_graph_auth *auth;
+	struct sync_http **conns;
+	long *gens;             /* per connection: generation of its token */
+	int nconn;
+};
+
+/* ---------------------------------------------------------- the client */
+
+struct sync_graph *
+sync_graph_open(struct sync_connector *c, int nconn, struct sync_err *err)
+{
+	struct sync_graph_conf *gc = c->graph;
+	struct sync_http_opts o = { 0 };
+	struct sync_graph *g;
+	int i;
+
+	if (nconn < 1)
+		nconn = 1;
+	if ((g = calloc(1, sizeof *g)) == NULL ||
+	    (g->conns = calloc((size_t)nconn, sizeof *g->conns)) == NULL ||
+	    (g->gens = calloc((size_t)nconn, sizeof *g->gens)) == NULL) {
+		sync_errno(err, "%s: cannot start", c->name);
+		if (g)
+			free(g->conns);
+		free(g);
+		return NULL;
+	}
+	g->c = c;
+	g->gc = gc;
+	g->nconn = nconn;
+	sync_retry_init(&g->retry, (double)gc->retry_budget);
+	o.who = c->name;
+	o.ca_file = gc->ca_file;
+	o.tls_verify = gc->tls_verify;
+	o.timeout = gc->timeout;
+	o.retry = &g->retry;
+	for (i = 0; i < nconn; i++)
+		if ((g->conns[i] = sync_http_new(&o, err)) == NULL)
+			goto fail;
+	if ((g->auth = sync_graph_auth_new(c, err)) == NULL)
+		goto fail;
+	return g;
+fail:
+	sync_graph_close(g);
+	return NULL;
+}
+
+void
+sync_graph_close(struct sync_graph *g)
+{
+	int i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < g->nconn; i++)
+		sync_http_free(g->conns[i]);
+	sync_graph_auth_free(g->auth);
+	sync_retry_release(&g->retry);
+	free(g->conns);
+	free(g->gens);
+	free(g);
+}
+
+unsigned long
+sync_graph_retries(struct sync_graph *g, double *left)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&g->retry.mu);
+	n = g->retry.retries;
+	if (left)
+		*left = g->retry.left;
+	pthread_mutex_unlock(&g->retry.mu);
+	return n;
+}
+
+void
+sync_graph_resp_release(struct sync_graph_resp *r)
+{
+	json_decref(r->json);
+	free(r->location);
+	memset(r, 0, sizeof *r);
+	r->retry_after = -1;
+}
+
+int
+sync_graph_errf(struct sync_err *err, struct sync_graph *g,
+    const char *method, const char *url, const struct sync_graph_resp *r)
+{
+	json_t *e = json_object_get(r->json, "error");
+	json_t *code = json_object_get(e, "code");
+	json_t *msg = json_object_get(e, "message");
+	char u[512], spent[128] = "";
+
+	sync_http_url_trim(url, u, sizeof u);
+	if (r->budget_spent)
+		snprintf(spent, sizeof spent, " (gave up after %d attempts: the "
+		    "retry budget of %ld s is spent)", r->attempts,
+		    g->gc->retry_budget);
+	return sync_errf(err, "%s: %s %s failed: %ld%s%s%s%.800s%s%s%s%s",
+	    g->c->name, method, u, r->status,
+	    json_is_string(code) ? " " : "",
+	    json_is_string(code) ? json_string_value(code) : "",
+	    json_is_string(msg) ? ": " : "",
+	    json_is_string(msg) ? json_string_value(msg) : "",
+	    r->request_id[0] ? " (request-id " : "", r->request_id,
+	    r->request_id[0] ? ")" : "", spent);
+}
+
+int
+sync_graph_call(struct sync_graph *g, int conn, const char *method,
+    const char *path, const char *body, const char *const *headers,
+    int flags, struct sync_graph_resp *r, struct sync_err *err)
+{
+	struct sync_http_req q = { 0 };
+	struct sync_http_resp hr = { 0 };
+	struct sync_buf url = { 0 };
+	struct sync_http *h;
+	char *authz = NULL;
+	int renew, rc = -1;
+
+	sync_graph_resp_release(r);
+	if (conn < 0 || conn >= g->nconn)
+		return sync_errf(err, "%s: no connection %d", g->c->name, conn);
+	h = g->conns[conn];
+	if (strncmp(path, "https://", 8) == 0 || strncmp(path, "http://", 7) == 0)
+		sync_buf_adds(&url, path);
+	else
+		sync_buf_addf(&url, "%s%s", g->gc->graph_url, path);
+	if (url.p == NULL)
+		return sync_errf(err, "%s: out of memory", g->c->name);
+	q.method = method;
+	q.url = url.p;
+	q.body = body;
+	q.bodylen = body ? strlen(body) : 0;
+	q.content_type = "application/json";
+	q.headers = headers;
+	q.flags = flags & SYNC_HTTP_IDEMPOTENT;
+	/*
+	 * A 401 means the token went bad before its time (revoked, a clock
+	 * off): renew it once and try again.  The request was refused
+	 * before it ran, so this is safe for any method.
+	 */
+	for (renew = 0; renew < 2; renew++) {
+		if (sync_graph_auth_header(g->auth, h, renew, &g->gens[conn],
+		    &authz, err) == -1)
+			goto out;
+		q.authorization = authz;
+		rc = sync_http_send(h, &q, &hr, err);
+		sync_secret_free(authz);
+		authz = NULL;
+		if (rc == -1)
+			goto out;
+		rc = -1;
+		if (hr.status != 401)
+			break;
+	}
+	r->status = hr.status;
+	r->retry_after = hr.retry_after;
+	r->attempts = hr.attempts;
+	r->budget_spent = hr.budget_spent;
+	memcpy(r->request_id, hr.request_id, sizeof r->request_id);
+	r->location = hr.location;
+	hr.location = NULL;
+	if (hr.body.len > 0)
+		r->json = json_loadb(hr.body.p, hr.body.len, 0, NULL);
+	if (r->status >= 400 && !(flags & SYNC_GRAPH_ANYSTATUS)) {
+		sync_graph_errf(err, g, method, url.p, r);
+		goto out;
+	}
+	if (hr.body.len > 0 && r->json == NULL && r->status < 300) {
+		char u[512];
+
+		sync_http_url_trim(url.p, u, sizeof u);
+		sync_errf(err, "%s: %s %s: the answer is not JSON "
+		    "(request-id %s)", g->c->name, method, u,
+		    r->request_id[0] ? r->request_id : "none");
+		goto out;
+	}
+	rc = 0;
+out:
+	sync_http_resp_release(&hr);
+	sync_buf_release(&url);
+	return rc;
+}
+
+/* ------------------------------------------------------------- import */
+
+/*
+ * What is always read: the id, the anchor of users, and what the diff
+ * joins and compares on.  Without configured attributes, a default list
+ * that covers the properties Entra Connect writes.
+ */
+static const char *const user_always[] = { "id", "onPremisesImmutableId",
+    "userPrincipalName", "displayName", "mail", "mailNickname",
+    "accountEnabled", NULL };
+static const char *const user_default[] = { "givenName", "surname",
+    "proxyAddresses", "otherMails", "onPremisesSyncEnabled", "jobTitle",
+    "department", "companyName", "employeeId", "usageLocation", "userType",
+    "businessPhones", "mobilePhone", "officeLocation", "streetAddress",
+    "city", "state", "postalCode", "country", "preferredLanguage",
+    "onPremisesExtensionAttributes", NULL };
+static const char *const group_always[] = { "id", "displayName", "mail",
+    "mailNickname", "mailEnabled", "securityEnabled", "groupTypes", NULL };
+static const char *const group_default[] = { "description",
+    "proxyAddresses", "onPremisesSyncEnabled", NULL };
+
+/* Adds name to the $select list unless there already. */
+static int
+select_add(struct sync_strv *sel, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sel->n; i++)
+		if (strlen(sel->v[i]) == len &&
+		    strncasecmp(sel->v[i], name, len) == 0)
+			return 0;
+	return sync_strv_addn(sel, name, len);
+}
+
+/*
+ * The $select list of a type.  A configured "a.b" (a flattened nested
+ * property) selects its parent "a"; "members" is not a property to
+ * select, the members are read on their own.
+ */
+static int
+select_list(struct sync_connector *c, enum sync_objtype t,
+    struct sync_buf *out, struct sync_err *err)
+{
+	struct sync_graph_conf *gc = c->graph;
+	const char *const *always = t == SYNC_USER ? user_always : group_always;
+	const char *const *defl = t == SYNC_USER ? user_default : group_default;
+	struct sync_strv sel = { 0 };
+	const char *a;
+	size_t i, n;
+	int rc = -1;
+
+	for (i = 0; always[i]; i++)
+		if (select_add(&sel, always[i], strlen(always[i])) == -1)
+			goto nomem;
+	for (i = 0; gc->attrs[t].n == 0 && defl[i]; i++)
+		if (select_add(&sel, defl[i], strlen(defl[i])) == -1)
+			goto nomem;
+	for (i = 0; i < gc->attrs[t].n; i++) {
+		a = gc->attrs[t].v[i];
+		n = strcspn(a, ".");
+		if (n == 0 || strspn(a, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != n ||
+		    (a[n] == '.' && a[n + 1] == '\0')) {
+			sync_errf(err, "%s: %s attribute '%s' is not a Graph "
+			    "property name", c->name, sync_objtype_name(t), a);
+			goto out;
+		}
+		if (n == 7 && strncasecmp(a, "members", 7) == 0)
+			continue;
+		if (select_add(&sel, a, n) == -1)
+			goto nomem;
+	}
+	for (i = 0; i < sel.n; i++)
+		if (sync_buf_addf(out, "%s%s", i ? "," : "", sel.v[i]) == -1)
+			goto nomem;
+	rc = 0;
+	goto out;
+nomem:
+	sync_errf(err, "%s: out of memory", c->name);
+out:
+	sync_strv_release(&sel);
+	return rc;
+}
+
+static int add_prop(struct sync_obj *o, struct sync_buf *name, json_t *v);
+
+/* One value: scalars as text, objects inside arrays as compact JSON. */
+static int
+add_scalar(struct sync_obj *o, const char *name, json_t *v)
+{
+	char num[64], *s;
+	int rc;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return sync_obj_addval(o, name, json_string_value(v),
+		    json_string_length(v), 0);
+	case JSON_TRUE:
+		return sync_obj_addval(o, name, "true", 4, 0);
+	case JSON_FALSE:
+		return sync_obj_addval(o, name, "false", 5, 0);
+	case JSON_INTEGER:
+		snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+		return sync_obj_addval(o, name, num, strlen(num), 0);
+	case JSON_NULL:
+		return 0;
+	default:
+		/* Reals, and objects or arrays inside arrays. */
+		if ((s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS |
+		    JSON_ENCODE_ANY)) == NULL)
+			return -1;
+		rc = sync_obj_addval(o, name, s, strlen(s), 0);
+		free(s);
+		return rc;
+	}
+}
+
+/*
+ * A property: null is no attribute, an array one value per element, a
+ * nested object flattened as "name.key" (onPremisesExtensionAttributes).
+ */
+static int
+add_prop(struct sync_obj *o, struct sync_buf *name, json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i, len = name->len;
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if (add_scalar(o, name->p, e) == -1)
+				return -1;
+		return 0;
+	}
+	if (!json_is_object(v))
+		return add_scalar(o, name->p, v);
+	json_object_foreach(v, k, e) {
+		if (strncmp(k, "@odata.", 7) == 0)
+			continue;
+		if (sync_buf_addf(name, ".%s", k) == -1 ||
+		    add_prop(o, name, e) == -1)
+			return -1;
+		name->len = len;
+		name->p[len] = '\0';
+	}
+	return 0;
+}
+
+struct import {
+	struct sync_connector *c;
+	struct sync_graph *g;
+	sync_obj_fn fn;
+	void *ctx;
+	struct sync_obj o;
+	struct sync_buf name;
+};
+
+/* GETs every page from url on, handing each item of "value" to item. */
+static int
+get_pages(struct import *im, const char *first,
+    int (*item)(struct import *, json_t *, void *, struct sync_err *),
+    void *arg, struct sync_err *err)
+{
+	struct sync_graph_resp r = { 0 };
+	json_t *val, *e, *next;
+	char *url, u[512];
+	size_t i;
+	int rc = -1, empty = 0;
+
+	if ((url = sync_strdup(first)) == NULL)
+		return sync_errf(err, "%s: out of memory", im->c->name);
+	while (url) {
+		if (sync_graph_call(im->g, 0, "GET", url, NULL, NULL,
+		    SYNC_HTTP_IDEMPOTENT, &r, err) == -1)
+			goto out;
+		val = json_object_get(r.json, "value");
+		if (!json_is_array(val)) {
+			sync_http_url_trim(url, u, sizeof u);
+			sync_errf(err, "%s: GET %s: the answer has no 'value' "
+			    "array (request-id %s)", im->c->name, u,
+			    r.request_id[0] ? r.request_id : "none");
+			goto out;
+		}
+		json_array_foreach(val, i, e)
+			if (item(im, e, arg, err) == -1)
+				goto out;
+		/*
+		 * Follow the nextLink verbatim: a page may be empty and
+		 * still have one.  Only a service gone wrong sends empty
+		 * pages without end.
+		 */
+		empty = json_array_size(val) == 0 ? empty + 1 : 0;
+		if (empty > 10000) {
+			sync_http_url_trim(url, u, sizeof u);
+			sync_errf(err, "%s: GET %s: 10000 empty pages in a row",
+			    im->c->name, u);
+			goto out;
+		}
+		free(url);
+		url = NULL;
+		next = json_object_get(r.json, "@odata.nextLink");
+		if (json_is_string(next) &&
+		    (url = sync_strdup(json_string_value(next))) == NULL) {
+			sync_errf(err, "%s: out of memory", im->c->name);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(url);
+	sync_graph_resp_release(&r);
+	return rc;
+}
+
+static int
+member_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
+{
+	json_t *id = json_object_get(e, "id");
+
+	if (!json_is_string(id))
+		return 0;
+	if (sync_obj_addval(&im->o, "members", json_string_value(id),
+	    json_string_length(id), 0) == -1)
+		return sync_errf(err, "%s: out of memory", im->c->name);
+	return 0;
+}
+
+static int
+object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
+{
+	enum sync_objtype t = *(enum sync_objtype *)arg;
+	struct sync_obj *o = &im->o;
+	struct sync_buf url = { 0 };
+	json_t *id = json_object_get(e, "id"), *v;
+	const char *k;
+	char *eid;
+	int rc;
+
+	if (!json_is_string(id) || json_string_length(id) == 0)
+		return sync_errf(err, "%s: a %s without an id in the answer",
+		    im->c->name, sync_objtype_name(t));
+	sync_obj_release(o);
+	o->type = t;
+	if ((o->anchor = sync_strdup(json_string_value(id))) == NULL ||
+	    (o->id = sync_strdup(json_string_value(id))) == NULL)
+		return sync_errf(err, "%s: out of memory", im->c->name);
+	json_object_foreach(e, k, v) {
+		if (strcmp(k, "id") == 0 || strncmp(k, "@odata.", 7) == 0)
+			continue;
+		sync_buf_reset(&im->name);
+		if (sync_buf_adds(&im->name, k) == -1 ||
+		    add_prop(o, &im->name, v) == -1)
+			return sync_errf(err, "%s: out of memory", im->c->name);
+	}
+	if (t == SYNC_GROUP) {
+		if ((eid = curl_easy_escape(NULL, o->id, 0)) == NULL ||
+		    sync_buf_addf(&url, "%s/groups/%s/members?$select=id&$top=%ld",
+		    im->g->gc->graph_url, eid, im->g->gc->page_size) == -1) {
+			curl_free(eid);
+			return sync_errf(err, "%s: out of memory", im->c->name);
+		}
+		curl_free(eid);
+		rc = get_pages(im, url.p, member_item, NULL, err);
+		sync_buf_release(&url);
+		if (rc == -1)
+			return -1;
+	}
+	return im->fn(im->ctx, o, err);
+}
 
 int
 sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
     struct sync_err *err)
 {
-	return sync_errf(err, "%s: import from Microsoft Graph is not "
-	    "written yet", c->name);
+	static const enum sync_objtype types[] = { SYNC_USER, SYNC_GROUP };
+	struct sync_graph_conf *gc = c->graph;
+	struct import im = { 0 };
+	struct sync_buf url = { 0 };
+	enum sync_objtype t;
+	size_t i;
+	int rc = -1;
+
+	if (gc->enabled[SYNC_CONTACT])
+		return sync_errf(err, "%s: contact objects cannot be read "
+		    "from Microsoft Graph yet", c->name);
+	im.c = c;
+	im.fn = fn;
+	im.ctx = ctx;
+	if ((im.g = sync_graph_open(c, 1, err)) == NULL)
+		return -1;
+	for (i = 0; i < sizeof types / sizeof *types; i++) {
+		t = types[i];
+		if (!gc->enabled[t])
+			continue;
+		sync_buf_reset(&url);
+		if (sync_buf_addf(&url, "%s/%s?$select=", gc->graph_url,
+		    t == SYNC_USER ? "users" : "groups") == -1) {
+			sync_errf(err, "%s: out of memory", c->name);
+			goto out;
+		}
+		if (select_list(c, t, &url, err) == -1)
+			goto out;
+		if (sync_buf_addf(&url, "&$top=%ld", gc->page_size) == -1) {
+			sync_errf(err, "%s: out of memory", c->name);
+			goto out;
+		}
+		if (get_pages(&im, url.p, object_item, &t, err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	sync_obj_release(&im.o);
+	sync_buf_release(&im.name);
+	sync_buf_release(&url);
+	sync_graph_close(im.g);
+	return rc;
 }

@@ -4,6 +4,8 @@
 #ifndef SYNC_GRAPH_H
 #define SYNC_GRAPH_H
 
+#include <jansson.h>
+
 #include "sync.h"
 
 struct sync_graph_conf {
@@ -24,5 +26,81 @@ struct sync_graph_conf {
 	int enabled[SYNC_NOBJTYPES];
 	struct sync_strv attrs[SYNC_NOBJTYPES]; /* properties to $select */
 };
+
+/* ---------------------------------------------------------- the client */
+
+/*
+ * A Graph client: the token, the retry budget and nconn connections.
+ * Connection i is used by one thread at a time; the token and the
+ * budget are shared (with locks), so nconn threads can each drive one
+ * connection (the export's parallel writers).
+ */
+struct sync_graph;
+struct sync_http;
+
+/*
+ * Opens a client for connector c (borrowed, must outlive it) with nconn
+ * connections (at least 1).  Nothing is sent yet: the first request gets
+ * the token.  Returns a new client (sync_graph_close), or NULL.
+ */
+struct sync_graph *sync_graph_open(struct sync_connector *c, int nconn,
+    struct sync_err *err);
+void sync_graph_close(struct sync_graph *g);
+/* Retries made so far, and the retry budget left in seconds. */
+unsigned long sync_graph_retries(struct sync_graph *g, double *left);
+
+/* Flags of sync_graph_call, besides SYNC_HTTP_IDEMPOTENT (http.h). */
+#define SYNC_GRAPH_ANYSTATUS 0x100      /* a status >= 400 is not an error */
+
+struct sync_graph_resp {
+	long status;
+	json_t *json;           /* the parsed body (new reference), or NULL */
+	char request_id[80];
+	double retry_after;     /* -1: absent */
+	char *location;         /* owned, or NULL */
+	int attempts;           /* 1 + retries */
+	int budget_spent;       /* retries stopped by the retry budget */
+};
+
+void sync_graph_resp_release(struct sync_graph_resp *r);
+
+/*
+ * One Graph request on connection conn: path is relative to graph_url
+ * ("/users?$select=id") or an absolute URL used verbatim (a nextLink).
+ * body is JSON text or NULL; headers more "Name: value" lines, NULL-ended,
+ * or NULL.  The token is added, fetched or renewed as needed; a 401 gets
+ * one renewal and one more try.  Throttling and transient failures are
+ * retried as sync_http_send says (flags: SYNC_HTTP_IDEMPOTENT for GET,
+ * PATCH, DELETE and batches of those).
+ *
+ * Returns 0 with r filled (released first); a status >= 400 is an error
+ * (-1, err in the house style: "name: METHOD URL failed: 403 code:
+ * message (request-id ...)") unless SYNC_GRAPH_ANYSTATUS is set.
+ */
+int sync_graph_call(struct sync_graph *g, int conn, const char *method,
+    const char *path, const char *body, const char *const *headers,
+    int flags, struct sync_graph_resp *r, struct sync_err *err);
+
+/* The house-style message for a Graph error response r. */
+int sync_graph_errf(struct sync_err *err, struct sync_graph *g,
+    const char *method, const char *url, const struct sync_graph_resp *r);
+
+/* graph-auth.c: the token of the client-credentials grant. */
+struct sync_graph_auth;
+
+struct sync_graph_auth *sync_graph_auth_new(struct sync_connector *c,
+    struct sync_err *err);
+void sync_graph_auth_free(struct sync_graph_auth *a);
+/*
+ * Sets *hdr to a new "Bearer ..." value (the caller wipes and frees it
+ * with sync_secret_free) and *gen to the token's generation, fetching a
+ * token over h when there is none, it is due for renewal, or force is
+ * set and the current one is still generation *gen (so that threads that
+ * all got a 401 with the same token renew it once).
+ */
+int sync_graph_auth_header(struct sync_graph_auth *a, struct sync_http *h,
+    int force, long *gen, char **hdr, struct sync_err *err);
+/* Token requests made so far. */
+unsigned long sync_graph_auth_count(struct sync_graph_auth *a);
 
 #endif
