@@ -296,6 +296,22 @@ fail:
 	return -1;
 }
 
+/*
+ * The connection of sync_ldap_open for other parts of the library (the
+ * role lease): *ld is a new bound handle the caller releases with
+ * ldap_unbind_ext_s.
+ */
+int
+sync_ldap_connect(struct sync_connector *c, LDAP **ld, struct sync_err *err)
+{
+	struct sync_ldap l;
+
+	if (sync_ldap_open(&l, c, err) == -1)
+		return -1;
+	*ld = l.ld;
+	return 0;
+}
+
 /* ----------------------------------------------------------------- import */
 
 /*
@@ -630,6 +646,93 @@ request_attrs(struct sync_ldap *l, struct sync_ldap_objconf *oc,
 	return 0;
 }
 
+/*
+ * Converts the entries of one page (a chain of messages kept from
+ * ldap_result) into objects and hands them to fn.
+ */
+static int
+convert_page(struct sync_ldap *l, enum sync_objtype type,
+    LDAPMessage **page, size_t n, sync_obj_fn fn, void *ctx,
+    struct sync_err *err)
+{
+	struct sync_ldap_objconf *oc = &l->lc->obj[type];
+	struct sync_obj o = { 0 };
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i++) {
+		char *dn = ldap_get_dn(l->ld, page[i]);
+		int skip = dn == NULL || excluded(l->lc, oc, dn);
+
+		ldap_memfree(dn);
+		if (skip)
+			continue;
+		rc = entry_to_obj(l, page[i], type, &o, err);
+		if (rc == 0)
+			rc = fn(ctx, &o, err);
+		sync_obj_release(&o);
+	}
+	return rc;
+}
+
+static void
+free_page(LDAPMessage **page, size_t *n)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		ldap_msgfree(page[i]);
+	*n = 0;
+}
+
+/*
+ * The result of a page: the cookie for the next one, or an error named
+ * for what it is (no such base, a server limit, anything else).
+ */
+static int
+page_result(struct sync_ldap *l, LDAPMessage *m, const char *base,
+    struct berval *cookie, struct sync_err *err)
+{
+	LDAPControl **rctrls = NULL, *prc;
+	char *diag = NULL, *matched = NULL;
+	int rc, code = 0;
+
+	rc = ldap_parse_result(l->ld, m, &code, &matched, &diag, NULL,
+	    &rctrls, 0);
+	if (rc == LDAP_SUCCESS && code != LDAP_SUCCESS) {
+		/* Put the result's words on the handle. */
+		ldap_set_option(l->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, diag);
+		ldap_set_option(l->ld, LDAP_OPT_MATCHED_DN, matched);
+		if (code == LDAP_NO_SUCH_OBJECT)
+			ldap_errf(err, l->ld, code, "%s: base DN '%s' does not "
+			    "exist", l->c->name, base);
+		else if (code == LDAP_SIZELIMIT_EXCEEDED ||
+		    code == LDAP_ADMINLIMIT_EXCEEDED ||
+		    code == LDAP_TIMELIMIT_EXCEEDED)
+			ldap_errf(err, l->ld, code, "%s: server limit reached "
+			    "searching '%s'", l->c->name, base);
+		else
+			ldap_errf(err, l->ld, code, "%s: search of '%s' failed",
+			    l->c->name, base);
+	} else if (rc != LDAP_SUCCESS) {
+		ldap_errf(err, l->ld, rc, "%s: bad search result", l->c->name);
+	}
+	ldap_memfree(diag);
+	ldap_memfree(matched);
+	if (rc == LDAP_SUCCESS && code == LDAP_SUCCESS &&
+	    (prc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls,
+	    NULL)) != NULL)
+		ldap_parse_pageresponse_control(l->ld, prc, NULL, cookie);
+	ldap_controls_free(rctrls);
+	return rc == LDAP_SUCCESS && code == LDAP_SUCCESS ? 0 : -1;
+}
+
+/*
+ * A paged search of one base.  The entries of a page are kept until its
+ * end and converted after the request for the next page has gone out,
+ * so that the server builds the next page while this client converts
+ * the last one: the two overlap instead of taking turns.
+ */
 static int
 search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
     struct sync_strv *attrs, sync_obj_fn fn, void *ctx, struct sync_err *err)
@@ -638,12 +741,15 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 	struct sync_ldap_objconf *oc = &lc->obj[type];
 	struct berval cookie = { 0, NULL };
 	struct timeval tv = { lc->timeout, 0 };
-	struct sync_obj o = { 0 };
-	int rc = 0, ret = -1, msgid, t, code;
+	LDAPMessage **page = NULL, **prev = NULL;
+	size_t npage = 0, nprev = 0, cap = 0, pcap = 0;
+	int rc = 0, ret = -1, msgid = -1, t, code, first = 1;
 
-	do {
+	while (first || (cookie.bv_val && cookie.bv_len > 0)) {
 		LDAPControl *pc = NULL, *sctrls[2] = { NULL, NULL };
+		LDAPMessage **tmp;
 
+		first = 0;
 		rc = ldap_create_page_control(l->ld, (ber_int_t)lc->page_size,
 		    &cookie, 1, &pc);
 		if (rc != LDAP_SUCCESS) {
@@ -661,10 +767,15 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 			cookie.bv_len = 0;
 		}
 		if (rc != LDAP_SUCCESS) {
+			msgid = -1;
 			ldap_errf(err, l->ld, rc, "%s: search of '%s' for %ss "
 			    "failed", l->c->name, base, sync_objtype_name(type));
 			goto out;
 		}
+		/* The previous page, while the server works on this one. */
+		if (convert_page(l, type, prev, nprev, fn, ctx, err) == -1)
+			goto out;
+		free_page(prev, &nprev);
 		for (;;) {
 			LDAPMessage *m = NULL;
 
@@ -672,11 +783,11 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 			if (t <= 0) {
 				ldap_msgfree(m);
 				if (t == 0) {
-					ldap_abandon_ext(l->ld, msgid, NULL, NULL);
 					sync_errf(err, "%s: search of '%s' timed out "
 					    "after %ld s", l->c->name, base,
 					    lc->timeout);
 				} else {
+					msgid = -1;
 					ldap_get_option(l->ld, LDAP_OPT_RESULT_CODE,
 					    &code);
 					ldap_errf(err, l->ld, code, "%s: search of "
@@ -685,71 +796,53 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 				goto out;
 			}
 			if (t == LDAP_RES_SEARCH_ENTRY) {
-				char *dn = ldap_get_dn(l->ld, m);
-				int skip = dn == NULL || excluded(lc, oc, dn);
-
-				ldap_memfree(dn);
-				if (!skip) {
-					rc = entry_to_obj(l, m, type, &o, err);
-					if (rc == 0)
-						rc = fn(ctx, &o, err);
-					sync_obj_release(&o);
-					if (rc == -1) {
+				if (npage == cap) {
+					cap = cap ? cap * 2 : 256;
+					if ((tmp = realloc(page, cap * sizeof *tmp)) ==
+					    NULL) {
 						ldap_msgfree(m);
-						ldap_abandon_ext(l->ld, msgid,
-						    NULL, NULL);
+						sync_errf(err, "out of memory");
 						goto out;
 					}
+					page = tmp;
 				}
-			} else if (t == LDAP_RES_SEARCH_RESULT) {
-				LDAPControl **rctrls = NULL, *prc;
-				char *diag = NULL, *matched = NULL;
-
-				rc = ldap_parse_result(l->ld, m, &code, &matched,
-				    &diag, NULL, &rctrls, 0);
-				if (rc == LDAP_SUCCESS && code != LDAP_SUCCESS) {
-					/* Put the result's words on the handle. */
-					ldap_set_option(l->ld,
-					    LDAP_OPT_DIAGNOSTIC_MESSAGE, diag);
-					ldap_set_option(l->ld, LDAP_OPT_MATCHED_DN,
-					    matched);
-					if (code == LDAP_NO_SUCH_OBJECT)
-						ldap_errf(err, l->ld, code, "%s: "
-						    "base DN '%s' does not exist",
-						    l->c->name, base);
-					else if (code == LDAP_SIZELIMIT_EXCEEDED ||
-					    code == LDAP_ADMINLIMIT_EXCEEDED ||
-					    code == LDAP_TIMELIMIT_EXCEEDED)
-						ldap_errf(err, l->ld, code, "%s: "
-						    "server limit reached searching "
-						    "'%s'", l->c->name, base);
-					else
-						ldap_errf(err, l->ld, code, "%s: "
-						    "search of '%s' failed",
-						    l->c->name, base);
-				} else if (rc != LDAP_SUCCESS) {
-					ldap_errf(err, l->ld, rc, "%s: bad search "
-					    "result", l->c->name);
-				}
-				ldap_memfree(diag);
-				ldap_memfree(matched);
-				if (rc == LDAP_SUCCESS && code == LDAP_SUCCESS &&
-				    (prc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS,
-				    rctrls, NULL)) != NULL)
-					ldap_parse_pageresponse_control(l->ld, prc,
-					    NULL, &cookie);
-				ldap_controls_free(rctrls);
+				page[npage++] = m;
+				continue;
+			}
+			if (t == LDAP_RES_SEARCH_RESULT) {
+				msgid = -1;
+				rc = page_result(l, m, base, &cookie, err);
 				ldap_msgfree(m);
-				if (rc != LDAP_SUCCESS || code != LDAP_SUCCESS)
+				if (rc == -1)
 					goto out;
 				break;
 			}
 			/* References and intermediate responses: ignored. */
 			ldap_msgfree(m);
 		}
-	} while (cookie.bv_val && cookie.bv_len > 0);
+		/* This page becomes the previous one. */
+		tmp = prev;
+		prev = page;
+		nprev = npage;
+		page = tmp;
+		npage = 0;
+		{
+			size_t c = pcap;
+
+			pcap = cap;
+			cap = c;
+		}
+	}
+	if (convert_page(l, type, prev, nprev, fn, ctx, err) == -1)
+		goto out;
 	ret = 0;
 out:
+	if (msgid != -1)
+		ldap_abandon_ext(l->ld, msgid, NULL, NULL);
+	free_page(page, &npage);
+	free_page(prev, &nprev);
+	free(page);
+	free(prev);
 	if (cookie.bv_val)
 		ldap_memfree(cookie.bv_val);
 	return ret;
