@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "graph.h"
+#include "role.h"
 
 static const char *const objtypes[SYNC_NOBJTYPES] = { "user", "group",
     "contact" };
@@ -48,6 +49,7 @@ sync_config_free(struct sync_config *cfg)
 	free(cfg->path);
 	free(cfg->dir);
 	free(cfg->state_dir);
+	sync_role_conf_free(cfg->role);
 	sync_node_free(cfg->root);
 	free(cfg);
 }
@@ -159,7 +161,9 @@ sync_config_loadb(const char *name, const char *buf, size_t len,
 	 */
 	(void)sync_map_get(cfg->root, "flows");
 	(void)sync_map_get(cfg->root, "policy");
-	(void)sync_map_get(cfg->root, "role");
+	if (sync_role_conf_parse(cfg, sync_map_get(cfg->root, "role"),
+	    err) == -1)
+		goto fail;
 	if (sync_map_check_unused(cfg->root, err) == -1)
 		goto fail;
 	return cfg;

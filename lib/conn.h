@@ -34,6 +34,14 @@ struct sync_ldap_conf {
 	struct sync_ldap_objconf obj[SYNC_NOBJTYPES];
 };
 
+/*
+ * Connects and binds as LDAP/AD connector c says (TLS, CA file, SASL or
+ * simple bind); *ld (an LDAP *) is new, released by ldap_unbind_ext_s.
+ */
+struct ldap;
+int sync_ldap_connect(struct sync_connector *c, struct ldap **ld,
+    struct sync_err *err);
+
 int sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err);
 void sync_ldap_conf_free(struct sync_ldap_conf *lc);

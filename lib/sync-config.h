@@ -84,6 +84,7 @@ enum sync_conn_kind {
 
 struct sync_ldap_conf;
 struct sync_graph_conf;
+struct sync_role_conf;
 
 struct sync_connector {
 	char *name;
@@ -104,6 +105,7 @@ struct sync_config {
 	unsigned char digest[32];       /* SHA-256 of the file's bytes */
 	char digest_hex[65];
 	struct sync_node *root;         /* kept for later sections */
+	struct sync_role_conf *role;    /* the role section, NULL if none */
 };
 
 /*

@@ -300,4 +300,91 @@ int sync_changeset_write(const struct sync_changeset *cs, FILE *fp,
 int sync_changeset_check(const char *name, const char *buf, size_t len,
     struct sync_err *err);
 
+/* ----------------------------------------------- sync-role: the role lease */
+/* (section owned by the role: lib/role.c, lib/lease-file.c, lib/lease-ldap.c) */
+
+/*
+ * This server's role and the lease that makes at most one server active
+ * (sync-role(1), sync.conf(5) ROLE).  The lease is held in a shared store
+ * with a holder, an expiry time and a fencing number that grows with
+ * every new holder; the state directory remembers whether this server
+ * means to be active and which fencing number it took.
+ *
+ * sync-export uses it so:
+ *
+ *	sync_role_open(cfg, &role, err);
+ *	sync_role_fence(role, &fence, err);
+ *	if (sync_lease_check(role, fence, err) != SYNC_LEASE_HELD)
+ *		refuse;                         (staging, or lost)
+ *	for each batch:
+ *		if (sync_lease_check(role, fence, err) != SYNC_LEASE_HELD)
+ *			stop before writing it;
+ *	sync_role_free(role);
+ */
+
+#define SYNC_LEASE_HELD 0       /* this server holds the lease */
+#define SYNC_LEASE_LOST 1       /* it does not; the message says why */
+#define SYNC_ROLE_NAMEMAX 65    /* server names: 64 bytes and a NUL */
+
+struct sync_role;
+
+/* This server's view and the lease, as one read found them. */
+struct sync_role_status {
+	char server[SYNC_ROLE_NAMEMAX];         /* this server */
+	int local_active;       /* the state directory says active */
+	uint64_t local_fence;   /* the fence it took (last took, if staging) */
+	char holder[SYNC_ROLE_NAMEMAX];         /* "" when released or free */
+	uint64_t fence;
+	int64_t expires;        /* UNIX time */
+	int64_t now;
+	long margin;            /* seconds of clock skew allowed */
+	int active;             /* local_active, holder and fence match, and
+	                           now + margin < expires */
+	int forced;             /* promote: taken from an unexpired holder */
+	char taken_from[SYNC_ROLE_NAMEMAX];
+};
+
+/*
+ * Opens the role of cfg (which must outlive it): *role is new, freed
+ * with sync_role_free.  Fails when cfg has no role section.  An LDAP
+ * lease connects on first use and keeps its connection.
+ */
+int sync_role_open(struct sync_config *cfg, struct sync_role **role,
+    struct sync_err *err);
+void sync_role_free(struct sync_role *role);
+/* Reads this server's view and the lease into st; changes nothing. */
+int sync_role_status(struct sync_role *role, struct sync_role_status *st,
+    struct sync_err *err);
+/* The fence this server holds by its state directory; 0 when staging. */
+int sync_role_fence(struct sync_role *role, uint64_t *fence,
+    struct sync_err *err);
+/*
+ * Takes the lease with a new fence (or renews it if this server holds it
+ * already) and makes this server active.  Returns SYNC_LEASE_HELD, or
+ * SYNC_LEASE_LOST with err saying who holds an unexpired lease, or -1.
+ * force takes an unexpired lease too (st->forced, st->taken_from).
+ * st is filled in every case but -1.
+ */
+int sync_role_promote(struct sync_role *role, int force,
+    struct sync_role_status *st, struct sync_err *err);
+/*
+ * Makes this server staging and, if it holds the lease, releases it (no
+ * holder, the fence kept, expired now), so another server may take it
+ * at once.  0 or -1.
+ */
+int sync_role_demote(struct sync_role *role, struct sync_role_status *st,
+    struct sync_err *err);
+/*
+ * Before each export batch: SYNC_LEASE_HELD when this server is active,
+ * holds the lease with fencing number fence, and the lease has more than
+ * the margin left, after renewing it when past half its duration (an
+ * expired lease nobody took since is renewed too).  SYNC_LEASE_LOST
+ * (err says why) when staging, when fence is not this server's, or when
+ * the lease has another holder or fence; in the last case the state
+ * directory is set to staging.  -1 when the store cannot be read or the
+ * lease cannot be renewed before it is too close to expiry: stop too.
+ */
+int sync_lease_check(struct sync_role *role, uint64_t fence,
+    struct sync_err *err);
+
 #endif

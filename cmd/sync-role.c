@@ -1,0 +1,200 @@
+/*
+ * sync-role: show and switch this server's role, staging or active.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sync.h"
+
+#define DEFAULT_CONFIG "/etc/sync/sync.yaml"
+
+static const char *prog = "sync-role";
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: %s [-c config]\n"
+	    "       %s [-c config] check [-v]\n"
+	    "       %s [-c config] promote [-f]\n"
+	    "       %s [-c config] demote\n", prog, prog, prog, prog);
+	exit(2);
+}
+
+static const char *
+timestr(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, 32, "%" PRId64, t);
+	return buf;
+}
+
+/* "b, fence 4, expires 2026-...Z (in 12 s)" and the like. */
+static void
+print_lease(FILE *fp, const struct sync_role_status *st)
+{
+	char tb[32];
+
+	if (st->holder[0] == '\0') {
+		fprintf(fp, "%s, fence %" PRIu64, st->fence ? "released" :
+		    "free", st->fence);
+		return;
+	}
+	fprintf(fp, "%s, fence %" PRIu64 ", ", st->holder, st->fence);
+	if (st->now < st->expires)
+		fprintf(fp, "expires %s (in %" PRId64 " s)",
+		    timestr(st->expires, tb), st->expires - st->now);
+	else
+		fprintf(fp, "expired %s (%" PRId64 " s ago)",
+		    timestr(st->expires, tb), st->now - st->expires);
+}
+
+static int
+show(struct sync_role *role, struct sync_err *err)
+{
+	struct sync_role_status st;
+
+	if (sync_role_status(role, &st, err) == -1)
+		return 2;
+	printf("server: %s\nrole: %s\nlocal: %s, fence %" PRIu64 "\n"
+	    "lease: ", st.server, st.active ? "active" : "staging",
+	    st.local_active ? "active" : "staging", st.local_fence);
+	print_lease(stdout, &st);
+	printf("\n");
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		sync_errno(err, "cannot write to standard output");
+		return 2;
+	}
+	return st.active ? 0 : 1;
+}
+
+static int
+check(struct sync_role *role, int verbose, struct sync_err *err)
+{
+	uint64_t fence;
+	int rc;
+
+	if (sync_role_fence(role, &fence, err) == -1)
+		return 2;
+	rc = sync_lease_check(role, fence, err);
+	if (rc == -1)
+		return 2;
+	if (verbose && rc == SYNC_LEASE_HELD)
+		fprintf(stderr, "%s: active, fence %" PRIu64 "\n", prog, fence);
+	else if (verbose)
+		fprintf(stderr, "%s: not active: %s\n", prog, err->msg);
+	return rc == SYNC_LEASE_HELD ? 0 : 1;
+}
+
+static int
+promote(struct sync_role *role, int force, struct sync_err *err)
+{
+	struct sync_role_status st;
+	char tb[32];
+	int rc;
+
+	if ((rc = sync_role_promote(role, force, &st, err)) == -1)
+		return 2;
+	if (rc == SYNC_LEASE_LOST) {
+		fprintf(stderr, "%s: %s is staging: %s\n", prog, st.server,
+		    err->msg);
+		return 1;
+	}
+	if (st.forced)
+		fprintf(stderr, "%s: took the unexpired lease from '%s'; it "
+		    "stops before its next export batch\n", prog,
+		    st.taken_from);
+	fprintf(stderr, "%s: %s is active, fence %" PRIu64 ", until %s\n",
+	    prog, st.server, st.fence, timestr(st.expires, tb));
+	return 0;
+}
+
+static int
+demote(struct sync_role *role, struct sync_err *err)
+{
+	struct sync_role_status st;
+
+	if (sync_role_demote(role, &st, err) == -1)
+		return 2;
+	fprintf(stderr, "%s: %s is staging; lease ", prog, st.server);
+	print_lease(stderr, &st);
+	fprintf(stderr, "\n");
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *config = DEFAULT_CONFIG;
+	struct sync_err err;
+	struct sync_config *cfg = NULL;
+	struct sync_role *role = NULL;
+	int ch, verbose = 0, force = 0, rc;
+
+	if (getenv("SYNC_CONFIG"))
+		config = getenv("SYNC_CONFIG");
+	/* "+": options end at the command, whose own options follow it. */
+	while ((ch = getopt(argc, argv, "+c:")) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 0) {
+		const char *opts = strcmp(argv[0], "check") == 0 ? "+v" :
+		    strcmp(argv[0], "promote") == 0 ? "+f" :
+		    strcmp(argv[0], "demote") == 0 ? "+" : NULL;
+
+		if (opts == NULL)
+			usage();
+		optind = 1;
+		opterr = 0;     /* usage says it all */
+		while ((ch = getopt(argc, argv, opts)) != -1) {
+			switch (ch) {
+			case 'f':
+				force = 1;
+				break;
+			case 'v':
+				verbose = 1;
+				break;
+			default:
+				usage();
+			}
+		}
+		if (optind != argc)
+			usage();
+	}
+
+	if ((cfg = sync_config_load(config, &err)) == NULL ||
+	    sync_role_open(cfg, &role, &err) == -1) {
+		rc = 2;
+	} else if (argc == 0) {
+		rc = show(role, &err);
+	} else if (strcmp(argv[0], "check") == 0) {
+		rc = check(role, verbose, &err);
+	} else if (strcmp(argv[0], "promote") == 0) {
+		rc = promote(role, force, &err);
+	} else {
+		rc = demote(role, &err);
+	}
+	if (rc == 2)
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+	sync_role_free(role);
+	sync_config_free(cfg);
+	if (fclose(stdout) == EOF && rc != 2) {
+		fprintf(stderr, "%s: cannot write to standard output\n", prog);
+		rc = 2;
+	}
+	return rc;
+}
