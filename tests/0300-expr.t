@@ -94,7 +94,7 @@ else result fail "exit $rc: $(cat "$T/out" "$T/err")"; fi
 expr='sync-diff without -e is a usage error'
 "$BIN" > "$T/out" 2> "$T/err" < /dev/null
 rc=$?
-if [ "$rc" -eq 2 ] && grep -q '^usage: sync-diff -e expression' "$T/err"
+if [ "$rc" -eq 2 ] && grep -q '^       sync-diff -e expression' "$T/err"
 then result ok; else result fail "exit $rc: $(cat "$T/err")"; fi
 
 expr='sync-diff -e with a missing file'
