@@ -474,7 +474,10 @@ sync_role_promote(struct sync_role *r, int force,
 			continue;       /* another server was first: look again */
 		if (local_write(r, 1, n.fence, err) == -1)
 			return -1;
+		valid = st->forced;
 		fill_status(r, &n, now, 1, n.fence, st);
+		if ((st->forced = valid))
+			memcpy(st->taken_from, l.holder, sizeof st->taken_from);
 		return SYNC_LEASE_HELD;
 	}
 	return sync_errf(err, "the lease changed %d times while taking it; "
