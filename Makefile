@@ -55,7 +55,7 @@ pkgcheck:
 # bin/ always points at the tree the last build made, so tests and the
 # demo run what was just built, sanitized or not.
 bin: $(BINS)
-	@rm -f bin && ln -s $(OUT)/bin bin
+	@ln -sfn $(OUT)/bin bin
 
 $(OUT)/lib/%.o: lib/%.c lib/*.h
 	@mkdir -p $(@D)

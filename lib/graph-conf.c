@@ -51,6 +51,9 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	gc->connections = 4;
 	gc->page_size = 999;
 	gc->retry_budget = 300;
+	/* The documented quota per app and tenant: 3,000 writes in 150 s. */
+	gc->write_limit = 3000;
+	gc->write_window = 150;
 	if (sync_map_str(map, "tenant", 1, &gc->tenant, err) == -1 ||
 	    sync_map_str(map, "client_id", 1, &gc->client_id, err) == -1 ||
 	    sync_map_path(map, "client_secret_file", c->confdir, 0,
@@ -95,6 +98,14 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (sync_map_int(map, "retry_budget", 0, 86400, &v, err) == -1)
 		return -1;
 	gc->retry_budget = v;
+	v = gc->write_limit;
+	if (sync_map_int(map, "write_limit", 1, 10000000, &v, err) == -1)
+		return -1;
+	gc->write_limit = v;
+	v = gc->write_window;
+	if (sync_map_int(map, "write_window", 0, 86400, &v, err) == -1)
+		return -1;
+	gc->write_window = v;
 	if (gc->graph_url == NULL &&
 	    (gc->graph_url = sync_strdup("https://graph.microsoft.com/v1.0")) == NULL)
 		return sync_node_errf(err, map, "out of memory");

@@ -23,6 +23,8 @@ struct sync_graph_conf {
 	long connections;       /* parallel connections for export */
 	long page_size;         /* $top, at most 999 */
 	long retry_budget;      /* seconds spent waiting on retries, at most */
+	long write_limit;       /* writes the service allows per window */
+	long write_window;      /* seconds; 0: no client-side limit */
 	int enabled[SYNC_NOBJTYPES];
 	struct sync_strv attrs[SYNC_NOBJTYPES]; /* properties to $select */
 };

@@ -300,6 +300,34 @@ int sync_changeset_write(const struct sync_changeset *cs, FILE *fp,
 int sync_changeset_check(const char *name, const char *buf, size_t len,
     struct sync_err *err);
 
+/* ------------------------------------------------ sync-export: journal */
+
+/*
+ * The journal of one plan (sync-journal(5)): opened (created, or reopened
+ * to resume) at path for the plan whose SHA-256 (hex) is plan, of
+ * nchanges changes.  Returns a new journal the caller closes, or NULL
+ * with err set (a journal of another plan is refused).
+ */
+struct sync_journal;
+struct json_t;
+
+struct sync_journal *sync_journal_open(const char *path, const char *plan,
+    size_t nchanges, struct sync_err *err);
+/* 1 when change was applied or found in place by an earlier run. */
+int sync_journal_done(const struct sync_journal *j, size_t change);
+/* The id the target assigned to change (borrowed), or NULL. */
+const char *sync_journal_id(const struct sync_journal *j, size_t change);
+size_t sync_journal_ndone(const struct sync_journal *j);
+/*
+ * Appends a record for change: rec (borrowed; "change" and "time" are set
+ * in it) holds "outcome" (applied, skipped, failed, stale), and "id",
+ * "error" where known.  Buffered until sync_journal_sync.
+ */
+int sync_journal_record(struct sync_journal *j, size_t change,
+    struct json_t *rec, struct sync_err *err);
+int sync_journal_sync(struct sync_journal *j, struct sync_err *err);
+void sync_journal_close(struct sync_journal *j);
+
 /* ----------------------------------------------- sync-role: the role lease */
 /* (section owned by the role: lib/role.c, lib/lease-file.c, lib/lease-ldap.c) */
 
@@ -385,6 +413,44 @@ int sync_role_demote(struct sync_role *role, struct sync_role_status *st,
  * lease cannot be renewed before it is too close to expiry: stop too.
  */
 int sync_lease_check(struct sync_role *role, uint64_t fence,
+    struct sync_err *err);
+
+/* --------------------------------------------------- sync-export: plans */
+
+/*
+ * What a run of sync-export may do.  lease_check, when set, is called
+ * before every batch of writes: it returns 0 while this server holds the
+ * lease, 1 when the lease is lost (the export stops before the batch),
+ * -1 on an error.
+ */
+struct sync_export_opts {
+	const char *journal;    /* NULL: STATE_DIR/journal/PLAN-SHA256.jsonl */
+	long allow_deletes;     /* deletes allowed past the threshold, or -1 */
+	int dry_run;            /* print the writes to dry_out, send nothing */
+	FILE *dry_out;
+	int (*lease_check)(void *ctx, struct sync_err *err);
+	void *lease_ctx;
+};
+
+/* What a run did.  failures lists failed changes (new reference). */
+struct sync_export_stats {
+	size_t applied, skipped, failed, notapplied, resumed;
+	struct json_t *failures;        /* [{"change","anchor","op","error"}] */
+	int lease_lost;
+};
+
+/*
+ * Applies the plan in path (a change set, sync-changeset(5)) to its
+ * target connector in cfg, safely: the config must be the one the plan
+ * was computed with; a plan over the deletion threshold is refused unless
+ * o->allow_deletes covers it; every change is checked against the target
+ * first (a plan whose target moved since is refused before anything is
+ * written); outcomes go to the journal, so that a re-run of the same plan
+ * resumes.  Returns 0 when the run went through (per-change failures are
+ * in st), -1 with err set when it was refused or could not go on.
+ */
+int sync_export_run(struct sync_config *cfg, const char *path,
+    const struct sync_export_opts *o, struct sync_export_stats *st,
     struct sync_err *err);
 
 #endif

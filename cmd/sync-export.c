@@ -1,0 +1,185 @@
+/*
+ * sync-export: apply a change set to its target, on the active server only.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "sync.h"
+
+#define DEFAULT_CONFIG "/etc/sync/sync.yaml"
+
+static const char *prog = "sync-export";
+
+struct lease {
+	struct sync_role *role;
+	uint64_t fence;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: %s [-nqv] [-c config] [-D deletes] "
+	    "[-j journal] plan\n", prog);
+	exit(2);
+}
+
+static int
+lease_check(void *ctx, struct sync_err *err)
+{
+	struct lease *l = ctx;
+	int rc = sync_lease_check(l->role, l->fence, err);
+
+	return rc == SYNC_LEASE_HELD ? 0 : rc == SYNC_LEASE_LOST ? 1 : -1;
+}
+
+static void
+print_failures(json_t *failures)
+{
+	json_t *f, *e;
+	size_t i;
+
+	json_array_foreach(failures, i, f) {
+		e = json_object_get(f, "error");
+		fprintf(stderr, "%s: line %" JSON_INTEGER_FORMAT ": %s %s '%s' "
+		    "failed: ", prog, json_integer_value(json_object_get(f,
+		    "change")), json_string_value(json_object_get(f, "op")),
+		    json_string_value(json_object_get(f, "type")),
+		    json_string_value(json_object_get(f, "anchor")));
+		if (json_integer_value(json_object_get(e, "status")))
+			fprintf(stderr, "%" JSON_INTEGER_FORMAT " %s: ",
+			    json_integer_value(json_object_get(e, "status")),
+			    json_string_value(json_object_get(e, "code")));
+		fprintf(stderr, "%s", json_string_value(json_object_get(e,
+		    "message")) ? json_string_value(json_object_get(e,
+		    "message")) : "unknown error");
+		if (json_string_value(json_object_get(e, "request_id")) &&
+		    *json_string_value(json_object_get(e, "request_id")))
+			fprintf(stderr, " (request-id %s)", json_string_value(
+			    json_object_get(e, "request_id")));
+		fprintf(stderr, "\n");
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *config = DEFAULT_CONFIG;
+	struct sync_export_opts o = { .allow_deletes = -1 };
+	struct sync_export_stats st = { 0 };
+	struct sync_config *cfg = NULL;
+	struct sync_buf lockpath = { 0 };
+	struct lease lease = { 0 };
+	struct sync_err err;
+	int ch, quiet = 0, verbose = 0, lockfd = -1, rc = 2;
+	char *end;
+
+	if (getenv("SYNC_CONFIG"))
+		config = getenv("SYNC_CONFIG");
+	while ((ch = getopt(argc, argv, "c:D:j:nqv")) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'D':
+			o.allow_deletes = strtol(optarg, &end, 10);
+			if (*end != '\0' || o.allow_deletes < 0) {
+				fprintf(stderr, "%s: -D: invalid number of "
+				    "deletes '%s'\n", prog, optarg);
+				return 2;
+			}
+			break;
+		case 'j':
+			o.journal = optarg;
+			break;
+		case 'n':
+			o.dry_run = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+
+	if ((cfg = sync_config_load(config, &err)) == NULL)
+		goto fail;
+	if (o.dry_run) {
+		/* Prints the writes; needs neither the lease nor the target. */
+		o.dry_out = stdout;
+		if (sync_export_run(cfg, argv[0], &o, &st, &err) == -1)
+			goto fail;
+		if (fclose(stdout) == EOF) {
+			sync_errno(&err, "cannot write to standard output");
+			goto fail;
+		}
+		rc = 0;
+		goto out;
+	}
+
+	/* Only the active server writes: the lease first. */
+	if (sync_role_open(cfg, &lease.role, &err) == -1 ||
+	    sync_role_fence(lease.role, &lease.fence, &err) == -1)
+		goto fail;
+	switch (sync_lease_check(lease.role, lease.fence, &err)) {
+	case SYNC_LEASE_HELD:
+		break;
+	case SYNC_LEASE_LOST:
+		fprintf(stderr, "%s: not the active server (%s): nothing was "
+		    "sent; the plan '%s' is kept for review\n", prog, err.msg,
+		    argv[0]);
+		rc = 1;
+		goto out;
+	default:
+		goto fail;
+	}
+	o.lease_check = lease_check;
+	o.lease_ctx = &lease;
+
+	/* One export at a time on this server. */
+	if (mkdir(cfg->state_dir, 0700) == -1 && errno != EEXIST) {
+		sync_errno(&err, "cannot create state directory '%s'",
+		    cfg->state_dir);
+		goto fail;
+	}
+	sync_buf_addf(&lockpath, "%s/export.lock", cfg->state_dir);
+	if (sync_lock_take(lockpath.p, &lockfd, &err) == -1)
+		goto fail;
+
+	if (sync_export_run(cfg, argv[0], &o, &st, &err) == -1) {
+		print_failures(st.failures);
+		goto fail;
+	}
+	print_failures(st.failures);
+	if (!quiet || verbose)
+		fprintf(stderr, "%s: %zu applied, %zu already in place, %zu "
+		    "failed, %zu not applied (conflicts and errors)%s\n", prog,
+		    st.applied, st.skipped, st.failed, st.notapplied,
+		    st.resumed ? " (resumed)" : "");
+	rc = st.failed || st.notapplied ? 1 : 0;
+	goto out;
+fail:
+	fprintf(stderr, "%s: %s\n", prog, err.msg);
+	rc = 2;
+out:
+	json_decref(st.failures);
+	sync_lock_release(lockfd);
+	sync_buf_release(&lockpath);
+	sync_role_free(lease.role);
+	sync_config_free(cfg);
+	return rc;
+}

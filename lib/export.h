@@ -1,0 +1,42 @@
+/*
+ * export.h: private interface between the export driver (lib/export.c)
+ * and the target writers (lib/graph-export.c).
+ */
+#ifndef SYNC_EXPORT_H
+#define SYNC_EXPORT_H
+
+#include <jansson.h>
+
+#include "sync.h"
+
+/* One change of the plan, as the writers see it. */
+struct xchange {
+	size_t idx;             /* line number - 2: index in the plan */
+	json_t *c;              /* the change (borrowed from the plan) */
+	const char *op, *type, *anchor, *id, *flow;
+	const char *anchorattr; /* the flow's anchor attribute on the target */
+	int done;               /* applied or skipped by an earlier run */
+};
+
+struct xplan {
+	struct sync_config *cfg;
+	struct sync_connector *target;
+	const struct sync_export_opts *o;
+	struct sync_journal *journal;
+	struct xchange *ch;
+	size_t n;
+	struct sync_export_stats *st;
+	pthread_mutex_t mu;     /* journal, stats, lease checks */
+};
+
+/* Records change x's outcome in the journal and the stats (locked). */
+int xplan_record(struct xplan *p, struct xchange *x, const char *outcome,
+    const char *id, json_t *error, struct sync_err *err);
+/* Flushes the journal to the disk (locked). */
+int xplan_sync(struct xplan *p, struct sync_err *err);
+/* Checks the lease before a batch: 0 held, 1 lost, -1 error (locked). */
+int xplan_lease(struct xplan *p, struct sync_err *err);
+
+int sync_graph_export(struct xplan *p, struct sync_err *err);
+
+#endif
