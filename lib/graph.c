@@ -20,6 +20,7 @@ struct sync_graph {
 	struct sync_retry retry;
 	struct sync_graph_auth *auth;
 	struct sync_http **conns;
+	char *base;             /* graph_url without a trailing slash */
 	long *gens;             /* per connection: generation of its token */
 	int nconn;
 };
@@ -49,6 +50,12 @@ sync_graph_open(struct sync_connector *c, int nconn, struct sync_err *err)
 	g->gc = gc;
 	g->nconn = nconn;
 	sync_retry_init(&g->retry, (double)gc->retry_budget);
+	if ((g->base = sync_strdup(gc->graph_url)) == NULL) {
+		sync_errf(err, "%s: out of memory", c->name);
+		goto fail;
+	}
+	while (*g->base && g->base[strlen(g->base) - 1] == '/')
+		g->base[strlen(g->base) - 1] = '\0';
 	o.who = c->name;
 	o.ca_file = gc->ca_file;
 	o.tls_verify = gc->tls_verify;
@@ -77,6 +84,7 @@ sync_graph_close(struct sync_graph *g)
 	sync_graph_auth_free(g->auth);
 	sync_retry_release(&g->retry);
 	free(g->conns);
+	free(g->base);
 	free(g->gens);
 	free(g);
 }
@@ -146,7 +154,8 @@ sync_graph_call(struct sync_graph *g, int conn, const char *method,
 	if (strncmp(path, "https://", 8) == 0 || strncmp(path, "http://", 7) == 0)
 		sync_buf_adds(&url, path);
 	else
-		sync_buf_addf(&url, "%s%s", g->gc->graph_url, path);
+		sync_buf_addf(&url, "%s%s%s", g->base, *path == '/' ? "" : "/",
+		    path);
 	if (url.p == NULL)
 		return sync_errf(err, "%s: out of memory", g->c->name);
 	q.method = method;
@@ -461,8 +470,8 @@ object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
 	}
 	if (t == SYNC_GROUP) {
 		if ((eid = curl_easy_escape(NULL, o->id, 0)) == NULL ||
-		    sync_buf_addf(&url, "%s/groups/%s/members?$select=id&$top=%ld",
-		    im->g->gc->graph_url, eid, im->g->gc->page_size) == -1) {
+		    sync_buf_addf(&url, "/groups/%s/members?$select=id&$top=%ld",
+		    eid, im->g->gc->page_size) == -1) {
 			curl_free(eid);
 			return sync_errf(err, "%s: out of memory", im->c->name);
 		}
@@ -500,7 +509,7 @@ sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 		if (!gc->enabled[t])
 			continue;
 		sync_buf_reset(&url);
-		if (sync_buf_addf(&url, "%s/%s?$select=", gc->graph_url,
+		if (sync_buf_addf(&url, "/%s?$select=",
 		    t == SYNC_USER ? "users" : "groups") == -1) {
 			sync_errf(err, "%s: out of memory", c->name);
 			goto out;
