@@ -2,10 +2,11 @@
  * graph.c: the Microsoft Graph connector (Entra ID): the client (token,
  * connections, errors) and the full import of users and groups.
  */
-#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -100,6 +101,23 @@ sync_graph_retries(struct sync_graph *g, double *left)
 		*left = g->retry.left;
 	pthread_mutex_unlock(&g->retry.mu);
 	return n;
+}
+
+int
+sync_graph_wait(struct sync_graph *g, double seconds, struct sync_err *err)
+{
+	struct timespec ts;
+
+	if (seconds < 0)
+		seconds = 0;
+	if (sync_retry_take(&g->retry, seconds) == -1)
+		return sync_errf(err, "%s: the retry budget of %ld s is spent",
+		    g->c->name, g->gc->retry_budget);
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	return 0;
 }
 
 void
