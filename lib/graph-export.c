@@ -499,6 +499,26 @@ read_members(struct gexp *e, int conn, struct gchange *g, json_t *page,
 	return 0;
 }
 
+/* Reads the current members of g (an existing group) directly. */
+static int
+members_of(struct gexp *e, int conn, struct gchange *g, struct sync_err *err)
+{
+	struct sync_graph_resp r = { 0 };
+	struct sync_buf b = { 0 };
+	int rc;
+
+	sync_buf_adds(&b, "/groups/");
+	pct(&b, g->tid);
+	sync_buf_adds(&b, "/members?$select=id&$top=999");
+	rc = sync_graph_call(e->graph, conn, "GET", b.p, NULL, NULL,
+	    SYNC_HTTP_IDEMPOTENT, &r, err);
+	if (rc == 0)
+		rc = read_members(e, conn, g, r.json, err);
+	sync_graph_resp_release(&r);
+	sync_buf_release(&b);
+	return rc;
+}
+
 /*
  * One response of a batch, for request q of unit u.  Returns 0 when the
  * unit may go on, 1 to retry it from q after *wait seconds, -1 when the
@@ -557,6 +577,16 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 			free(g->tid);
 			g->tid = sync_strdup(json_string_value(json_object_get(
 			    g->cur, "id")));
+			/*
+			 * A group a crashed run created may have members
+			 * already: read them, so that none is added twice.
+			 */
+			if (strcmp(g->coll, "groups") == 0 && g->tid &&
+			    json_object_get(json_object_get(g->x->c, "attrs"),
+			    "members") && members_of(e, conn, g, err) == -1) {
+				g->error = json_pack("{s:s}", "message", err->msg);
+				return -1;
+			}
 		}
 		break;
 	case R_GET:

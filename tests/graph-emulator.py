@@ -1279,7 +1279,11 @@ class Service:
                 top_p = p.split("/")[0]
                 if top_p == "onPremisesExtensionAttributes" and kind == "user":
                     continue
-                if top_p not in self.FILTERABLE[kind]:
+                # Directory extension properties take eq like the rest
+                # (the service documents $filter on them for users and
+                # groups without advanced query headers).
+                if top_p not in self.FILTERABLE[kind] and \
+                        not top_p.startswith("extension_"):
                     raise bad("Property '%s' does not exist as a declared property or "
                               "extension property." % p)
         count = q.get("$count")
@@ -2350,8 +2354,17 @@ def main(argv=None):
         with open(fn) as f:
             register_app(emu, cid, emu.apps.get(cid, {}).get("secret"), f.read())
     if opts.state:
-        load_state(emu, opts.state)
-    srv = Server((opts.bind, opts.port), Handler)
+        try:
+            load_state(emu, opts.state)
+        except (ValueError, KeyError, TypeError) as ex:
+            sys.stderr.write("graph-emulator: cannot load state '%s': %s\n" % (opts.state, ex))
+            return 2
+    try:
+        srv = Server((opts.bind, opts.port), Handler)
+    except OSError as ex:
+        sys.stderr.write("graph-emulator: cannot listen on %s:%d: %s\n"
+                         % (opts.bind, opts.port, ex.strerror or ex))
+        return 2
     if opts.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(opts.tls_cert, opts.tls_key)

@@ -1,0 +1,303 @@
+#!/bin/sh
+# sync-export to Entra ID, against the Graph emulator: the whole cycle
+# (import the target, diff, export) with the emulator's state compared to
+# the source; nothing to do the second time; updates and membership
+# changes; cloud-only objects untouched; a stale plan refused before any
+# write; the deletion threshold; a staging server that sends nothing; a
+# throttling storm; kill -9 at random points then a re-run; --dry-run.
+. "$(dirname "$0")/lib.sh"
+
+EMU=$TOP/tests/graph-emulator.py
+TENANT=contoso.example
+CID=3f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11
+EXT=extension_0123456789abcdef0123456789abcdef_syncAnchor
+
+printf 'S3cr+t&v@lue=~%s\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" >"$T/secret"
+chmod 600 "$T/secret"
+cat >"$T/apps.json" <<EOF
+[{"client_id": "$CID", "secret": "$(cat "$T/secret")"}]
+EOF
+
+rm -f "$T/emu.port"
+python3 "$EMU" --port 0 --port-file "$T/emu.port" --apps-file "$T/apps.json" \
+	--tenant "$TENANT" --log "$T/emu.log" --seed 7 >"$T/emu.out" 2>&1 3>&- &
+_lib_pids="$_lib_pids $!"
+i=0
+while [ ! -s "$T/emu.port" ]; do
+	i=$((i + 1))
+	[ $i -gt 200 ] && { note_file "$T/emu.out"; fail "the emulator starts"; done_testing; }
+	sleep 0.05
+done
+BASE=http://127.0.0.1:$(cat "$T/emu.port")
+
+ctl() {
+	if [ $# -gt 1 ]; then
+		curl -sf -X POST -H 'Content-Type: application/json' -d "$2" "$BASE$1"
+	else
+		curl -sf "$BASE$1"
+	fi
+}
+
+cat >"$T/sync.yaml" <<EOF
+state_dir: $T/state
+connectors:
+  src:
+    type: ldap
+    url: ldapi:///
+    base_dn: dc=example,dc=org
+  entra:
+    type: graph
+    tenant: $TENANT
+    client_id: $CID
+    client_secret_file: secret
+    token_url: $BASE/$TENANT/oauth2/v2.0/token
+    graph_url: $BASE/v1.0
+    allow_http: true
+    connections: 3
+    retry_budget: 120
+    objects:
+      user:
+        attributes: [ displayName, mailNickname, userPrincipalName, accountEnabled, onPremisesImmutableId ]
+      group:
+        attributes: [ displayName, mailNickname, $EXT ]
+policy:
+  delete_threshold: \${DELETE_THRESHOLD}
+role:
+  server: alpha
+  duration: 300
+  lease:
+    file: lease
+flows:
+  - name: users
+    from: src.user
+    to: entra.user
+    out_of_scope: delete
+    attributes:
+      userPrincipalName: '[uid] & "@contoso.example"'
+      displayName: '[displayName]'
+      mailNickname: '[uid]'
+      accountEnabled: '"true"'
+  - name: groups
+    from: src.group
+    to: entra.group
+    out_of_scope: delete
+    anchor:
+      target: $EXT
+    attributes:
+      displayName: '[cn]'
+      mailNickname: 'Replace([cn], " ", "-")'
+      members: { value: '[member]', reference: true }
+EOF
+DELETE_THRESHOLD=500
+export DELETE_THRESHOLD
+
+# gen FILE USERS GROUPS [VARIANT]: a source snapshot.  Group g holds users
+# g, g+GROUPS, g+2*GROUPS...; variant "v2" renames user 1, drops user 2
+# from every group, adds user USERS+1; "gone" drops users 1..3.
+gen() {
+	python3 - "$@" <<'PY'
+import json, sys
+path, nu, ng = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+var = sys.argv[4] if len(sys.argv) > 4 else ''
+users = list(range(1, nu + 1))
+if var == 'v2':
+    users.append(nu + 1)
+if var == 'gone':
+    users = [u for u in users if u > 3]
+objs = []
+for u in users:
+    name = "O'Brien %d" % u if u % 5 == 0 else 'Zoë Müller %d' % u
+    if var == 'v2' and u == 1:
+        name = 'Renamed One'
+    objs.append({'anchor': 'dXNlcg%04d==' % u, 'type': 'user',
+                 'dn': 'uid=u%d,ou=People,dc=example,dc=org' % u,
+                 'id': 'u%d' % u,
+                 'attrs': {'uid': ['u%d' % u], 'displayName': [name]}})
+for g in range(1, ng + 1):
+    members = ['uid=u%d,ou=People,dc=example,dc=org' % u for u in users
+               if (u - 1) % ng == g - 1 and not (var == 'v2' and u == 2)]
+    objs.append({'anchor': 'Z3JvdXA%03d' % g, 'type': 'group',
+                 'dn': 'cn=Team %d,ou=Groups,dc=example,dc=org' % g,
+                 'id': 'g%d' % g,
+                 'attrs': {'cn': ['Team %d' % g], 'member': sorted(members)}})
+objs.sort(key=lambda o: o['anchor'].encode())
+counts = {'user': 0, 'group': 0, 'contact': 0}
+for o in objs:
+    counts[o['type']] += 1
+hdr = {'connector': 'src', 'connector_type': 'ldap', 'cookie': None,
+       'counts': counts, 'format': 'sync-snapshot', 'kind': 'full',
+       'source': 'ldapi:///', 'time': '2026-11-25T00:00:00Z', 'version': 1}
+with open(path, 'w') as f:
+    for o in [hdr] + objs:
+        f.write(json.dumps(o, sort_keys=True, separators=(',', ':'),
+                           ensure_ascii=False) + '\n')
+PY
+}
+
+# cycle NAME: import the target, diff; the plan in $T/NAME.plan
+cycle() {
+	sync-import -q -c "$T/sync.yaml" -o "$T/$1.entra" entra &&
+	sync-diff -c "$T/sync.yaml" -o "$T/$1.plan" "$T/src.snap" "$T/$1.entra"
+}
+
+check() {
+	ctl /_emulator/state >"$T/state.json"
+	ok "$1" python3 "$TOP/tests/graph-export-check.py" "$T/src.snap" \
+		"$T/state.json" "$EXT"
+	[ -s "$T/ok.out" ] && note_file "$T/ok.out" 15
+}
+
+# A cloud-only admin and group that the sync must never touch.
+ctl /_emulator/seed '{"users":[{"id":"c0ffee00-0000-4000-8000-000000000001","displayName":"Cloud Admin","userPrincipalName":"admin@contoso.example","mailNickname":"admin","accountEnabled":true}],"groups":[{"id":"c0ffee00-0000-4000-8000-000000000002","displayName":"Cloud Team","mailNickname":"cloud","securityEnabled":true,"mailEnabled":false,"members":["c0ffee00-0000-4000-8000-000000000001"]}]}' >/dev/null ||
+	fail "seed the emulator"
+
+gen "$T/src.snap" 30 3
+test_expect_code 1 "a first plan has changes" cycle one
+
+# ------------------------------------------------------------ staging
+test_expect_code 1 "on a staging server sync-export refuses" \
+	sync-export -c "$T/sync.yaml" "$T/one.plan"
+test_grep "... says the plan is kept for review" \
+	"^sync-export: not the active server \(.*\): nothing was sent; the plan '$T/one.plan' is kept for review$" "$T/err"
+ctl /_emulator/log >"$T/log.json"
+python3 -c 'import json,sys; print(len([r for r in json.load(open(sys.argv[1]))
+    if r.get("method") != "GET" and not r.get("path", "").startswith("/_emulator")
+    and "/oauth2/" not in r.get("path", "")]))' "$T/log.json" >"$T/writes" 2>/dev/null ||
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d=d.get("requests", d) if isinstance(d, dict) else d; print(len([r for r in d if r.get("method") != "GET" and "/oauth2/" not in r.get("path","")]))' "$T/log.json" >"$T/writes"
+echo 0 >"$T/want"
+test_cmp "... and the emulator served no write" "$T/want" "$T/writes"
+
+test_expect_code 0 "promote this server" sync-role -c "$T/sync.yaml" promote
+
+# ------------------------------------------------------------ dry run
+test_expect_code 0 "--dry-run prints the writes" \
+	sync-export -n -c "$T/sync.yaml" "$T/one.plan"
+grep -c '^POST /users {' "$T/out" >"$T/n"
+echo 30 >"$T/want"
+test_cmp "... a POST for each of the 30 users" "$T/want" "$T/n"
+test_grep "... members through members@odata.bind" '^PATCH /groups/%7Bnew-Z3JvdXA001%7D \{"members@odata.bind":\["https://graph.microsoft.com/v1.0/directoryObjects/\{new-dXNlcg0001==\}"' "$T/out"
+test_no_grep "... never a real password" '"password":"[^(]' "$T/out"
+
+# ------------------------------------------------------------ the cycle
+test_expect_code 0 "export the first plan" \
+	sync-export -c "$T/sync.yaml" "$T/one.plan"
+test_grep "... reports what it did" \
+	'^sync-export: 33 applied, 0 already in place, 0 failed, 0 not applied' "$T/err"
+check "... the target now holds the source, each object once"
+ctl /_emulator/state >"$T/state.json"
+python3 - "$T/state.json" >"$T/cloud" <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1]))
+u = [x for x in st['users'] if x['id'] == 'c0ffee00-0000-4000-8000-000000000001'][0]
+g = [x for x in st['groups'] if x['id'] == 'c0ffee00-0000-4000-8000-000000000002'][0]
+print(u['displayName'], u.get('onPremisesImmutableId'), g['displayName'], g['members'])
+PY
+echo "Cloud Admin None Cloud Team ['c0ffee00-0000-4000-8000-000000000001']" >"$T/want"
+test_cmp "... and the cloud-only objects are untouched" "$T/want" "$T/cloud"
+ls "$T/state/journal/"*.jsonl >/dev/null 2>&1
+ok "... with a journal in the state directory" test $? -eq 0
+
+test_expect_code 0 "the next cycle has nothing to do" cycle two
+
+test_expect_code 0 "re-running an applied plan" \
+	sync-export -c "$T/sync.yaml" "$T/one.plan"
+test_grep "... finds everything done (resume from the journal)" \
+	'^sync-export: 0 applied, 0 already in place, 0 failed, 0 not applied \(conflicts and errors\) \(resumed\)$' "$T/err"
+
+# ------------------------------------------------------------ updates
+gen "$T/src.snap" 30 3 v2
+test_expect_code 1 "a rename, a new user, a member removed" cycle three
+test_expect_code 0 "export it" sync-export -c "$T/sync.yaml" "$T/three.plan"
+check "... the target follows"
+
+# ------------------------------------------------------------ stale plan
+gen "$T/src.snap" 30 3
+test_expect_code 1 "a plan that renames user 1 back" cycle four
+uid1=$(python3 -c 'import json,sys; print([u["id"] for u in json.load(open(sys.argv[1]))["users"] if u.get("onPremisesImmutableId") == "dXNlcg0001=="][0])' "$T/state.json")
+tok=$(curl -sf -d "client_id=$CID&grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default" \
+	--data-urlencode "client_secret=$(cat "$T/secret")" "$BASE/$TENANT/oauth2/v2.0/token" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+curl -sf -X PATCH -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+	-d '{"displayName":"Changed in the portal"}' "$BASE/v1.0/users/$uid1" ||
+	fail "change user 1 behind the plan's back"
+ctl /_emulator/log >"$T/before.json"
+test_expect_code 2 "a plan whose target moved since is refused" \
+	sync-export -c "$T/sync.yaml" "$T/four.plan"
+test_grep "... naming the change and the values" \
+	"displayName is \[\"Changed in the portal\"\], the plan expected \[\"Renamed One\"\]" "$T/err"
+test_grep "... and saying nothing was changed" "nothing was changed" "$T/err"
+ctl /_emulator/state >"$T/state2.json"
+python3 -c 'import json,sys; print([u["displayName"] for u in json.load(open(sys.argv[1]))["users"] if u["id"] == sys.argv[2]][0])' "$T/state2.json" "$uid1" >"$T/name"
+echo "Changed in the portal" >"$T/want"
+test_cmp "... the target is as it was" "$T/want" "$T/name"
+test_expect_code 1 "a fresh cycle plans over the portal's change" cycle five
+test_expect_code 0 "... and applies" sync-export -c "$T/sync.yaml" "$T/five.plan"
+check "... the target follows the source again"
+
+# ------------------------------------------------------------ threshold
+gen "$T/src.snap" 30 3 gone
+DELETE_THRESHOLD=2
+test_expect_code 1 "three users deleted at the source" cycle six
+test_expect_code 2 "a plan over the deletion threshold is refused" \
+	sync-export -c "$T/sync.yaml" "$T/six.plan"
+test_grep "... with the number to allow" \
+	"the plan deletes 3 objects, over the deletion threshold; nothing was changed. Check the plan, then allow exactly that many with -D 3$" "$T/err"
+test_expect_code 2 "-D 2 does not cover 3 deletes" \
+	sync-export -D 2 -c "$T/sync.yaml" "$T/six.plan"
+test_expect_code 0 "-D 3 allows them" \
+	sync-export -D 3 -c "$T/sync.yaml" "$T/six.plan"
+check "... and the three users are gone"
+DELETE_THRESHOLD=500
+
+# ------------------------------------------------------------ config drift
+cp "$T/sync.yaml" "$T/other.yaml"
+echo "# an edit" >>"$T/other.yaml"
+gen "$T/src.snap" 30 3
+test_expect_code 1 "a new plan" cycle seven
+test_expect_code 2 "a plan from another configuration is refused" \
+	sync-export -c "$T/other.yaml" "$T/seven.plan"
+test_grep "... and says so" "the plan was computed with another configuration" "$T/err"
+
+# ------------------------------------------------------------ throttling
+ctl /_emulator/faults '{"fault_429": 0.3, "retry_after": "0.2", "seed": 11}' >/dev/null
+test_expect_code 0 "a throttling storm (30% of requests 429)" \
+	sync-export -c "$T/sync.yaml" "$T/seven.plan"
+ctl /_emulator/faults '{"fault_429": 0}' >/dev/null
+check "... every change applied once"
+
+# ------------------------------------------------------------ kill -9
+# Each trial starts from an empty tenant, kills sync-export at a random
+# moment, then runs it again until it finishes.
+gen "$T/src.snap" 60 4
+ctl /_emulator/faults '{"latency_ms": 15}' >/dev/null
+trials=0 good=0
+while [ $trials -lt 20 ]; do
+	trials=$((trials + 1))
+	ctl /_emulator/reset '{}' >/dev/null
+	rm -rf "$T/state/journal"
+	cycle k$trials >"$T/cycle.out" 2>&1
+	[ -f "$T/k$trials.plan" ] || note_file "$T/cycle.out"
+	sync-export -q -c "$T/sync.yaml" "$T/k$trials.plan" >/dev/null 2>&1 &
+	pid=$!
+	sleep "0.$(od -An -N1 -tu1 /dev/urandom | tr -d ' ' | cut -c1)$trials" 2>/dev/null || sleep 0.3
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	n=0
+	until sync-export -q -c "$T/sync.yaml" "$T/k$trials.plan" >"$T/k.out" 2>"$T/k.err"; do
+		n=$((n + 1))
+		[ $n -ge 3 ] && break
+	done
+	ctl /_emulator/state >"$T/state.json"
+	if python3 "$TOP/tests/graph-export-check.py" "$T/src.snap" "$T/state.json" "$EXT" >"$T/k.check"; then
+		good=$((good + 1))
+	else
+		note "trial $trials:"
+		note_file "$T/k.check" 5
+		note_file "$T/k.err" 5
+	fi
+done
+echo "20 of 20" >"$T/want"
+echo "$good of $trials" >"$T/got"
+test_cmp "kill -9 at random points, then a re-run: the plan's state, no duplicates" "$T/want" "$T/got"
+
+done_testing
