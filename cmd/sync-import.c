@@ -41,6 +41,34 @@ add(void *ctx, struct sync_obj *o, struct sync_err *err)
 	return 0;
 }
 
+/*
+ * When the connector is a target of flows, the attributes they write
+ * are read too, whatever its attribute lists say.
+ */
+static int
+add_flow_attrs(struct sync_config *cfg, struct sync_connector *c,
+    struct sync_err *err)
+{
+	struct sync_strv extra[SYNC_NOBJTYPES] = { { 0 } };
+	struct sync_strv *attrs;
+	size_t i;
+	int t, rc = 0;
+
+	if (sync_flow_target_attrs(cfg, c->name, extra, err) == -1)
+		return -1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		attrs = sync_connector_attrs(c, t);
+		for (i = 0; attrs && i < extra[t].n && rc == 0; i++)
+			if (!sync_strv_casecontains(attrs, "*") &&
+			    !sync_strv_casecontains(attrs, extra[t].v[i]))
+				rc = sync_strv_add(attrs, extra[t].v[i]);
+		sync_strv_release(&extra[t]);
+	}
+	if (rc == -1)
+		return sync_errf(err, "out of memory");
+	return 0;
+}
+
 /* Makes the state directory (mode 0700) and its parents if missing. */
 static int
 make_state_dir(const char *dir, struct sync_err *err)
@@ -119,6 +147,8 @@ main(int argc, char *argv[])
 	if ((cfg = sync_config_load(config, &err)) == NULL)
 		goto fail;
 	if ((c = sync_config_connector(cfg, argv[0], &err)) == NULL)
+		goto fail;
+	if (add_flow_attrs(cfg, c, &err) == -1)
 		goto fail;
 	if (make_state_dir(cfg->state_dir, &err) == -1)
 		goto fail;

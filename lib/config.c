@@ -211,3 +211,13 @@ sync_connector_url(const struct sync_connector *c)
 		return c->graph->graph_url;
 	return NULL;
 }
+
+struct sync_strv *
+sync_connector_attrs(struct sync_connector *c, enum sync_objtype t)
+{
+	if (c->ldap)
+		return c->ldap->obj[t].enabled ? &c->ldap->obj[t].attrs : NULL;
+	if (c->graph)
+		return &c->graph->extra[t];
+	return NULL;
+}

@@ -22,8 +22,10 @@ sync_graph_conf_free(struct sync_graph_conf *gc)
 	free(gc->token_url);
 	free(gc->graph_url);
 	free(gc->ca_file);
-	for (i = 0; i < SYNC_NOBJTYPES; i++)
+	for (i = 0; i < SYNC_NOBJTYPES; i++) {
 		sync_strv_release(&gc->attrs[i]);
+		sync_strv_release(&gc->extra[i]);
+	}
 	free(gc);
 }
 

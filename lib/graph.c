@@ -288,8 +288,9 @@ select_list(struct sync_connector *c, enum sync_objtype t,
 	for (i = 0; gc->attrs[t].n == 0 && defl[i]; i++)
 		if (select_add(&sel, defl[i], strlen(defl[i])) == -1)
 			goto nomem;
-	for (i = 0; i < gc->attrs[t].n; i++) {
-		a = gc->attrs[t].v[i];
+	for (i = 0; i < gc->attrs[t].n + gc->extra[t].n; i++) {
+		a = i < gc->attrs[t].n ? gc->attrs[t].v[i] :
+		    gc->extra[t].v[i - gc->attrs[t].n];
 		n = strcspn(a, ".");
 		if (n == 0 || strspn(a, "abcdefghijklmnopqrstuvwxyz"
 		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != n ||

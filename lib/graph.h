@@ -27,6 +27,7 @@ struct sync_graph_conf {
 	long write_window;      /* seconds; 0: no client-side limit */
 	int enabled[SYNC_NOBJTYPES];
 	struct sync_strv attrs[SYNC_NOBJTYPES]; /* properties to $select */
+	struct sync_strv extra[SYNC_NOBJTYPES]; /* and those the flows need */
 };
 
 /* ---------------------------------------------------------- the client */

@@ -483,3 +483,46 @@ rules_release(struct rules *r)
 	free(r->flows);
 	memset(r, 0, sizeof *r);
 }
+
+int
+sync_flow_target_attrs(struct sync_config *cfg, const char *conn,
+    struct sync_strv out[SYNC_NOBJTYPES], struct sync_err *err)
+{
+	struct rules r;
+	size_t i, j;
+
+	/* A config with no flows (an import-only one) asks for nothing. */
+	if (sync_map_get(cfg->root, "flows") == NULL)
+		return 0;
+	if (rules_load(&r, cfg, err) == -1) {
+		rules_release(&r);
+		return -1;
+	}
+	for (i = 0; i < r.nflows; i++) {
+		struct flow *f = &r.flows[i];
+		struct sync_strv *o = &out[f->totype];
+
+		if (strcmp(f->to, conn) != 0)
+			continue;
+		if (f->anchor_attr && !sync_strv_casecontains(o, f->anchor_attr) &&
+		    sync_strv_add(o, f->anchor_attr) == -1)
+			goto nomem;
+		for (j = 0; j < f->nattrs; j++)
+			if (!sync_strv_casecontains(o, f->attrs[j].name) &&
+			    sync_strv_add(o, f->attrs[j].name) == -1)
+				goto nomem;
+		for (j = 0; j < f->njoins; j++)
+			if (!sync_strv_casecontains(o, f->joins[j].target) &&
+			    sync_strv_add(o, f->joins[j].target) == -1)
+				goto nomem;
+		for (j = 0; j < f->disable_names.n; j++)
+			if (!sync_strv_casecontains(o, f->disable_names.v[j]) &&
+			    sync_strv_add(o, f->disable_names.v[j]) == -1)
+				goto nomem;
+	}
+	rules_release(&r);
+	return 0;
+nomem:
+	rules_release(&r);
+	return sync_errf(err, "out of memory");
+}

@@ -124,6 +124,13 @@ struct sync_connector *sync_config_connector(struct sync_config *cfg,
 /* The URL of the connector's server (borrowed). */
 const char *sync_connector_url(const struct sync_connector *c);
 
+/*
+ * The list of attributes connector c reads for type t, to which more may
+ * be added before an import (borrowed; NULL when c does not read t).
+ */
+struct sync_strv *sync_connector_attrs(struct sync_connector *c,
+    enum sync_objtype t);
+
 /* SHA-256, for the config digest and change-set checks. */
 void sync_sha256(const void *data, size_t len, unsigned char out[32]);
 

@@ -248,6 +248,15 @@ typedef int (*sync_obj_fn)(void *ctx, struct sync_obj *o, struct sync_err *err);
 int sync_import_full(struct sync_connector *c, sync_obj_fn fn, void *ctx,
     struct sync_err *err);
 
+/*
+ * The target attributes that the flows into connector conn write, join
+ * on or stamp the anchor in, appended to out[type] once each: an import
+ * of a target must read them, or every cycle would plan them again.
+ * A config without flows adds nothing.
+ */
+int sync_flow_target_attrs(struct sync_config *cfg, const char *conn,
+    struct sync_strv out[SYNC_NOBJTYPES], struct sync_err *err);
+
 /* LDAP DNs: 1 when dn is base or inside its subtree (parsed comparison). */
 int sync_dn_under(const char *dn, const char *base);
 /* 1 when two DNs name the same entry (parsed comparison), 0 if not. */

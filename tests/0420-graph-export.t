@@ -55,11 +55,7 @@ connectors:
     allow_http: true
     connections: 3
     retry_budget: 120
-    objects:
-      user:
-        attributes: [ displayName, mailNickname, userPrincipalName, accountEnabled, onPremisesImmutableId ]
-      group:
-        attributes: [ displayName, mailNickname, $EXT ]
+    # No attribute lists: the import reads what the flows below write.
 policy:
   delete_threshold: \${DELETE_THRESHOLD}
 role:
