@@ -52,10 +52,14 @@ print_failures(json_t *failures)
 		    "change")), json_string_value(json_object_get(f, "op")),
 		    json_string_value(json_object_get(f, "type")),
 		    json_string_value(json_object_get(f, "anchor")));
-		if (json_integer_value(json_object_get(e, "status")))
-			fprintf(stderr, "%" JSON_INTEGER_FORMAT " %s: ",
+		if (json_integer_value(json_object_get(e, "status"))) {
+			const char *code = json_string_value(json_object_get(e,
+			    "code"));
+
+			fprintf(stderr, "%" JSON_INTEGER_FORMAT "%s%s: ",
 			    json_integer_value(json_object_get(e, "status")),
-			    json_string_value(json_object_get(e, "code")));
+			    code && *code ? " " : "", code ? code : "");
+		}
 		fprintf(stderr, "%s", json_string_value(json_object_get(e,
 		    "message")) ? json_string_value(json_object_get(e,
 		    "message")) : "unknown error");
@@ -89,7 +93,8 @@ main(int argc, char *argv[])
 			break;
 		case 'D':
 			o.allow_deletes = strtol(optarg, &end, 10);
-			if (*end != '\0' || o.allow_deletes < 0) {
+			if (*optarg == '\0' || *end != '\0' ||
+			    o.allow_deletes < 0) {
 				fprintf(stderr, "%s: -D: invalid number of "
 				    "deletes '%s'\n", prog, optarg);
 				return 2;

@@ -205,7 +205,7 @@ sync_export_run(struct sync_config *cfg, const char *path,
 	    "exceeded")) && (o->allow_deletes < 0 || o->allow_deletes < deletes)) {
 		sync_errf(err, "%s: the plan deletes %ld objects, over the "
 		    "deletion threshold; nothing was changed. Check the plan, "
-		    "then allow exactly that many with -D %ld", path, deletes,
+		    "then allow that many deletes with -D %ld", path, deletes,
 		    deletes);
 		goto out;
 	}

@@ -17,7 +17,8 @@
  * dependsOn so that they are applied in order.  Throttled requests (429,
  * also inside a batch) wait for their Retry-After, and all connections
  * pause with them; a token bucket keeps writes under the documented
- * quota so that throttling is the exception.
+ * quota (a sliding window, as Graph counts) so that throttling is the
+ * exception.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,7 @@ struct unit {
 	int attempts;
 	int inflight;
 	int finished;
+	int throttled;          /* the last retry was for a 429 */
 };
 
 struct gexp {
@@ -95,8 +97,17 @@ struct gexp {
 	double pause_until;     /* all connections wait after a 429 */
 	double wait_spent;      /* seconds of retry waits taken */
 
-	/* the write quota's token bucket */
-	double tokens, rate, cap, last;
+	/*
+	 * The write quota: a sliding window of cap writes per window
+	 * seconds, as Graph counts them.  Writes in flight count until
+	 * their $batch answered; then they leave the window window
+	 * seconds after the answer (an upper bound on when the service
+	 * counted them).
+	 */
+	double cap, window;
+	struct wentry { double t; size_t n; } *wq;
+	size_t wqhead, wqlen, wqcap;    /* answered writes, oldest first */
+	size_t inwin, inflight;         /* writes in wq; writes not answered */
 	unsigned long writes, throttled;
 };
 
@@ -417,30 +428,76 @@ is_write(enum kind k)
 	return k >= R_CREATE;
 }
 
-/* Waits for n write tokens; called without the lock held. */
+/* Drops from the window the writes older than it; with the lock held. */
+static void
+quota_expire(struct gexp *e, double t)
+{
+	while (e->wqlen && e->wq[e->wqhead].t <= t - e->window) {
+		e->inwin -= e->wq[e->wqhead].n;
+		e->wqhead++;
+		e->wqlen--;
+	}
+	if (e->wqlen == 0)
+		e->wqhead = 0;
+}
+
+/* Waits until n more writes fit in the quota; without the lock held. */
 static void
 take_tokens(struct gexp *e, size_t n)
 {
 	double t, wait;
 
-	if (e->rate <= 0)
+	if (e->window <= 0)
 		return;
 	for (;;) {
 		pthread_mutex_lock(&e->mu);
 		t = now();
-		e->tokens += (t - e->last) * e->rate;
-		if (e->tokens > e->cap)
-			e->tokens = e->cap;
-		e->last = t;
-		if (e->tokens >= (double)n) {
-			e->tokens -= (double)n;
+		quota_expire(e, t);
+		/* A batch larger than the quota goes alone. */
+		if ((double)(e->inwin + e->inflight + n) <= e->cap ||
+		    (e->inwin == 0 && e->inflight == 0)) {
+			e->inflight += n;
 			pthread_mutex_unlock(&e->mu);
 			return;
 		}
-		wait = ((double)n - e->tokens) / e->rate;
+		/* Until the oldest answered write leaves, or a batch answers. */
+		wait = e->wqlen ? e->wq[e->wqhead].t + e->window - t : 0.05;
+		if (wait > 0.05 && e->inflight)
+			wait = 0.05;
 		pthread_mutex_unlock(&e->mu);
-		sleep_for(wait);
+		sleep_for(wait > 0.001 ? wait : 0.001);
 	}
+}
+
+/* The n writes of a batch were answered (or lost); with the lock held. */
+static void
+quota_done(struct gexp *e, size_t n)
+{
+	if (e->window <= 0 || n == 0)
+		return;
+	e->inflight -= n;
+	if (e->wqhead + e->wqlen == e->wqcap) {
+		if (e->wqhead > 0) {
+			memmove(e->wq, e->wq + e->wqhead, e->wqlen * sizeof *e->wq);
+			e->wqhead = 0;
+		} else {
+			size_t nc = e->wqcap ? 2 * e->wqcap : 256;
+			struct wentry *nq = realloc(e->wq, nc * sizeof *nq);
+
+			if (nq == NULL) {
+				/* Forget the oldest: a 429 may follow. */
+				e->inwin -= e->wq[0].n;
+				memmove(e->wq, e->wq + 1, --e->wqlen * sizeof *e->wq);
+			} else {
+				e->wq = nq;
+				e->wqcap = nc;
+			}
+		}
+	}
+	e->wq[e->wqhead + e->wqlen].t = now();
+	e->wq[e->wqhead + e->wqlen].n = n;
+	e->wqlen++;
+	e->inwin += n;
 }
 
 static json_t *
@@ -545,8 +602,10 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 		if (*wait < 0)
 			*wait = 0.5 * pow(2, u->attempts < 6 ? u->attempts : 6) *
 			    (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
-		if (status == 429)
+		if (status == 429) {
 			e->throttled++;
+			u->throttled = 1;
+		}
 		if (u->attempts + 1 >= MAXATTEMPTS) {
 			g->error = graph_error(body, status, NULL);
 			return -1;
@@ -661,13 +720,15 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	rc = sync_graph_call(e->graph, conn, "POST", "/$batch", text, NULL,
 	    idem ? SYNC_HTTP_IDEMPOTENT : 0, &r, err);
 	free(text);
+	pthread_mutex_lock(&e->mu);
+	quota_done(e, nwrites);
+	if (rc == 0)
+		e->writes += nwrites;
+	pthread_mutex_unlock(&e->mu);
 	if (rc == -1) {
 		json_decref(byid);
 		return -1;
 	}
-	pthread_mutex_lock(&e->mu);
-	e->writes += nwrites;
-	pthread_mutex_unlock(&e->mu);
 	json_array_foreach(json_object_get(r.json, "responses"), i, resp)
 		if (json_string_value(json_object_get(resp, "id")))
 			json_object_set(byid, json_string_value(json_object_get(
@@ -710,8 +771,10 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 			} else
 				e->wait_spent += wait;
 			/* A throttled service: every connection waits. */
-			if (st == 1 && wait > 0 && e->pause_until < u->not_before)
+			if (st == 1 && u->throttled && e->pause_until <
+			    u->not_before)
 				e->pause_until = u->not_before;
+			u->throttled = 0;
 		}
 		if (st == -1) {
 			u->g->failed = 1;
@@ -988,9 +1051,13 @@ check_stale(struct gchange *g)
 		json_t *want = json_pack("[s]", g->x->anchor);
 
 		cur = from_graph(g->cur, g->x->anchorattr);
-		if (!same(cur, want))
+		if (!same(cur, want)) {
+			char *c = json_dumps(cur, JSON_COMPACT);
+
 			sync_buf_addf(&why, "%s is %s, not the plan's anchor",
-			    g->x->anchorattr, json_dumps(cur, JSON_COMPACT));
+			    g->x->anchorattr, c ? c : "?");
+			free(c);
+		}
 		json_decref(cur);
 		json_decref(want);
 		goto out;
@@ -1161,8 +1228,9 @@ queue_members(struct gexp *e)
 			if (chunk == NULL)
 				chunk = json_array();
 			sync_buf_reset(&ref);
-			sync_buf_addf(&ref, "https://graph.microsoft.com/v1.0/"
-			    "directoryObjects/%s", id);
+			/* The service's own base: national clouds differ. */
+			sync_buf_addf(&ref, "%s/directoryObjects/%s",
+			    e->gc->graph_url, id);
 			json_array_append_new(chunk, json_string(ref.p));
 			if (json_array_size(chunk) == MEMBER_CHUNK) {
 				sync_buf_reset(&b);
@@ -1266,10 +1334,7 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 	pthread_mutex_init(&e.mu, NULL);
 	pthread_cond_init(&e.cv, NULL);
 	e.cap = (double)e.gc->write_limit;
-	e.rate = e.gc->write_window > 0 ?
-	    (double)e.gc->write_limit / (double)e.gc->write_window : 0;
-	e.tokens = e.cap;
-	e.last = now();
+	e.window = (double)e.gc->write_window;
 	if ((e.g = calloc(e.n ? e.n : 1, sizeof *e.g)) == NULL) {
 		sync_errf(err, "out of memory");
 		goto out;
@@ -1380,6 +1445,7 @@ out:
 		json_decref(e.g[i].members);
 	}
 	free(e.g);
+	free(e.wq);
 	json_decref(e.anchors);
 	sync_buf_release(&why);
 	if (e.graph)

@@ -241,7 +241,7 @@ test_expect_code 1 "three users deleted at the source" cycle six
 test_expect_code 2 "a plan over the deletion threshold is refused" \
 	sync-export -c "$T/sync.yaml" "$T/six.plan"
 test_grep "... with the number to allow" \
-	"the plan deletes 3 objects, over the deletion threshold; nothing was changed. Check the plan, then allow exactly that many with -D 3$" "$T/err"
+	"the plan deletes 3 objects, over the deletion threshold; nothing was changed. Check the plan, then allow that many deletes with -D 3$" "$T/err"
 test_expect_code 2 "-D 2 does not cover 3 deletes" \
 	sync-export -D 2 -c "$T/sync.yaml" "$T/six.plan"
 test_expect_code 0 "-D 3 allows them" \
