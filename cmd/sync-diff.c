@@ -24,9 +24,9 @@ static const char *prog = "sync-diff";
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s -c config [-f json|text|csv] [-j threads] "
-	    "[-o file] source... target\n"
-	    "       %s -e expression [-b attribute]... [file]\n", prog, prog);
+	fprintf(stderr, "usage: %s -c config [-f json | text | csv] "
+	    "[-j threads] [-o file] source ... target\n"
+	    "       %s -e expression [-b attribute] ... [file]\n", prog, prog);
 	exit(2);
 }
 
