@@ -16,7 +16,7 @@
  * request, hence the phases; within a unit the requests are chained with
  * dependsOn so that they are applied in order.  Throttled requests (429,
  * also inside a batch) wait for their Retry-After, and all connections
- * pause with them; a token bucket keeps writes under the documented
+ * pause with them; a limiter keeps writes under the documented
  * quota (a sliding window, as Graph counts) so that throttling is the
  * exception.
  */
