@@ -24,7 +24,7 @@ static const char *prog = "sync-diff";
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s -c config [-f json | text | csv] "
+	fprintf(stderr, "usage: %s [-c config] [-f json | text | csv] "
 	    "[-j threads] [-o file] source ... target\n"
 	    "       %s -e expression [-b attribute] ... [file]\n", prog, prog);
 	exit(2);
@@ -183,7 +183,12 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (conf != NULL && expr == NULL) {
+	if (expr == NULL) {
+		/* As the other verbs: -c, else SYNC_CONFIG, else the default. */
+		if (conf == NULL)
+			conf = getenv("SYNC_CONFIG");
+		if (conf == NULL)
+			conf = "/etc/sync/sync.yaml";
 		if (argc < 2)
 			usage();
 		if (nthreads < 1)

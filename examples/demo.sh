@@ -1,41 +1,112 @@
 #!/bin/sh
-# make demo: the sync cycle on a built-in example.  Starts a throw-away
-# OpenLDAP directory seeded with examples/demo-directory.ldif, then runs
-# the steps of a cycle and shows what each produced.  Everything runs in
-# a scratch directory that is removed at the end (KEEP_TMP=1 keeps it).
+# make demo: the whole story on a built-in example.
+#
+# Starts a throw-away OpenLDAP directory seeded with sample people and
+# groups (examples/demo-directory.ldif) and a local Entra ID (the Graph
+# emulator, tests/graph-emulator.py) with one cloud-only admin in it.
+# Then, with two servers sharing one config (examples/demo.yaml) and one
+# lease: a staging cycle and its plan, the promotion of the first server,
+# the export, a second cycle with nothing to do, and a rule change tried
+# on the second, staging, server, whose plan shows its effect.  Everything
+# runs in a scratch directory removed at the end (KEEP_TMP=1 keeps it).
 . "$(dirname "$0")/../tests/lib.sh"
 lib_quiet
-exec 1>&3
+exec 1>&3 2>&3
 
-say() { printf '\n== %s\n' "$*"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+as() { _s=$1; shift; printf '[%s] ' "$_s"; SYNC_SERVER=$_s run "$@"; }
 
 say "Starting a throw-away OpenLDAP directory with sample people and groups"
 slapd_start
 slapd_add "$TOP/examples/demo-directory.ldif" || { echo "demo: cannot seed slapd" >&2; exit 2; }
-DEMO_DIR=$T DEMO_LDAP_URL=$SLAPD_LDAPS_URL DEMO_CA=$SLAPD_CA
-export DEMO_DIR DEMO_LDAP_URL DEMO_CA
 cp "$SLAPD_PWFILE" "$T/ldap.pw"
-echo "directory: $SLAPD_LDAPS_URL (TLS, certificate checked against a test CA)"
+echo "directory: $SLAPD_LDAPS_URL (TLS, checked against a test CA)"
+
+say "Starting a local Entra ID (the Graph emulator) with one cloud-only admin"
+secret=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$secret" >"$T/entra.secret"
+chmod 600 "$T/entra.secret"
+printf '[{"client_id": "6f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11", "secret": "%s"}]\n' \
+	"$secret" >"$T/apps.json"
+python3 "$TOP/tests/graph-emulator.py" --port 0 --port-file "$T/graph.port" \
+	--apps-file "$T/apps.json" --tenant demo.example --log "$T/graph.log" \
+	>"$T/graph.out" 2>&1 3>&- &
+_lib_pids="$_lib_pids $!"
+i=0
+while [ ! -s "$T/graph.port" ]; do
+	i=$((i + 1))
+	[ $i -gt 200 ] && { cat "$T/graph.out" >&2; exit 2; }
+	sleep 0.05
+done
+DEMO_GRAPH=http://127.0.0.1:$(cat "$T/graph.port")
+curl -sf -X POST -H 'Content-Type: application/json' "$DEMO_GRAPH/_emulator/seed" \
+	-d '{"users":[{"displayName":"Cloud Admin","userPrincipalName":"admin@demo.example","mailNickname":"admin","accountEnabled":true}]}' >/dev/null
+echo "Entra ID: $DEMO_GRAPH (tenant demo.example)"
+
+DEMO_DIR=$T DEMO_LDAP_URL=$SLAPD_LDAPS_URL DEMO_CA=$SLAPD_CA
+export DEMO_DIR DEMO_LDAP_URL DEMO_CA DEMO_GRAPH
 cd "$T" || exit 2
 cp "$TOP/examples/demo.yaml" sync.yaml
+SYNC_CONFIG=$T/sync.yaml
+export SYNC_CONFIG
 
-say "Import: sync-import reads the directory into a snapshot"
-run sync-import -c sync.yaml -o corp.snap corp || exit 2
-echo
-echo "The snapshot: a header, then one object per line, sorted by anchor (entryUUID):"
-head -c 600 corp.snap; echo " ..."
-echo
-python3 - corp.snap <<'PY'
+# show_entra: the tenant's users and groups, as the emulator holds them
+show_entra() {
+	curl -sf "$DEMO_GRAPH/_emulator/state" | python3 -c '
 import json, sys
-lines = open(sys.argv[1], 'rb').read().split(b'\n')[1:-1]
-print('%-7s %-22s %s' % ('type', 'name', 'attributes'))
-for o in sorted((json.loads(l) for l in lines), key=lambda o: (o['type'], o['dn'])):
-    a = o['attrs']
-    print('%-7s %-22s %s' % (o['type'], a.get('displayName', a['cn'])[0],
-          ', '.join('%s=%d' % (k, len(v)) if len(v) > 1 else k for k, v in sorted(a.items())
-                    if k not in ('objectClass', 'entryUUID'))))
-PY
+st = json.load(sys.stdin)
+names = {o["id"]: o["displayName"] for o in st["users"] + st["groups"]}
+for u in sorted(st["users"], key=lambda u: u["displayName"]):
+    print("  user  %-22s %-26s %s" % (u["displayName"], u["userPrincipalName"],
+          "synced, anchor " + u["onPremisesImmutableId"]
+          if u.get("onPremisesImmutableId") else "cloud-only"))
+for g in sorted(st["groups"], key=lambda g: g["displayName"]):
+    print("  group %-22s members: %s" % (g["displayName"],
+          ", ".join(sorted(names.get(m, m) for m in g.get("members", [])))))'
+}
+
+say "sync1 is a new server: staging"
+as sync1 sync-role
+
+say "A staging cycle on sync1: import both sides, compute the plan"
+as sync1 sync-import -o corp.snap corp
+as sync1 sync-import -o entra.snap entra
+as sync1 sync-diff -f text -o plan.txt corp.snap entra.snap
+as sync1 sync-diff -o plan.json corp.snap entra.snap
 echo
-echo "(ou=Leavers is excluded by the config, so Olga is not in the snapshot.)"
+echo "The plan, as a person reads it (plan.json holds the same for jq and sync-export):"
+sed 's/^/  /' plan.txt
+
+say "Staging mode is the pipeline without the export step"
+as sync1 sync-export plan.json
+echo "(exit status $?: nothing was sent to Entra ID)"
+
+say "Promote sync1 to active (it takes the lease; sync2 could not now)"
+as sync1 sync-role promote
+as sync2 sync-role promote
+echo "(exit status $?: sync2 stays staging while sync1 holds the lease)"
+
+say "Export on the active server"
+as sync1 sync-export plan.json
+echo
+echo "Entra ID now holds:"
+show_entra
+
+say "The next cycle, as cron runs it (examples/sync-cycle): nothing to do"
+as sync1 "$TOP/examples/sync-cycle" -w cycle entra corp
+echo "(exit status $?; sync-diff found no change, so nothing was exported)"
+
+say "A rule change tried on sync2, a second staging server"
+sed "s/displayName: '\[displayName\]'/displayName: '[displayName] \& \" (\" \& [departmentNumber] \& \")\"'/" \
+	sync.yaml >new-rules.yaml
+diff -u sync.yaml new-rules.yaml | sed -n '/^[-+] /p' | sed 's/^/  /'
+as sync2 sync-import -q -c new-rules.yaml -o entra.snap entra
+as sync2 sync-diff -c new-rules.yaml -f text corp.snap entra.snap
+echo
+echo "The effect shows before anyone applies it; sync2 is staging and sends nothing:"
+as sync2 sync-diff -c new-rules.yaml -o plan3.json corp.snap entra.snap 2>/dev/null
+as sync2 sync-export -c new-rules.yaml plan3.json
+
 say "Done; scratch directory $T is removed (KEEP_TMP=1 keeps it)"
+exit 0

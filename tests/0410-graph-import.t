@@ -317,8 +317,9 @@ test_expect_code 0 "import with the default attribute lists" \
 test_grep "... reads onPremisesSyncEnabled and the extension attributes" \
 	'"onPremisesExtensionAttributes.extensionAttribute1":\["ea1-0"\].*"onPremisesSyncEnabled":\["true"\]' "$T/d.snap"
 
-# Token renewal: tokens that live 2 s, pages that take 0.15 s each.
-ctl /_emulator/faults '{"token_lifetime": 2, "latency_ms": 150}' >/dev/null
+# Token renewal: tokens that live 3 s (renewed at half-life, which leaves
+# 1.5 s for a request under a loaded CI machine), pages of 0.15 s each.
+ctl /_emulator/faults '{"token_lifetime": 3, "latency_ms": 150}' >/dev/null
 : >"$T/http.log"
 test_expect_code 0 "tokens that expire during the run are renewed" \
 	sync-import -q -c "$T/sync.yaml" -o "$T/c.snap" entra
@@ -327,7 +328,7 @@ test_cmp "... same objects" "$T/a.body" "$T/c.body"
 python3 - "$T/http.log" >"$T/renew" <<'EOF'
 import json, sys
 log = [json.loads(l) for l in open(sys.argv[1])]
-print("renewed", sum(1 for e in log if e["path"].endswith("/token")) >= 3,
+print("renewed", sum(1 for e in log if e["path"].endswith("/token")) >= 2,
       "401s", sum(1 for e in log if e.get("status") == 401))
 EOF
 echo "renewed True 401s 0" >"$T/renew.want"

@@ -59,6 +59,6 @@ test_expect_code 2 "unknown format" sync-diff -f yaml -c sync.yaml ad.snap entra
 test_expect_code 2 "a write error on stdout is an error" \
 	sh -c 'sync-diff -c sync.yaml ad.snap entra.snap >/dev/full'
 test_expect_code 2 "usage: one snapshot is not enough" sync-diff -c sync.yaml ad.snap
-test_grep "usage line" '^usage: sync-diff -c config' "$T/err"
+test_grep "usage line" '^usage: sync-diff \[-c config\]' "$T/err"
 
 done_testing
