@@ -38,15 +38,20 @@ for f in '(&(objectCategory=person)(objectClass=user))' '(objectClass=group)' \
 	ldapsearch -LLL -o ldif-wrap=no -x -H "$SAMBA_LDAPS_URL" \
 		-D "$SAMBA_BINDDN" -y "$SAMBA_PWFILE" -b "$B" -E pr=500/noprompt \
 		"$f" '*' objectGUID mS-DS-ConsistencyGuid
-done | grep -v '^# \|^control: \|^pagedresults:' >"$T/oracle.raw"
+done | grep -v '^# \|^control: \|^pagedresults: \|^search: \|^result: ' >"$T/oracle.raw"
 # The excluded subtrees: OU=Excluded, and CN=Users and CN=Builtin that
 # hold the domain's built-in accounts and groups.
 python3 - "$T/oracle.raw" >"$T/oracle.ldif" <<'EOF'
 import base64, sys
 for block in open(sys.argv[1], 'rb').read().split(b'\n\n'):
-    first = block.split(b'\n', 1)[0]
-    if not block.strip():
+    # A page's result lines ("search:", "result:") may precede the next
+    # page's first entry in one block: the entry starts at its dn line.
+    lines = block.split(b'\n')
+    starts = [i for i, l in enumerate(lines) if l.startswith(b'dn:')]
+    if not starts:
         continue
+    block = b'\n'.join(lines[starts[0]:])
+    first = lines[starts[0]]
     dn = base64.b64decode(first[5:]) if first.startswith(b'dn:: ') else first
     if any(x in dn for x in (b',OU=Excluded,', b',CN=Users,', b',CN=Builtin,')):
         continue
