@@ -26,9 +26,13 @@ measure() {
 		rc=2
 		return
 	fi
-	read -r wall user sys kb <"$dir/time"
-	printf '%s: %s s wall, %s s user, %s s sys, peak %d MiB\n' "$label" \
-	    "$wall" "$user" "$sys" $((kb / 1024))
+	# GNU time puts "Command exited with non-zero status 1" (sync-diff's
+	# "changes found") before the figures: they are the last line.
+	tail -n 1 "$dir/time" | {
+		read -r wall user sys kb
+		printf '%s: %s s wall, %s s user, %s s sys, peak %d MiB\n' \
+		    "$label" "$wall" "$user" "$sys" $((kb / 1024))
+	}
 }
 
 for n in $sizes; do
