@@ -38,7 +38,7 @@
 #define MEMBER_CHUNK 20
 #define MAXATTEMPTS 12
 
-enum kind { R_FIND, R_GET, R_MEMBERS, R_CREATE, R_PATCH, R_DELETE,
+enum kind { R_FINDMANY, R_GET, R_MEMBERS, R_CREATE, R_PATCH, R_DELETE,
     R_MEMBER_ADD, R_MEMBER_DEL };
 
 struct req {
@@ -46,7 +46,11 @@ struct req {
 	const char *method;
 	char *url;              /* relative to the Graph base, e.g. /users/ID */
 	json_t *body;           /* new reference, or NULL */
+	struct gchange **many;  /* R_FINDMANY: the adds it looks up (owned) */
+	size_t nmany;
 };
+
+#define FINDMANY 15             /* anchors in one "in (...)" lookup */
 
 /* What the writer knows of one change. */
 struct gchange {
@@ -383,14 +387,13 @@ unit_add(struct gexp *e, struct gchange *g, enum kind kind,
     const char *method, char *url, json_t *body)
 {
 	struct unit *u = NULL;
-	size_t i;
 
-	/* The requests of a change in one phase form one unit. */
-	for (i = e->nu; i > 0; i--)
-		if (e->u[i - 1].g == g) {
-			u = &e->u[i - 1];
-			break;
-		}
+	/*
+	 * The requests of a change in one phase form one unit; they are
+	 * queued one after the other, so only the last unit can be its.
+	 */
+	if (e->nu > 0 && e->u[e->nu - 1].g == g)
+		u = &e->u[e->nu - 1];
 	if (u == NULL) {
 		e->u = realloc(e->u, (e->nu + 1) * sizeof *e->u);
 		u = &e->u[e->nu++];
@@ -402,6 +405,8 @@ unit_add(struct gexp *e, struct gchange *g, enum kind kind,
 	u->r[u->n].method = method;
 	u->r[u->n].url = url;
 	u->r[u->n].body = body;
+	u->r[u->n].many = NULL;
+	u->r[u->n].nmany = 0;
 	u->n++;
 }
 
@@ -414,6 +419,7 @@ units_free(struct gexp *e)
 		for (j = 0; j < e->u[i].n; j++) {
 			free(e->u[i].r[j].url);
 			json_decref(e->u[i].r[j].body);
+			free(e->u[i].r[j].many);
 		}
 		free(e->u[i].r);
 	}
@@ -577,6 +583,59 @@ members_of(struct gexp *e, int conn, struct gchange *g, struct sync_err *err)
 }
 
 /*
+ * The answer to a lookup of several anchors at once: each object found is
+ * matched to its change by the anchor attribute's value.
+ */
+static int
+found_many(struct gexp *e, int conn, struct req *q, json_t *body,
+    struct sync_err *err)
+{
+	json_t *v, *o, *a;
+	size_t i, k;
+
+	v = json_object_get(body, "value");
+	json_array_foreach(v, i, o) {
+		struct gchange *g = NULL;
+
+		a = from_graph(o, q->many[0]->x->anchorattr);
+		for (k = 0; k < q->nmany && json_array_size(a) == 1; k++)
+			if (strcmp(q->many[k]->x->anchor,
+			    json_string_value(json_array_get(a, 0))) == 0)
+				g = q->many[k];
+		json_decref(a);
+		if (g == NULL || g->failed)
+			continue;
+		if (g->exists) {
+			g->failed = 1;
+			g->error = json_pack("{s:s}", "message", "several target "
+			    "objects carry this anchor");
+			continue;
+		}
+		g->exists = 1;
+		g->cur = json_incref(o);
+		free(g->tid);
+		g->tid = sync_strdup(json_string_value(json_object_get(o, "id")));
+		/* Found, not created: members refer to it all the same. */
+		pthread_mutex_lock(&e->mu);
+		if (g->tid)
+			json_object_set_new(e->anchors, g->x->anchor,
+			    json_string(g->tid));
+		pthread_mutex_unlock(&e->mu);
+		/* A group a crashed run created may have members already. */
+		if (strcmp(g->coll, "groups") == 0 && g->tid &&
+		    json_object_get(json_object_get(g->x->c, "attrs"),
+		    "members") && members_of(e, conn, g, err) == -1) {
+			g->failed = 1;
+			g->error = json_pack("{s:s}", "message", err->msg);
+		}
+	}
+	if (json_object_get(body, "@odata.nextLink"))
+		return sync_errf(err, "a lookup of %zu anchors came back in "
+		    "pages", q->nmany);
+	return 0;
+}
+
+/*
  * One response of a batch, for request q of unit u.  Returns 0 when the
  * unit may go on, 1 to retry it from q after *wait seconds, -1 when the
  * change failed (g->error set).
@@ -587,7 +646,6 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 {
 	struct gchange *g = u->g;
 	const char *ra;
-	json_t *v;
 
 	if (status == 429 || status == 503 || status == 502 || status == 504 ||
 	    status == 500 ||
@@ -618,35 +676,25 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 		g->exists = 0;
 		return 0;
 	}
+	if (status >= 400 && q->kind == R_FINDMANY) {
+		/* The lookup failed for every change it stood for. */
+		size_t k;
+
+		for (k = 0; k < q->nmany; k++) {
+			q->many[k]->failed = 1;
+			json_decref(q->many[k]->error);
+			q->many[k]->error = graph_error(body, status, NULL);
+		}
+		return 0;
+	}
 	if (status >= 400) {
 		g->error = graph_error(body, status, NULL);
 		return -1;
 	}
 	switch (q->kind) {
-	case R_FIND:
-		v = json_object_get(body, "value");
-		if (json_array_size(v) > 1) {
-			g->error = json_pack("{s:s}", "message", "several target "
-			    "objects carry this anchor");
+	case R_FINDMANY:
+		if (found_many(e, conn, q, body, err) == -1)
 			return -1;
-		}
-		if (json_array_size(v) == 1) {
-			g->exists = 1;
-			g->cur = json_incref(json_array_get(v, 0));
-			free(g->tid);
-			g->tid = sync_strdup(json_string_value(json_object_get(
-			    g->cur, "id")));
-			/*
-			 * A group a crashed run created may have members
-			 * already: read them, so that none is added twice.
-			 */
-			if (strcmp(g->coll, "groups") == 0 && g->tid &&
-			    json_object_get(json_object_get(g->x->c, "attrs"),
-			    "members") && members_of(e, conn, g, err) == -1) {
-				g->error = json_pack("{s:s}", "message", err->msg);
-				return -1;
-			}
-		}
 		break;
 	case R_GET:
 		g->exists = 1;
@@ -980,6 +1028,67 @@ applicable(struct gchange *g)
 	    strcmp(op, "delete") == 0);
 }
 
+/*
+ * Adds are looked up by their anchor, up to FINDMANY at a time with
+ * "attr in ('a', 'b', ...)": one request instead of fifteen.  A lookup
+ * gathers the adds of one collection and anchor attribute.
+ */
+static void
+queue_find(struct gexp *e, struct gchange *g, struct sync_buf *sel)
+{
+	struct sync_buf b = { 0 }, f = { 0 };
+	struct unit *u = e->nu ? &e->u[e->nu - 1] : NULL;
+	struct req *q = u && u->n == 1 ? &u->r[0] : NULL;
+	size_t k;
+
+	if (q && q->kind == R_FINDMANY && q->nmany < FINDMANY &&
+	    strcmp(q->many[0]->coll, g->coll) == 0 &&
+	    strcmp(q->many[0]->x->anchorattr, g->x->anchorattr) == 0)
+		q->many[q->nmany++] = g;
+	else {
+		unit_add(e, g, R_FINDMANY, "GET", NULL, NULL);
+		q = &e->u[e->nu - 1].r[0];
+		q->many = calloc(FINDMANY, sizeof *q->many);
+		q->many[q->nmany++] = g;
+	}
+	/* The URL, rebuilt as the list grows; $select covers them all. */
+	sync_buf_reset(sel);
+	{
+		struct sync_strv names = { 0 };
+		struct sync_buf one = { 0 };
+		char *tok, *save = NULL;
+
+		for (k = 0; k < q->nmany; k++) {
+			sync_buf_reset(&one);
+			select_list(q->many[k], &one);
+			for (tok = strtok_r(one.p, ",", &save); tok;
+			    tok = strtok_r(NULL, ",", &save))
+				if (!sync_strv_contains(&names, tok))
+					sync_strv_add(&names, tok);
+		}
+		for (k = 0; k < names.n; k++)
+			sync_buf_addf(sel, "%s%s", k ? "," : "", names.v[k]);
+		sync_strv_release(&names);
+		sync_buf_release(&one);
+	}
+	sync_buf_adds(&f, g->x->anchorattr);
+	sync_buf_adds(&f, " in (");
+	for (k = 0; k < q->nmany; k++) {
+		if (k)
+			sync_buf_addc(&f, ',');
+		odata_str(&f, q->many[k]->x->anchor);
+	}
+	sync_buf_addc(&f, ')');
+	sync_buf_addf(&b, "/%s?$filter=", g->coll);
+	pct(&b, f.p);
+	sync_buf_adds(&b, "&$select=");
+	pct(&b, sel->p);
+	sync_buf_adds(&b, "&$top=999");
+	free(q->url);
+	q->url = sync_buf_detach(&b);
+	sync_buf_release(&f);
+}
+
 static void
 queue_reads(struct gexp *e)
 {
@@ -995,17 +1104,7 @@ queue_reads(struct gexp *e)
 		select_list(g, &sel);
 		sync_buf_reset(&b);
 		if (strcmp(g->x->op, "add") == 0) {
-			struct sync_buf f = { 0 };
-
-			sync_buf_adds(&f, g->x->anchorattr);
-			sync_buf_adds(&f, " eq ");
-			odata_str(&f, g->x->anchor);
-			sync_buf_addf(&b, "/%s?$filter=", g->coll);
-			pct(&b, f.p);
-			sync_buf_adds(&b, "&$select=");
-			pct(&b, sel.p);
-			sync_buf_release(&f);
-			unit_add(e, g, R_FIND, "GET", sync_strdup(b.p), NULL);
+			queue_find(e, g, &sel);
 		} else {
 			sync_buf_addf(&b, "/%s/", g->coll);
 			pct(&b, g->x->id);

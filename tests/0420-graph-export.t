@@ -368,6 +368,24 @@ grep -c '^user' "$T/bad.check" >"$T/n"
 echo 1 >"$T/want"
 test_cmp "... every other user is there" "$T/want" "$T/n"
 
+# ------------------------------------------------------------ no journal
+# Users created, their groups refused; then the journal is lost (another
+# server, or a crash before it was written): the next run finds the users
+# by their anchors and still makes them the groups' members.
+ctl /_emulator/reset '{}' >/dev/null
+ctl /_emulator/faults '{"token_lifetime": 3599, "rules": [{"method": "POST", "path": "^(/v1.0)?/groups$", "action": "400", "times": 1000}]}' >/dev/null
+gen "$T/src.snap" 30 3
+cycle nojournal >/dev/null 2>&1
+test_expect_code 1 "an export whose groups are refused" \
+	beta sync-export -c "$T/sync.yaml" "$T/nojournal.plan"
+test_grep "... creates the users" '^sync-export: 30 applied, 0 already in place, 3 failed' "$T/err"
+ctl /_emulator/faults '{"rules": []}' >/dev/null
+rm -rf "$T/beta/journal"
+test_expect_code 0 "without its journal, the plan again" \
+	beta sync-export -c "$T/sync.yaml" "$T/nojournal.plan"
+test_grep "... finds the users in place and creates the groups" '^sync-export: 3 applied, 30 already in place, 0 failed' "$T/err"
+check "... with the found users as members"
+
 # ------------------------------------------------------------ credentials
 chmod 644 "$T/secret"
 test_expect_code 2 "a client secret file others can read is refused" \
