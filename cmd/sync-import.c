@@ -69,33 +69,6 @@ add_flow_attrs(struct sync_config *cfg, struct sync_connector *c,
 	return 0;
 }
 
-/* Makes the state directory (mode 0700) and its parents if missing. */
-static int
-make_state_dir(const char *dir, struct sync_err *err)
-{
-	char *copy = sync_strdup(dir), *p;
-
-	if (copy == NULL)
-		return sync_errno(err, "cannot create '%s'", dir);
-	for (p = copy + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-
-		*p = '\0';
-		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
-			sync_errno(err, "cannot create state directory '%s'", copy);
-			free(copy);
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	free(copy);
-	return 0;
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -150,7 +123,7 @@ main(int argc, char *argv[])
 		goto fail;
 	if (add_flow_attrs(cfg, c, &err) == -1)
 		goto fail;
-	if (make_state_dir(cfg->state_dir, &err) == -1)
+	if (sync_mkdirs(cfg->state_dir, &err) == -1)
 		goto fail;
 	sync_buf_addf(&lockpath, "%s/import.%s.lock", cfg->state_dir, c->name);
 	if (sync_lock_take(lockpath.p, &lockfd, &err) == -1)

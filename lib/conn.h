@@ -46,6 +46,14 @@ int sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err);
 void sync_ldap_conf_free(struct sync_ldap_conf *lc);
 
+/*
+ * "what: result (code): diagnostic; matched DN 'x'", the LDAP result and
+ * what the server said about it (read from ld when not NULL).  -1.
+ */
+struct ldap;
+int sync_ldap_errf(struct sync_err *err, struct ldap *ld, int rc,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Full imports, one per kind of connector (see sync_import_full). */
 int sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
     struct sync_err *err);

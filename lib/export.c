@@ -98,32 +98,6 @@ str(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-static int
-mkdirs(const char *dir, struct sync_err *err)
-{
-	char *copy = sync_strdup(dir), *p;
-
-	if (copy == NULL)
-		return sync_errf(err, "out of memory");
-	for (p = copy + 1; ; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
-			sync_errno(err, "cannot create '%s'", copy);
-			free(copy);
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	free(copy);
-	return 0;
-}
-
 int
 sync_export_run(struct sync_config *cfg, const char *path,
     const struct sync_export_opts *o, struct sync_export_stats *st,
@@ -237,7 +211,7 @@ sync_export_run(struct sync_config *cfg, const char *path,
 	if (!o->dry_run) {
 		if (o->journal == NULL) {
 			sync_buf_addf(&jpath, "%s/journal", cfg->state_dir);
-			if (mkdirs(jpath.p, err) == -1)
+			if (sync_mkdirs(jpath.p, err) == -1)
 				goto out;
 			sync_buf_addf(&jpath, "/%s.jsonl", hex);
 		} else

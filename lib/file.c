@@ -259,3 +259,31 @@ fail:
 	sync_buf_release(b);
 	return -1;
 }
+
+/* ------------------------------------------------------------ directories */
+
+int
+sync_mkdirs(const char *dir, struct sync_err *err)
+{
+	char *copy = sync_strdup(dir), *p;
+	char c;
+
+	if (copy == NULL)
+		return sync_errno(err, "cannot create '%s'", dir);
+	for (p = copy + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		c = *p;
+		*p = '\0';
+		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
+			sync_errno(err, "cannot create directory '%s'", copy);
+			free(copy);
+			return -1;
+		}
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	free(copy);
+	return 0;
+}

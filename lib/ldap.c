@@ -22,13 +22,8 @@ struct sync_ldap {
 
 /* ------------------------------------------------------------- messages */
 
-/* "code (name): diagnostic; matched DN 'x'" from the handle's state. */
-static int
-ldap_errf(struct sync_err *err, LDAP *ld, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-ldap_errf(struct sync_err *err, LDAP *ld, int rc, const char *fmt, ...)
+int
+sync_ldap_errf(struct sync_err *err, LDAP *ld, int rc, const char *fmt, ...)
 {
 	char what[SYNC_ERRMAX / 2];
 	char *diag = NULL, *matched = NULL;
@@ -189,7 +184,7 @@ connect_errf(struct sync_err *err, struct sync_ldap *l, int rc,
 		    l->lc->url, ldap_err2string(rc), rc, l->lc->ca_file ?
 		    "not signed by the CA in ca_file, or issued for another "
 		    "name" : "set ca_file to the CA that signed it");
-	return ldap_errf(err, l->ld, rc, "%s: %s '%s' failed", l->c->name,
+	return sync_ldap_errf(err, l->ld, rc, "%s: %s '%s' failed", l->c->name,
 	    what, l->lc->url);
 }
 
@@ -215,7 +210,7 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 	l->c = c;
 	l->lc = lc;
 	if ((rc = ldap_initialize(&l->ld, lc->url)) != LDAP_SUCCESS)
-		return ldap_errf(err, NULL, rc, "%s: invalid url '%s'",
+		return sync_ldap_errf(err, NULL, rc, "%s: invalid url '%s'",
 		    c->name, lc->url);
 	v = LDAP_VERSION3;
 	ldap_set_option(l->ld, LDAP_OPT_PROTOCOL_VERSION, &v);
@@ -229,7 +224,7 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 	}
 	if (lc->ca_file && (rc = ldap_set_option(l->ld,
 	    LDAP_OPT_X_TLS_CACERTFILE, lc->ca_file)) != LDAP_OPT_SUCCESS) {
-		ldap_errf(err, l->ld, rc, "%s: cannot use CA file '%s'",
+		sync_ldap_errf(err, l->ld, rc, "%s: cannot use CA file '%s'",
 		    c->name, lc->ca_file);
 		goto fail;
 	}
@@ -239,7 +234,7 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 	v = 0;
 	if ((rc = ldap_set_option(l->ld, LDAP_OPT_X_TLS_NEWCTX, &v)) !=
 	    LDAP_OPT_SUCCESS) {
-		ldap_errf(err, l->ld, rc, "%s: cannot set up TLS", c->name);
+		sync_ldap_errf(err, l->ld, rc, "%s: cannot set up TLS", c->name);
 		goto fail;
 	}
 	if (lc->starttls &&
@@ -251,7 +246,7 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 		rc = ldap_sasl_interactive_bind_s(l->ld, NULL, lc->sasl_mech,
 		    NULL, NULL, LDAP_SASL_QUIET, sasl_interact, NULL);
 		if (rc != LDAP_SUCCESS) {
-			ldap_errf(err, l->ld, rc, "%s: SASL %s bind to '%s' "
+			sync_ldap_errf(err, l->ld, rc, "%s: SASL %s bind to '%s' "
 			    "failed", c->name, lc->sasl_mech, lc->url);
 			goto fail;
 		}
@@ -414,7 +409,7 @@ fetch_range(struct sync_ldap *l, struct sync_obj *o, const char *name,
 		    "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 0, &res);
 		if (rc != LDAP_SUCCESS) {
 			ldap_msgfree(res);
-			return ldap_errf(err, l->ld, rc, "%s: reading '%s' of "
+			return sync_ldap_errf(err, l->ld, rc, "%s: reading '%s' of "
 			    "'%s'", l->c->name, req, o->dn);
 		}
 		found = 0;
@@ -495,7 +490,7 @@ entry_to_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
 	if (ldap_get_dn_ber(l->ld, e, &ber, &dn) != LDAP_SUCCESS ||
 	    dn.bv_val == NULL) {
 		ber_free(ber, 0);
-		return ldap_errf(err, l->ld, LDAP_DECODING_ERROR, "%s: entry "
+		return sync_ldap_errf(err, l->ld, LDAP_DECODING_ERROR, "%s: entry "
 		    "without a DN", l->c->name);
 	}
 	o->type = type;
@@ -506,7 +501,7 @@ entry_to_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
 	for (;;) {
 		if (ldap_get_attribute_ber(l->ld, e, ber, &attr, &vals) !=
 		    LDAP_SUCCESS) {
-			rc = ldap_errf(err, l->ld, LDAP_DECODING_ERROR, "%s: "
+			rc = sync_ldap_errf(err, l->ld, LDAP_DECODING_ERROR, "%s: "
 			    "cannot decode '%s'", l->c->name, o->dn);
 			break;
 		}
@@ -704,18 +699,18 @@ page_result(struct sync_ldap *l, LDAPMessage *m, const char *base,
 		ldap_set_option(l->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, diag);
 		ldap_set_option(l->ld, LDAP_OPT_MATCHED_DN, matched);
 		if (code == LDAP_NO_SUCH_OBJECT)
-			ldap_errf(err, l->ld, code, "%s: base DN '%s' does not "
+			sync_ldap_errf(err, l->ld, code, "%s: base DN '%s' does not "
 			    "exist", l->c->name, base);
 		else if (code == LDAP_SIZELIMIT_EXCEEDED ||
 		    code == LDAP_ADMINLIMIT_EXCEEDED ||
 		    code == LDAP_TIMELIMIT_EXCEEDED)
-			ldap_errf(err, l->ld, code, "%s: server limit reached "
+			sync_ldap_errf(err, l->ld, code, "%s: server limit reached "
 			    "searching '%s'", l->c->name, base);
 		else
-			ldap_errf(err, l->ld, code, "%s: search of '%s' failed",
+			sync_ldap_errf(err, l->ld, code, "%s: search of '%s' failed",
 			    l->c->name, base);
 	} else if (rc != LDAP_SUCCESS) {
-		ldap_errf(err, l->ld, rc, "%s: bad search result", l->c->name);
+		sync_ldap_errf(err, l->ld, rc, "%s: bad search result", l->c->name);
 	}
 	ldap_memfree(diag);
 	ldap_memfree(matched);
@@ -753,7 +748,7 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 		rc = ldap_create_page_control(l->ld, (ber_int_t)lc->page_size,
 		    &cookie, 1, &pc);
 		if (rc != LDAP_SUCCESS) {
-			ldap_errf(err, l->ld, rc, "%s: cannot create the paged "
+			sync_ldap_errf(err, l->ld, rc, "%s: cannot create the paged "
 			    "results control", l->c->name);
 			goto out;
 		}
@@ -768,7 +763,7 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 		}
 		if (rc != LDAP_SUCCESS) {
 			msgid = -1;
-			ldap_errf(err, l->ld, rc, "%s: search of '%s' for %ss "
+			sync_ldap_errf(err, l->ld, rc, "%s: search of '%s' for %ss "
 			    "failed", l->c->name, base, sync_objtype_name(type));
 			goto out;
 		}
@@ -790,7 +785,7 @@ search_base(struct sync_ldap *l, enum sync_objtype type, const char *base,
 					msgid = -1;
 					ldap_get_option(l->ld, LDAP_OPT_RESULT_CODE,
 					    &code);
-					ldap_errf(err, l->ld, code, "%s: search of "
+					sync_ldap_errf(err, l->ld, code, "%s: search of "
 					    "'%s' failed", l->c->name, base);
 				}
 				goto out;

@@ -27,38 +27,6 @@ struct lease_ldap {
 };
 
 static int
-lerrf(struct sync_err *err, LDAP *ld, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* "what: result (code): diagnostic; matched DN 'x'", as ldap.c does. */
-static int
-lerrf(struct sync_err *err, LDAP *ld, int rc, const char *fmt, ...)
-{
-	char what[SYNC_ERRMAX / 2];
-	char *diag = NULL, *matched = NULL;
-	struct sync_buf b = { 0 };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	if (ld) {
-		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-		ldap_get_option(ld, LDAP_OPT_MATCHED_DN, &matched);
-	}
-	sync_buf_addf(&b, "%s: %s (%d)", what, ldap_err2string(rc), rc);
-	if (diag && *diag)
-		sync_buf_addf(&b, ": %s", diag);
-	if (matched && *matched)
-		sync_buf_addf(&b, "; matched DN '%s'", matched);
-	sync_errf(err, "%s", b.p ? b.p : what);
-	sync_buf_release(&b);
-	ldap_memfree(diag);
-	ldap_memfree(matched);
-	return -1;
-}
-
-static int
 ldap_connect_lease(struct lease_ldap *l, struct sync_err *err)
 {
 	if (l->ld)
@@ -91,11 +59,11 @@ search(struct lease_ldap *l, char **value, struct sync_err *err)
 	if (code != LDAP_SUCCESS) {
 		ldap_msgfree(res);
 		if (code == LDAP_NO_SUCH_OBJECT)
-			return lerrf(err, l->ld, code, "%s: lease entry '%s' "
+			return sync_ldap_errf(err, l->ld, code, "%s: lease entry '%s' "
 			    "does not exist (create it with %s: %s, see "
 			    "sync-role(1))", rc->conn->name, rc->dn,
 			    rc->attribute, LEASE_INITIAL);
-		lerrf(err, l->ld, code, "%s: reading lease entry '%s'",
+		sync_ldap_errf(err, l->ld, code, "%s: reading lease entry '%s'",
 		    rc->conn->name, rc->dn);
 		return code == LDAP_SERVER_DOWN ? -2 : -1;
 	}
@@ -163,7 +131,7 @@ ldap_lease_cas(struct lease_store *s, const char *old, const char *new,
 	/* Another server changed the value first: nothing was applied. */
 	if (code == LDAP_NO_SUCH_ATTRIBUTE)
 		return 1;
-	lerrf(err, l->ld, code, "%s: modifying lease entry '%s'",
+	sync_ldap_errf(err, l->ld, code, "%s: modifying lease entry '%s'",
 	    rc->conn->name, rc->dn);
 	if (code == LDAP_SERVER_DOWN)
 		ldap_disconnect(l);

@@ -218,33 +218,6 @@ lease_format(const struct lease *l)
 
 /* ----------------------------------------------------- the local view */
 
-static int
-mkdirs(const char *dir, struct sync_err *err)
-{
-	char *copy = sync_strdup(dir), *p;
-	char c;
-
-	if (copy == NULL)
-		return sync_errno(err, "cannot create '%s'", dir);
-	for (p = copy + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		c = *p;
-		*p = '\0';
-		if (mkdir(copy, 0700) == -1 && errno != EEXIST) {
-			sync_errno(err, "cannot create state directory '%s'",
-			    copy);
-			free(copy);
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	free(copy);
-	return 0;
-}
-
 /* Reads STATE_DIR/role: "role active|staging" and "fence N" lines. */
 static int
 local_read(struct sync_role *r, int *active, uint64_t *fence,
@@ -278,7 +251,7 @@ local_write(struct sync_role *r, int active, uint64_t fence,
 {
 	struct sync_out out;
 
-	if (mkdirs(r->statedir, err) == -1)
+	if (sync_mkdirs(r->statedir, err) == -1)
 		return -1;
 	if (sync_out_open(&out, r->statepath, err) == -1)
 		return -1;

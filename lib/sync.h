@@ -141,6 +141,12 @@ void sync_lock_release(int fd);
 int sync_file_read(const char *path, size_t max, struct sync_buf *b,
     struct sync_err *err);
 
+/*
+ * Makes dir and its missing parents, mode 0700 (state directories hold
+ * locks, journals and leases: nobody else's business).
+ */
+int sync_mkdirs(const char *dir, struct sync_err *err);
+
 /* ---------------------------------------------------------------- secrets */
 
 /*
