@@ -75,6 +75,9 @@ const struct dattr *snap_attr(const struct snap *s, const struct dobj *o,
  * a new string the caller frees, or NULL when out of memory.
  */
 char *dn_canon(const char *dn);
+/* The same into out, which has room for strlen(dn) + 1 bytes; returns
+ * the canonical DN's length. */
+size_t dn_canon_into(const char *dn, char *out);
 /* 1 when canonical dn is base or below it. */
 int dn_canon_under(const char *dn, const char *base);
 

@@ -808,12 +808,19 @@ snap_attr(const struct snap *s, const struct dobj *o, const char *name)
 char *
 dn_canon(const char *dn)
 {
+	char *out = malloc(strlen(dn) + 1);
+
+	if (out != NULL)
+		dn_canon_into(dn, out);
+	return out;
+}
+
+size_t
+dn_canon_into(const char *dn, char *out)
+{
 	size_t n = strlen(dn), i, o = 0;
-	char *out = malloc(n + 1);
 	int esc = 0;
 
-	if (out == NULL)
-		return NULL;
 	for (i = 0; i < n; i++) {
 		char ch = dn[i];
 
@@ -843,7 +850,7 @@ dn_canon(const char *dn)
 	while (o > 0 && out[o - 1] == ' ' && !(o > 1 && out[o - 2] == '\\'))
 		o--;
 	out[o] = '\0';
-	return out;
+	return o;
 }
 
 int
