@@ -99,7 +99,6 @@ struct gexp {
 	int abort;
 	struct sync_err abort_err;
 	double pause_until;     /* all connections wait after a 429 */
-	double wait_spent;      /* seconds of retry waits taken */
 
 	/*
 	 * The write quota: a sliding window of cap writes per window
@@ -812,12 +811,12 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 		if (st == 1) {
 			u->attempts++;
 			u->not_before = now() + wait;
-			if (e->wait_spent + wait > (double)e->gc->retry_budget) {
+			/* One budget for these waits and the HTTP layer's. */
+			if (sync_graph_budget_take(e->graph, wait, err) == -1) {
 				u->g->error = json_pack("{s:s}", "message",
-				    "retry budget exhausted");
+				    err->msg);
 				st = -1;
-			} else
-				e->wait_spent += wait;
+			}
 			/* A throttled service: every connection waits. */
 			if (st == 1 && u->throttled && e->pause_until <
 			    u->not_before)

@@ -104,19 +104,14 @@ sync_graph_retries(struct sync_graph *g, double *left)
 }
 
 int
-sync_graph_wait(struct sync_graph *g, double seconds, struct sync_err *err)
+sync_graph_budget_take(struct sync_graph *g, double seconds,
+    struct sync_err *err)
 {
-	struct timespec ts;
-
 	if (seconds < 0)
 		seconds = 0;
 	if (sync_retry_take(&g->retry, seconds) == -1)
 		return sync_errf(err, "%s: the retry budget of %ld s is spent",
 		    g->c->name, g->gc->retry_budget);
-	ts.tv_sec = (time_t)seconds;
-	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
 	return 0;
 }
 

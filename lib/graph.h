@@ -53,11 +53,13 @@ void sync_graph_close(struct sync_graph *g);
 unsigned long sync_graph_retries(struct sync_graph *g, double *left);
 
 /*
- * Waits seconds (a Retry-After read from a $batch response's inner
- * headers, say) out of the shared retry budget: 0 after the wait, or -1
- * at once, with err set, when the budget cannot pay for it.
+ * Takes seconds of waiting from the run's retry budget, shared with the
+ * HTTP retries, without sleeping: for the export, which reschedules a
+ * throttled request inside a $batch rather than block its connection.
+ * 0, or -1 with err set when the budget cannot pay for it.
  */
-int sync_graph_wait(struct sync_graph *g, double seconds, struct sync_err *err);
+int sync_graph_budget_take(struct sync_graph *g, double seconds,
+    struct sync_err *err);
 
 /* Flags of sync_graph_call, besides SYNC_HTTP_IDEMPOTENT (http.h). */
 #define SYNC_GRAPH_ANYSTATUS 0x100      /* a status >= 400 is not an error */
