@@ -464,7 +464,8 @@ in_scope(struct dctx *d, const struct flow *f, size_t si, const struct dobj *o,
 			m = g ? snap_attr(s, &s->objs[g->val], "member") : NULL;
 			for (v = m ? m->v : 0; m && v < m->v + m->nv && !inc;
 			    v++) {
-				char *c = dn_canon(s->buf + s->vals[v].off);
+				char *c = dn_canon_n(s->buf + s->vals[v].off,
+				    s->vals[v].len);
 
 				if (c == NULL) {
 					free(dn);
@@ -708,7 +709,9 @@ soft_match(struct dctx *d, struct item *it, struct ectx *ec,
 
 			snprintf(msg, sizeof msg, "join rule '%s' matched a "
 			    "target object that already carries the anchor "
-			    "'%.200s'", f->joins[j].name, a->nv ?
+			    "'%.*s'", f->joins[j].name, a->nv ?
+			    (int)(d->tgt->vals[a->v].len < 200 ?
+			    d->tgt->vals[a->v].len : 200) : 0, a->nv ?
 			    d->tgt->buf + d->tgt->vals[a->v].off : "");
 			it->join = (int16_t)j;
 			return set_conflict(it, msg, cands, 1) == -1 ?
@@ -1110,7 +1113,8 @@ load_have(struct dctx *d, struct scratch *sc, const struct dobj *t, long idx,
 		    ts->vals[v].len, (int)a->binary) == -1)
 			return -1;
 		if (refs && d->tgt_dns) {
-			char *c = dn_canon(ts->buf + ts->vals[v].off);
+			char *c = dn_canon_n(ts->buf + ts->vals[v].off,
+			    ts->vals[v].len);
 
 			if (c == NULL || sync_strv_take(&sc->strs, c) == -1)
 				return -1;
@@ -1692,13 +1696,17 @@ phase_flows(void *arg)
 			if (d->fs[fi].active && d->r->flows[fi].totype == to->type)
 				break;
 		a = attr_idx(d->tgt, to, d->fs[fi].tanchor);
-		if (d->r->flows[fi].oos == OOS_DELETE)
-			r = emit_delete(d, j, &sc, fi, t, d->tgt->buf +
-			    d->tgt->vals[a->v].off, "deleted at the source",
+		/* the anchor value as a C string, freed by scratch_reset */
+		if (sync_strv_addn(&sc.strs, d->tgt->buf +
+		    d->tgt->vals[a->v].off, d->tgt->vals[a->v].len) == -1)
+			r = -1;
+		else if (d->r->flows[fi].oos == OOS_DELETE)
+			r = emit_delete(d, j, &sc, fi, t,
+			    sc.strs.v[sc.strs.n - 1], "deleted at the source",
 			    NULL);
 		else if (d->r->flows[fi].oos == OOS_DISABLE)
-			r = emit_disable(d, j, &sc, fi, t, d->tgt->buf +
-			    d->tgt->vals[a->v].off, "deleted at the source",
+			r = emit_disable(d, j, &sc, fi, t,
+			    sc.strs.v[sc.strs.n - 1], "deleted at the source",
 			    NULL);
 		if (r == -1) {
 			sync_errf(&j->out->err, "out of memory");

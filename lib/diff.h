@@ -14,11 +14,15 @@
 /* ------------------------------------------------------------ snapshots */
 
 /*
- * A snapshot held compactly for the diff.  The file's bytes are read into
- * one buffer and JSON strings are decoded in place (a decoded string is
- * never longer than its literal), each followed by a NUL; everything else
- * is 32-bit offsets into that buffer.  A million directory objects cost
- * about the size of the file plus 20 bytes per value.
+ * A snapshot held compactly for the diff.  The file is mapped read-only
+ * (or read into memory) and everything is 32-bit offsets into it: a
+ * string without escapes is where its literal is, neither copied nor
+ * NUL-terminated (values, dval: offset and length).  Strings with
+ * escapes, base64 values decoded, and the anchor, id and DN of every
+ * object (which the diff uses as C strings) are copied into an arena
+ * after the file, each followed by a NUL.  A million directory objects
+ * cost the file (shared with the page cache), its anchors, ids and DNs
+ * again, and 20 bytes per value.
  */
 struct dval {
 	uint32_t off, len;
@@ -39,8 +43,10 @@ struct dobj {
 
 struct snap {
 	char *path;
-	char *buf;              /* the file, decoded in place; buf[0] is NUL */
+	char *buf;              /* the file; buf[0] is NUL; then the arena */
 	size_t size;
+	size_t arena;           /* offset of the arena in buf */
+	size_t aoff, aend;      /* its first free byte, its end (offsets) */
 	void *map;              /* a private mapping holding buf, or NULL */
 	size_t maplen;
 	char *connector, *conntype, *time;
@@ -75,8 +81,10 @@ const struct dattr *snap_attr(const struct snap *s, const struct dobj *o,
  * a new string the caller frees, or NULL when out of memory.
  */
 char *dn_canon(const char *dn);
-/* The same into out, which has room for strlen(dn) + 1 bytes; returns
- * the canonical DN's length. */
+/* The same of the len bytes at dn (no NUL needed there). */
+char *dn_canon_n(const char *dn, size_t len);
+/* The same into out, which has room for strlen(dn) + 1 bytes (out may be
+ * dn); returns the canonical DN's length. */
 size_t dn_canon_into(const char *dn, char *out);
 /* 1 when canonical dn is base or below it. */
 int dn_canon_under(const char *dn, const char *base);

@@ -5,9 +5,10 @@
  * jansson would build a tree per object, many times the size of the text
  * and too slow for a million objects, so object lines are parsed by hand:
  * the grammar is small (an object of strings, an object of arrays of
- * strings, an array of strings).  Strings are decoded in place and
- * checked for UTF-8 on the way; every error names file:line:column.  The
- * header line, one per file, goes through jansson.
+ * strings, an array of strings).  Strings are checked for UTF-8 and left
+ * in the read-only file unless they must be decoded or NUL-terminated
+ * (see diff.h); every error names file:line:column.  The header line,
+ * one per file, goes through jansson.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -152,13 +153,32 @@ utf8_seq(const unsigned char *p)
 }
 
 /*
- * Parses the string literal at *pp, decoding it in place.  On success
- * *off and *len locate the decoded bytes (NUL-terminated) in the buffer.
+ * Room for n more bytes in the arena, or NULL.  The arena holds every
+ * string that is copied: each is a literal of the file copied once, and
+ * no longer decoded (with its NUL) than with its quotes, so an arena of
+ * the file's size never overflows; offsets must still fit 32 bits.
+ */
+static char *
+arena_at(struct pctx *c, size_t n)
+{
+	struct snap *s = c->s;
+
+	if (s->aoff + n > s->aend || s->aoff + n > UINT32_MAX)
+		return NULL;
+	return s->buf + s->aoff;
+}
+
+/*
+ * Parses the string literal at *pp; *off and *len locate its decoded
+ * bytes.  Most literals have no escapes: they stay where they are in
+ * the (read-only) file, not NUL-terminated.  A literal with escapes is
+ * decoded into the arena, and so is every literal when nul is set,
+ * followed by a NUL there.
  */
 static int
-pstring(struct pctx *c, char **pp, uint32_t *off, uint32_t *len)
+pstring(struct pctx *c, char **pp, uint32_t *off, uint32_t *len, int nul)
 {
-	char *p = *pp, *w;
+	char *p = *pp, *start, *seg, *w = NULL, *w0 = NULL;
 	unsigned char ch;
 	int u, u2, n;
 
@@ -166,31 +186,30 @@ pstring(struct pctx *c, char **pp, uint32_t *off, uint32_t *len)
 		return perr(c, p, *p == '\n' || *p == '\0' ?
 		    "unexpected end of line, expected a string" :
 		    "expected a string");
-	w = ++p;
-	*off = (uint32_t)(p - c->s->buf);
-	/* the common case: no escapes, nothing to move */
-	while (plain[(unsigned char)*p])
-		p++;
-	w = p;
+	start = seg = ++p;
 	for (;;) {
+		while (plain[(unsigned char)*p])
+			p++;
 		ch = (unsigned char)*p;
-		if (plain[ch]) {
-			*w++ = *p++;
-			continue;
-		}
 		if (ch == '"')
 			break;
 		if (ch >= 0x80) {
 			if ((n = utf8_seq((const unsigned char *)p)) == 0)
 				return perr(c, p, "invalid UTF-8");
-			while (n--)
-				*w++ = *p++;
+			p += n;
 			continue;
 		}
 		if (ch == '\n' || ch == '\0')
 			return perr(c, p, "unexpected end of line in a string");
 		if (ch != '\\')
 			return perr(c, p, "control character in a string");
+		/* an escape: the literal is decoded into the arena */
+		if (w == NULL) {
+			if ((w0 = w = arena_at(c, 0)) == NULL)
+				return perr(c, p, "file too large (4 GiB at most)");
+		}
+		memcpy(w, seg, (size_t)(p - seg));
+		w += p - seg;
 		p++;
 		switch (*p) {
 		case '"': *w++ = '"'; break;
@@ -236,10 +255,56 @@ pstring(struct pctx *c, char **pp, uint32_t *off, uint32_t *len)
 			return perr(c, p - 1, "invalid escape in a string");
 		}
 		p++;
+		seg = p;
 	}
-	*len = (uint32_t)(w - (c->s->buf + *off));
 	*pp = p + 1;
+	if (w == NULL && !nul) {
+		*off = (uint32_t)(start - c->s->buf);
+		*len = (uint32_t)(p - start);
+		return 0;
+	}
+	if (w == NULL && (w0 = w = arena_at(c, (size_t)(p - start) + 1)) ==
+	    NULL)
+		return perr(c, start - 1, "file too large (4 GiB at most)");
+	memcpy(w, seg, (size_t)(p - seg));
+	w += p - seg;
 	*w = '\0';
+	*off = (uint32_t)(w0 - c->s->buf);
+	*len = (uint32_t)(w - w0);
+	c->s->aoff += *len + 1;
+	return 0;
+}
+
+/*
+ * The string at off (len bytes, from pstring) as a C string for the
+ * object's anchor, id or DN: in the arena already when it had escapes;
+ * the same offset as another of the three when they are equal (an id is
+ * often the DN or the anchor); else copied into the arena.  Returns -1
+ * with the error set (at names the literal).
+ */
+static int
+cstring(struct pctx *c, const struct dobj *o, uint32_t *off, uint32_t len,
+    const char *at)
+{
+	struct snap *s = c->s;
+	const uint32_t other[3] = { o->anchor, o->dn, o->id };
+	char *w;
+	int i;
+
+	if (*off >= s->arena)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (other[i] != 0 && memcmp(s->buf + other[i], s->buf + *off,
+		    len) == 0 && s->buf[other[i] + len] == '\0') {
+			*off = other[i];
+			return 0;
+		}
+	if ((w = arena_at(c, (size_t)len + 1)) == NULL)
+		return perr(c, at, "file too large (4 GiB at most)");
+	memcpy(w, s->buf + *off, len);
+	w[len] = '\0';
+	*off = (uint32_t)(w - s->buf);
+	s->aoff += (size_t)len + 1;
 	return 0;
 }
 
@@ -259,18 +324,27 @@ expect(struct pctx *c, char **pp, char ch)
 }
 
 static uint32_t
-namehash(const char *s)
+namehash(const char *s, size_t n)
 {
 	uint32_t h = 2166136261u;
 
-	for (; *s; s++)
+	for (; n > 0; s++, n--)
 		h = (h ^ (unsigned char)(*s | 0x20)) * 16777619u;
 	return h;
 }
 
+/* 1 when the interned name nm is the n bytes at p (case as given). */
+static int
+name_is(const char *nm, const char *p, size_t n, int icase)
+{
+	return (icase ? strncasecmp(nm, p, n) : strncmp(nm, p, n)) == 0 &&
+	    nm[n] == '\0';
+}
+
 /* The index of name among the interned names, or -1 (if !add) . */
 static long
-intern(struct pctx *c, struct snap *s, const char *name, int add)
+intern(struct pctx *c, struct snap *s, const char *name, size_t len,
+    int add)
 {
 	size_t i, mask;
 	uint32_t *nt;
@@ -281,7 +355,8 @@ intern(struct pctx *c, struct snap *s, const char *name, int add)
 		if ((nt = calloc(cap, sizeof *nt)) == NULL)
 			return -2;
 		for (i = 0; i < s->names.n; i++) {
-			size_t j = namehash(s->names.v[i]) & (cap - 1);
+			size_t j = namehash(s->names.v[i],
+			    strlen(s->names.v[i])) & (cap - 1);
 
 			while (nt[j])
 				j = (j + 1) & (cap - 1);
@@ -292,12 +367,12 @@ intern(struct pctx *c, struct snap *s, const char *name, int add)
 		c->htcap = cap;
 	}
 	mask = c->htcap - 1;
-	for (i = namehash(name) & mask; c->ht[i]; i = (i + 1) & mask)
-		if (strcasecmp(s->names.v[c->ht[i] - 1], name) == 0)
+	for (i = namehash(name, len) & mask; c->ht[i]; i = (i + 1) & mask)
+		if (name_is(s->names.v[c->ht[i] - 1], name, len, 1))
 			return (long)c->ht[i] - 1;
 	if (!add)
 		return -1;
-	if (sync_strv_add(&s->names, name) == -1)
+	if (sync_strv_addn(&s->names, name, len) == -1)
 		return -2;
 	c->ht[i] = (uint32_t)s->names.n;
 	return (long)s->names.n - 1;
@@ -350,9 +425,10 @@ b64val(int ch)
 	return ch == '+' ? 62 : ch == '/' ? 63 : -1;
 }
 
-/* Decodes base64 in place; returns the new length or -1. */
+/* Decodes the base64 at p into out (which may be p: the output is
+ * shorter) and NUL-terminates it; returns the new length or -1. */
 static long
-b64_inplace(char *p, size_t len)
+b64_decode(const char *p, size_t len, char *out)
 {
 	uint32_t acc = 0;
 	size_t i, o = 0, pad = 0;
@@ -372,12 +448,12 @@ b64_inplace(char *p, size_t len)
 		acc = acc << 6 | (uint32_t)v;
 		if ((bits += 6) >= 8) {
 			bits -= 8;
-			p[o++] = (char)(acc >> bits & 0xff);
+			out[o++] = (char)(acc >> bits & 0xff);
 		}
 	}
 	if (pad > 2)
 		return -1;
-	p[o] = '\0';
+	out[o] = '\0';
 	return (long)o;
 }
 
@@ -387,7 +463,7 @@ parse_obj(struct pctx *c, char *p)
 	struct snap *s = c->s;
 	struct dobj *o;
 	uint32_t koff, klen, off, len, first;
-	uint32_t binoff[64];
+	uint32_t binoff[64], binlen[64];
 	size_t nbin = 0, i, j;
 	int seen = 0;
 	char *bincol = NULL, *objstart = p;
@@ -401,46 +477,60 @@ parse_obj(struct pctx *c, char *p)
 	o->a = (uint32_t)s->nattrs;
 	if (expect(c, &p, '{') == -1)
 		return -1;
+#define KEYIS(k) (klen == sizeof k - 1 && memcmp(s->buf + koff, k, klen) == 0)
 	for (;;) {
 		char *kat = p;
 
-		if (pstring(c, &p, &koff, &klen) == -1)
+		if (pstring(c, &p, &koff, &klen, 0) == -1)
 			return -1;
 		if (expect(c, &p, ':') == -1)
 			return -1;
 #define KEY(bit) do { \
 			if (seen & (bit)) \
-				return perr(c, kat, "duplicate key '%s'", \
-				    s->buf + koff); \
+				return perr(c, kat, "duplicate key '%.*s'", \
+				    (int)klen, s->buf + koff); \
 			seen |= (bit); \
 		} while (0)
-		if (strcmp(s->buf + koff, "anchor") == 0) {
+		if (KEYIS("anchor")) {
 			KEY(1);
-			if (pstring(c, &p, &o->anchor, &len) == -1)
+			if (pstring(c, &p, &off, &len, 0) == -1 ||
+			    cstring(c, o, &off, len, kat) == -1)
 				return -1;
+			o->anchor = off;
 			if (len == 0)
 				return perr(c, kat, "empty anchor");
-		} else if (strcmp(s->buf + koff, "id") == 0) {
+		} else if (KEYIS("id")) {
 			KEY(2);
-			if (pstring(c, &p, &o->id, &len) == -1)
+			if (pstring(c, &p, &off, &len, 0) == -1 ||
+			    cstring(c, o, &off, len, kat) == -1)
 				return -1;
-		} else if (strcmp(s->buf + koff, "dn") == 0) {
+			o->id = off;
+		} else if (KEYIS("dn")) {
 			KEY(4);
 			if (strncmp(p, "null", 4) == 0)
 				p += 4;
-			else if (pstring(c, &p, &o->dn, &len) == -1)
+			else if (pstring(c, &p, &off, &len, 0) == -1 ||
+			    cstring(c, o, &off, len, kat) == -1)
 				return -1;
-		} else if (strcmp(s->buf + koff, "type") == 0) {
-			int t;
+			else
+				o->dn = off;
+		} else if (KEYIS("type")) {
+			char tname[16];
+			int t = -1;
 
 			KEY(8);
-			if (pstring(c, &p, &off, &len) == -1)
+			if (pstring(c, &p, &off, &len, 0) == -1)
 				return -1;
-			if ((t = sync_objtype_parse(s->buf + off)) < 0)
-				return perr(c, kat, "unknown object type '%s'",
-				    s->buf + off);
+			if (len < sizeof tname) {
+				memcpy(tname, s->buf + off, len);
+				tname[len] = '\0';
+				t = sync_objtype_parse(tname);
+			}
+			if (t < 0)
+				return perr(c, kat, "unknown object type '%.*s'",
+				    (int)len, s->buf + off);
 			o->type = (uint8_t)t;
-		} else if (strcmp(s->buf + koff, "attrs") == 0) {
+		} else if (KEYIS("attrs")) {
 			KEY(16);
 			if (expect(c, &p, '{') == -1)
 				return -1;
@@ -448,21 +538,22 @@ parse_obj(struct pctx *c, char *p)
 				struct dattr *a;
 				char *nat = p;
 
-				if (pstring(c, &p, &off, &len) == -1)
+				if (pstring(c, &p, &off, &len, 0) == -1)
 					return -1;
 				k = s->nattrs - o->a;
-				if (k < 32 && c->pos[k] >= 0 && strcmp(s->names.v[
-				    c->pos[k]], s->buf + off) == 0)
+				if (k < 32 && c->pos[k] >= 0 && name_is(s->names.v[
+				    c->pos[k]], s->buf + off, len, 0))
 					idx = c->pos[k];
-				else if ((idx = intern(c, s, s->buf + off, 1)) < 0)
+				else if ((idx = intern(c, s, s->buf + off, len,
+				    1)) < 0)
 					return perr(c, nat, "out of memory");
 				if (k < 32)
 					c->pos[k] = idx;
 				for (i = o->a; i < s->nattrs; i++)
 					if (s->attrs[i].name == (uint32_t)idx)
 						return perr(c, nat, "attribute "
-						    "'%s' appears twice",
-						    s->buf + off);
+						    "'%.*s' appears twice",
+						    (int)len, s->buf + off);
 				GROW(s->attrs, s->nattrs, s->capattrs, 16384);
 				a = &s->attrs[s->nattrs++];
 				a->name = (uint32_t)idx;
@@ -476,7 +567,7 @@ parse_obj(struct pctx *c, char *p)
 					GROW(s->vals, s->nvals, s->capvals,
 					    16384);
 					if (pstring(c, &p, &s->vals[s->nvals].off,
-					    &s->vals[s->nvals].len) == -1)
+					    &s->vals[s->nvals].len, 0) == -1)
 						return -1;
 					s->nvals++;
 					a->nv++;
@@ -504,7 +595,7 @@ parse_obj(struct pctx *c, char *p)
 			}
 			p++;
 			o->na = (uint32_t)(s->nattrs - o->a);
-		} else if (strcmp(s->buf + koff, "binary") == 0) {
+		} else if (KEYIS("binary")) {
 			KEY(32);
 			bincol = p;
 			if (expect(c, &p, '[') == -1)
@@ -513,8 +604,10 @@ parse_obj(struct pctx *c, char *p)
 				if (nbin == sizeof binoff / sizeof *binoff)
 					return perr(c, p, "too many binary "
 					    "attributes");
-				if (pstring(c, &p, &binoff[nbin++], &len) == -1)
+				if (pstring(c, &p, &binoff[nbin], &binlen[nbin],
+				    0) == -1)
 					return -1;
+				nbin++;
 				skipws(&p);
 				if (*p == ',') {
 					p++;
@@ -524,7 +617,8 @@ parse_obj(struct pctx *c, char *p)
 			}
 			p++;
 		} else {
-			return perr(c, kat, "unknown key '%s'", s->buf + koff);
+			return perr(c, kat, "unknown key '%.*s'", (int)klen,
+			    s->buf + koff);
 		}
 		skipws(&p);
 		if (*p == '}')
@@ -544,23 +638,33 @@ parse_obj(struct pctx *c, char *p)
 		    !(seen & 1) ? "\"anchor\"" : !(seen & 2) ? "\"id\"" :
 		    !(seen & 8) ? "\"type\"" : "\"attrs\"");
 	for (i = 0; i < nbin; i++) {
-		idx = intern(c, s, s->buf + binoff[i], 0);
+		idx = intern(c, s, s->buf + binoff[i], binlen[i], 0);
 		for (j = o->a; idx >= 0 && j < o->a + o->na; j++)
 			if (s->attrs[j].name == (uint32_t)idx)
 				break;
 		if (idx < 0 || j == o->a + o->na)
-			return perr(c, bincol, "binary attribute '%s' is not "
-			    "in \"attrs\"", s->buf + binoff[i]);
+			return perr(c, bincol, "binary attribute '%.*s' is not "
+			    "in \"attrs\"", (int)binlen[i], s->buf + binoff[i]);
 		s->attrs[j].binary = 1;
 		for (first = s->attrs[j].v; first < s->attrs[j].v +
 		    s->attrs[j].nv; first++) {
-			long n = b64_inplace(s->buf + s->vals[first].off,
-			    s->vals[first].len);
+			struct dval *dv = &s->vals[first];
+			char *out = dv->off >= s->arena ? s->buf + dv->off :
+			    arena_at(c, dv->len + 1);
+			long n;
 
-			if (n < 0)
-				return perr(c, bincol, "attribute '%s': "
-				    "invalid base64", s->buf + binoff[i]);
-			s->vals[first].len = (uint32_t)n;
+			if (out == NULL)
+				return perr(c, bincol, "file too large (4 GiB "
+				    "at most)");
+			if ((n = b64_decode(s->buf + dv->off, dv->len, out)) < 0)
+				return perr(c, bincol, "attribute '%.*s': "
+				    "invalid base64", (int)binlen[i],
+				    s->buf + binoff[i]);
+			if (dv->off < s->arena) {
+				dv->off = (uint32_t)(out - s->buf);
+				s->aoff += (size_t)n + 1;
+			}
+			dv->len = (uint32_t)n;
 		}
 	}
 	if (s->nobjs > 0) {
@@ -633,18 +737,28 @@ out:
 }
 
 static struct snap *
-snap_parse_mapped(const char *name, char *buf, size_t len, void *map,
-    size_t maplen, struct sync_err *err);
+snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
+    size_t arenalen, void *map, size_t maplen, struct sync_err *err);
 
 struct snap *
 snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 {
-	return snap_parse_mapped(name, buf, len, NULL, 0, err);
+	char *nb;
+
+	/* the arena follows the text's final NUL in the same block */
+	if (len > SIZE_MAX / 2 - 64 ||
+	    (nb = realloc(buf, 2 * len + 64)) == NULL) {
+		free(buf);
+		sync_errf(err, "%s: out of memory", name);
+		return NULL;
+	}
+	return snap_parse_mapped(name, nb, len, nb + len + 2, len + 62, NULL,
+	    0, err);
 }
 
 static struct snap *
-snap_parse_mapped(const char *name, char *buf, size_t len, void *map,
-    size_t maplen, struct sync_err *err)
+snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
+    size_t arenalen, void *map, size_t maplen, struct sync_err *err)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct pctx c = { 0 };
@@ -663,6 +777,8 @@ snap_parse_mapped(const char *name, char *buf, size_t len, void *map,
 	}
 	s->buf = buf;
 	s->size = len;
+	s->arena = s->aoff = (size_t)(arena - buf);
+	s->aend = s->aoff + arenalen;
 	s->map = map;
 	s->maplen = maplen;
 	c.s = s;
@@ -736,30 +852,33 @@ snap_load(const char *path, struct sync_err *err)
 		return NULL;
 	}
 	/*
-	 * A regular file is mapped privately rather than read: the page
-	 * cache's pages are used as they are until the in-place decoding
-	 * writes to them, which saves zeroing and copying the whole file.
-	 * One anonymous (zeroed) page before the file gives buf[0] == NUL,
-	 * and the zeroed tail of the last page, or a second anonymous page,
-	 * ends it with a NUL.
+	 * A regular file is mapped read-only rather than read: the parser
+	 * never writes to it, so the page cache's pages are used as they
+	 * are, with nothing zeroed or copied.  One anonymous (zeroed) page
+	 * before the file gives buf[0] == NUL, and the zeroed tail of the
+	 * last page, or the guard page after it, ends it with a NUL.  The
+	 * arena for the strings that are copied (anchors, ids, DNs, and
+	 * values with escapes or in base64) follows, touched only as far
+	 * as it is used.
 	 */
 	if (fd != 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size > 0 && (uint64_t)st.st_size < UINT32_MAX - 8) {
 		size_t pg = 4096, flen = (size_t)st.st_size;
-		size_t mlen = pg + ((flen + pg - 1) / pg) * pg + pg;
+		size_t fpages = ((flen + pg - 1) / pg) * pg;
+		size_t alen = ((flen + 64 + pg - 1) / pg) * pg;
+		size_t mlen = pg + fpages + pg + alen;
 		char *region = mmap(NULL, mlen, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 		if (region != MAP_FAILED &&
-		    mmap(region + pg, flen, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, fd, 0) !=
-		    MAP_FAILED) {
-			struct snap *s;
+		    mmap(region + pg, flen, PROT_READ, MAP_PRIVATE |
+		    MAP_FIXED | MAP_POPULATE, fd, 0) != MAP_FAILED) {
+			char *arena = region + pg + fpages + pg;
 
 			close(fd);
-			s = snap_parse_mapped(path, region + pg - 1, flen, region,
-			    mlen, err);
-			return s;
+			hugeify(arena, alen);
+			return snap_parse_mapped(path, region + pg - 1, flen,
+			    arena, alen, region, mlen, err);
 		}
 		if (region != MAP_FAILED)
 			munmap(region, mlen);
@@ -845,6 +964,19 @@ dn_canon(const char *dn)
 
 	if (out != NULL)
 		dn_canon_into(dn, out);
+	return out;
+}
+
+char *
+dn_canon_n(const char *dn, size_t len)
+{
+	char *out = malloc(len + 1);
+
+	if (out != NULL) {
+		memcpy(out, dn, len);
+		out[len] = '\0';
+		dn_canon_into(out, out);
+	}
 	return out;
 }
 
