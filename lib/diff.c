@@ -1651,6 +1651,53 @@ fail:
 	}
 }
 
+/*
+ * The joined target objects are all over memory, and comparing with
+ * their values was a cache miss at each step (object, attributes, value
+ * offsets, the values): fetch each for an item some items ahead, each
+ * step reading what the one before fetched.
+ */
+static void
+prefetch_target(const struct dctx *d, size_t k, size_t hi)
+{
+	const struct snap *t = d->tgt;
+	const struct dobj *po;
+	const struct dattr *a, *z;
+	uint32_t tg;
+	size_t off, end;
+
+	if (k + 16 < hi && (tg = d->items[k + 16].tgt) != 0)
+		__builtin_prefetch(&t->objs[tg - 1]);
+	if (k + 8 < hi && (tg = d->items[k + 8].tgt) != 0) {
+		po = &t->objs[tg - 1];
+		__builtin_prefetch(&t->attrs[po->a]);
+		__builtin_prefetch(&t->attrs[po->a] + 4);
+		__builtin_prefetch(&t->attrs[po->a] + 8);
+	}
+	if (k + 4 < hi && (tg = d->items[k + 4].tgt) != 0) {
+		po = &t->objs[tg - 1];
+		if (po->na > 0) {
+			__builtin_prefetch(&t->vals[t->attrs[po->a].v]);
+			__builtin_prefetch(&t->vals[t->attrs[po->a].v] + 8);
+		}
+	}
+	if (k + 2 < hi && (tg = d->items[k + 2].tgt) != 0) {
+		po = &t->objs[tg - 1];
+		if (po->na == 0 || t->attrs[po->a].nv == 0)
+			return;
+		a = &t->attrs[po->a];
+		z = &t->attrs[po->a + po->na - 1];
+		if (z->nv == 0)
+			z = a;
+		off = t->vals[a->v].off;
+		end = z->nv ? t->vals[z->v + z->nv - 1].off : off;
+		if (end < off || end - off > 1024)
+			end = off + 1024;
+		for (; off <= end + 63; off += 64)
+			__builtin_prefetch(t->buf + off);
+	}
+}
+
 static void *
 phase_flows(void *arg)
 {
@@ -1667,18 +1714,7 @@ phase_flows(void *arg)
 		 * pass 2: the objects with references */
 		if (j->pass == 2 && !refs)
 			continue;
-		/* the joined target objects are all over memory: fetch the
-		 * next ones' records while this one is worked on */
-		if (k + 8 < j->hi && d->items[k + 8].tgt)
-			__builtin_prefetch(&d->tgt->objs[d->items[k + 8].tgt - 1]);
-		if (k + 4 < j->hi && d->items[k + 4].tgt) {
-			const struct dobj *po =
-			    &d->tgt->objs[d->items[k + 4].tgt - 1];
-
-			__builtin_prefetch(&d->tgt->attrs[po->a]);
-			__builtin_prefetch(&d->tgt->attrs[po->a] + 4);
-			__builtin_prefetch(d->tgt->buf + po->anchor);
-		}
+		prefetch_target(d, k, j->hi);
 		if (do_item(d, j, &sc, it, j->pass == 1 && refs,
 		    &j->out->err) == -1)
 			j->out->failed = 1;
