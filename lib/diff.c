@@ -127,10 +127,10 @@ mm_init(struct mmap *m, size_t expect, int icase)
 #define SLOT_IDX(s) ((uint32_t)(s))
 #define SLOT_TAG(h) ((h) >> 32)
 
+/* mm_get with the key's hash h = hashb(k, n, m->icase) known. */
 static const struct mment *
-mm_get(const struct mmap *m, const char *k, size_t n)
+mm_get_h(const struct mmap *m, const char *k, size_t n, uint64_t h)
 {
-	uint64_t h = hashb(k, n, m->icase);
 	size_t i = h & (m->nslot - 1);
 
 	for (; m->slot[i]; i = (i + 1) & (m->nslot - 1))
@@ -138,6 +138,36 @@ mm_get(const struct mmap *m, const char *k, size_t n)
 		    keyeq(m, &m->e[SLOT_IDX(m->slot[i]) - 1], k, n))
 			return &m->e[SLOT_IDX(m->slot[i]) - 1];
 	return NULL;
+}
+
+static const struct mment *
+mm_get(const struct mmap *m, const char *k, size_t n)
+{
+	return mm_get_h(m, k, n, hashb(k, n, m->icase));
+}
+
+/*
+ * Prefetches for a look-up of hash h, in steps some look-ups apart:
+ * step 0 the slot, step 1 the entry the slot names, step 2 its key.
+ */
+static void
+mm_prefetch(const struct mmap *m, uint64_t h, int step)
+{
+	uint64_t sl;
+	const struct mment *e;
+
+	if (step == 0) {
+		__builtin_prefetch(&m->slot[h & (m->nslot - 1)]);
+		return;
+	}
+	sl = m->slot[h & (m->nslot - 1)];
+	if (sl == 0 || (sl >> 32) != SLOT_TAG(h))
+		return;
+	e = &m->e[SLOT_IDX(sl) - 1];
+	if (step == 1)
+		__builtin_prefetch(e);
+	else
+		__builtin_prefetch(e->k);
 }
 
 static int
@@ -521,6 +551,64 @@ item_fail(struct item *it, const char *prefix, const char *msg)
 		    prefix ? ": " : "", msg);
 }
 
+/*
+ * The hard match's look-ups of items lo..hi, done in the parallel scope
+ * phase: each is a few cache misses (hash slot, entry, the target's
+ * value), which the sequential join would pay alone.  The hashes are
+ * computed eight items ahead and the slot, entry and key fetched in
+ * steps, so that the misses of several look-ups overlap.
+ */
+#define HARD_AHEAD 8
+
+static void
+hard_lookups(struct dctx *d, size_t lo, size_t hi)
+{
+	uint64_t hs[HARD_AHEAD * 2];
+	uint32_t ls[HARD_AHEAD * 2];
+	size_t i, n = hi - lo;
+
+	/* at step i: item lo + i's hash and slot, lo + i - 4's entry, lo +
+	 * i - 6's key, lo + i - 8's look-up */
+	for (i = 0; i < n + HARD_AHEAD; i++) {
+		const struct item *pi;
+		struct item *it;
+		const struct mment *e;
+		size_t q;
+
+		if (i < n) {
+			q = (lo + i) % (HARD_AHEAD * 2);
+			pi = &d->items[lo + i];
+			if (pi->anchor != NULL && pi->state != ST_ERROR) {
+				ls[q] = (uint32_t)strlen(pi->anchor);
+				hs[q] = hashb(pi->anchor, ls[q],
+				    d->fs[pi->flow].hard->icase);
+				mm_prefetch(d->fs[pi->flow].hard, hs[q], 0);
+			}
+		}
+		if (i >= HARD_AHEAD / 2 && i - HARD_AHEAD / 2 < n) {
+			pi = &d->items[lo + i - HARD_AHEAD / 2];
+			if (pi->anchor != NULL && pi->state != ST_ERROR)
+				mm_prefetch(d->fs[pi->flow].hard, hs[(lo + i -
+				    HARD_AHEAD / 2) % (HARD_AHEAD * 2)], 1);
+		}
+		if (i >= HARD_AHEAD - 2 && i - (HARD_AHEAD - 2) < n) {
+			pi = &d->items[lo + i - (HARD_AHEAD - 2)];
+			if (pi->anchor != NULL && pi->state != ST_ERROR)
+				mm_prefetch(d->fs[pi->flow].hard, hs[(lo + i -
+				    (HARD_AHEAD - 2)) % (HARD_AHEAD * 2)], 2);
+		}
+		if (i < HARD_AHEAD || i - HARD_AHEAD >= n)
+			continue;
+		it = &d->items[lo + i - HARD_AHEAD];
+		if (it->anchor == NULL || it->state == ST_ERROR)
+			continue;
+		q = (lo + i - HARD_AHEAD) % (HARD_AHEAD * 2);
+		e = mm_get_h(d->fs[it->flow].hard, it->anchor, ls[q], hs[q]);
+		it->hard = e ? e->val + 1 : 0;
+		it->hardmany = e && e->next;
+	}
+}
+
 /* Phase 1: flow, scope and anchor of items lo..hi. */
 static void *
 phase_scope(void *arg)
@@ -586,19 +674,8 @@ phase_scope(void *arg)
 				    "the anchor expression gave no text value");
 			sync_expr_result_release(&res);
 		}
-		/*
-		 * The hard match's look-up is done here, in parallel: it is a
-		 * few cache misses per object (hash slot, entry, the target's
-		 * value), which the sequential join would pay alone.
-		 */
-		if (it->anchor != NULL && it->state != ST_ERROR) {
-			const struct mment *e = mm_get(d->fs[it->flow].hard,
-			    it->anchor, strlen(it->anchor));
-
-			it->hard = e ? e->val + 1 : 0;
-			it->hardmany = e && e->next;
-		}
 	}
+	hard_lookups(d, j->lo, j->hi);
 	return NULL;
 }
 
