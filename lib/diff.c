@@ -170,10 +170,11 @@ mm_prefetch(const struct mmap *m, uint64_t h, int step)
 		__builtin_prefetch(e->k);
 }
 
+/* mm_add with the key's hash h = hashb(k, n, m->icase) known. */
 static int
-mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
+mm_add_h(struct mmap *m, const char *k, size_t n, uint32_t val, uint64_t h)
 {
-	uint64_t h;
+	uint64_t hh;
 	size_t i;
 
 	if ((m->n + 1) * 2 > m->nslot) {
@@ -187,9 +188,9 @@ mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
 
 			if (!m->slot[j])
 				continue;
-			h = hashb(m->e[SLOT_IDX(m->slot[j]) - 1].k,
+			hh = hashb(m->e[SLOT_IDX(m->slot[j]) - 1].k,
 			    m->e[SLOT_IDX(m->slot[j]) - 1].klen, m->icase);
-			p = h & (ns - 1);
+			p = hh & (ns - 1);
 			while (s[p])
 				p = (p + 1) & (ns - 1);
 			s[p] = m->slot[j];
@@ -211,7 +212,6 @@ mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
 	m->e[m->n].klen = (uint32_t)n;
 	m->e[m->n].val = val;
 	m->e[m->n].next = 0;
-	h = hashb(k, n, m->icase);
 	i = h & (m->nslot - 1);
 	for (; m->slot[i]; i = (i + 1) & (m->nslot - 1)) {
 		struct mment *e = &m->e[SLOT_IDX(m->slot[i]) - 1];
@@ -227,6 +227,60 @@ mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
 	}
 	m->slot[i] = SLOT_TAG(h) << 32 | ((uint64_t)m->n + 1);
 	m->n++;
+	return 0;
+}
+
+static int
+mm_add(struct mmap *m, const char *k, size_t n, uint32_t val)
+{
+	return mm_add_h(m, k, n, val, hashb(k, n, m->icase));
+}
+
+/*
+ * Building an index of a million keys is a cache miss per insertion
+ * (the slot): a batch hashes each key and fetches its slot some
+ * insertions before it is made, in order, so that chains keep the
+ * insertion order.
+ */
+#define BATCH 8
+
+struct mmbatch {
+	struct mmap *m;
+	struct { const char *k; uint32_t n, val; uint64_t h; } w[BATCH];
+	size_t head, n;
+};
+
+static int
+mmb_add(struct mmbatch *b, const char *k, size_t n, uint32_t val)
+{
+	size_t i;
+
+	if (b->n == BATCH) {
+		i = b->head;
+		if (mm_add_h(b->m, b->w[i].k, b->w[i].n, b->w[i].val,
+		    b->w[i].h) == -1)
+			return -1;
+		b->head = (b->head + 1) % BATCH;
+		b->n--;
+	}
+	i = (b->head + b->n) % BATCH;
+	b->w[i].k = k;
+	b->w[i].n = (uint32_t)n;
+	b->w[i].val = val;
+	b->w[i].h = hashb(k, n, b->m->icase);
+	/* the slot table may still grow: then this fetch is wasted */
+	__builtin_prefetch(&b->m->slot[b->w[i].h & (b->m->nslot - 1)]);
+	b->n++;
+	return 0;
+}
+
+static int
+mmb_flush(struct mmbatch *b)
+{
+	for (; b->n > 0; b->n--, b->head = (b->head + 1) % BATCH)
+		if (mm_add_h(b->m, b->w[b->head].k, b->w[b->head].n,
+		    b->w[b->head].val, b->w[b->head].h) == -1)
+			return -1;
 	return 0;
 }
 
@@ -687,10 +741,12 @@ build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
 {
 	const struct snap *t = d->tgt;
 	long idx = name_index(t, attr);
+	struct mmbatch b = { 0 };
 	size_t i;
 
 	if (mm_init(m, idx < 0 ? 16 : t->nobjs, icase) == -1)
 		return -1;
+	b.m = m;
 	if (idx < 0)
 		return 0;
 	for (i = 0; i < t->nobjs; i++) {
@@ -701,11 +757,11 @@ build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
 		if (o->type != type || (a = attr_idx(t, o, idx)) == NULL)
 			continue;
 		for (v = a->v; v < a->v + a->nv; v++)
-			if (t->vals[v].len > 0 && mm_add(m, t->buf + t->vals[v].off,
-			    t->vals[v].len, (uint32_t)i) == -1)
+			if (t->vals[v].len > 0 && mmb_add(&b, t->buf +
+			    t->vals[v].off, t->vals[v].len, (uint32_t)i) == -1)
 				return -1;
 	}
-	return 0;
+	return mmb_flush(&b);
 }
 
 static int
@@ -1954,6 +2010,7 @@ static int
 prepare_source(struct dctx *d, size_t si, const struct snap *s)
 {
 	size_t i, size = 0, off = 0;
+	struct mmbatch b = { 0 };
 	char *arena;
 
 	if (!need_dns(d->r))
@@ -1965,17 +2022,18 @@ prepare_source(struct dctx *d, size_t si, const struct snap *s)
 	if ((arena = d->dnarena[si] = malloc(size + 1)) == NULL ||
 	    mm_init(&d->dnidx[si], s->nobjs, 0) == -1)
 		return -1;
+	b.m = &d->dnidx[si];
 	for (i = 0; i < s->nobjs; i++) {
 		size_t n;
 
 		if (s->objs[i].dn == 0)
 			continue;
 		n = dn_canon_into(s->buf + s->objs[i].dn, arena + off);
-		if (mm_add(&d->dnidx[si], arena + off, n, (uint32_t)i) == -1)
+		if (mmb_add(&b, arena + off, n, (uint32_t)i) == -1)
 			return -1;
 		off += n + 1;
 	}
-	return 0;
+	return mmb_flush(&b);
 }
 
 /* The rest, once every snapshot is parsed and prepared. */
