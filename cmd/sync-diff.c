@@ -186,9 +186,7 @@ main(int argc, char *argv[])
 	if (expr == NULL) {
 		/* As the other verbs: -c, else SYNC_CONFIG, else the default. */
 		if (conf == NULL)
-			conf = getenv("SYNC_CONFIG");
-		if (conf == NULL)
-			conf = "/etc/sync/sync.yaml";
+			conf = sync_config_default();
 		if (argc < 2)
 			usage();
 		if (nthreads < 1)

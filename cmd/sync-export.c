@@ -13,7 +13,6 @@
 
 #include "sync.h"
 
-#define DEFAULT_CONFIG "/etc/sync/sync.yaml"
 
 static const char *prog = "sync-export";
 
@@ -74,7 +73,7 @@ print_failures(json_t *failures)
 int
 main(int argc, char *argv[])
 {
-	const char *config = DEFAULT_CONFIG;
+	const char *config = sync_config_default();
 	struct sync_export_opts o = { .allow_deletes = -1 };
 	struct sync_export_stats st = { 0 };
 	struct sync_config *cfg = NULL;
@@ -84,8 +83,6 @@ main(int argc, char *argv[])
 	int ch, quiet = 0, verbose = 0, lockfd = -1, rc = 2;
 	char *end;
 
-	if (getenv("SYNC_CONFIG"))
-		config = getenv("SYNC_CONFIG");
 	while ((ch = getopt(argc, argv, "c:D:j:nqv")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -10,7 +10,6 @@
 
 #include "sync.h"
 
-#define DEFAULT_CONFIG "/etc/sync/sync.yaml"
 
 static const char *prog = "sync-import";
 
@@ -72,7 +71,7 @@ add_flow_attrs(struct sync_config *cfg, struct sync_connector *c,
 int
 main(int argc, char *argv[])
 {
-	const char *config = DEFAULT_CONFIG, *output = "-";
+	const char *config = sync_config_default(), *output = "-";
 	struct sync_err err;
 	struct sync_config *cfg;
 	struct sync_connector *c;
@@ -84,8 +83,6 @@ main(int argc, char *argv[])
 	int ch, quiet = 0, verbose = 0, lockfd = -1, t;
 	char *end;
 
-	if (getenv("SYNC_CONFIG"))
-		config = getenv("SYNC_CONFIG");
 	while ((ch = getopt(argc, argv, "c:m:o:qv")) != -1) {
 		switch (ch) {
 		case 'c':

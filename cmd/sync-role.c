@@ -9,7 +9,6 @@
 
 #include "sync.h"
 
-#define DEFAULT_CONFIG "/etc/sync/sync.yaml"
 
 static const char *prog = "sync-role";
 
@@ -131,14 +130,12 @@ demote(struct sync_role *role, struct sync_err *err)
 int
 main(int argc, char *argv[])
 {
-	const char *config = DEFAULT_CONFIG;
+	const char *config = sync_config_default();
 	struct sync_err err;
 	struct sync_config *cfg = NULL;
 	struct sync_role *role = NULL;
 	int ch, verbose = 0, force = 0, rc;
 
-	if (getenv("SYNC_CONFIG"))
-		config = getenv("SYNC_CONFIG");
 	/* "+": options end at the command, whose own options follow it. */
 	while ((ch = getopt(argc, argv, "+c:")) != -1) {
 		switch (ch) {

@@ -221,3 +221,11 @@ sync_connector_attrs(struct sync_connector *c, enum sync_objtype t)
 		return &c->graph->extra[t];
 	return NULL;
 }
+
+const char *
+sync_config_default(void)
+{
+	const char *env = getenv("SYNC_CONFIG");
+
+	return env && *env ? env : "/etc/sync/sync.yaml";
+}

@@ -113,6 +113,12 @@ struct sync_config {
  * with sync_config_free, or NULL with err set ("file:line:col: ...").
  */
 struct sync_config *sync_config_load(const char *path, struct sync_err *err);
+/*
+ * The config file a verb reads when -c is not given: SYNC_CONFIG, else
+ * /etc/sync/sync.yaml (borrowed).
+ */
+const char *sync_config_default(void);
+
 /* The same from a buffer; name is the file name used in messages. */
 struct sync_config *sync_config_loadb(const char *name, const char *buf,
     size_t len, struct sync_err *err);
