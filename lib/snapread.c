@@ -11,7 +11,6 @@
  * one per file, goes through jansson.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,16 +60,35 @@ hugeify(void *p, size_t n)
 #endif
 }
 
-/* Bytes a string literal can copy as they are. */
-static unsigned char plain[256];
-
-static void
-plain_init(void)
+/*
+ * The first byte at or after p that a string literal cannot hold as it
+ * is: '"', '\\', a control character or a byte of 0x80 and above (the
+ * caller checks UTF-8 there).  Eight bytes are tested at a time: the
+ * scan may read up to seven bytes past the NUL that ends the text, which
+ * is why the buffer is followed by readable memory (see snap_load and
+ * snap_parse).  In each test a byte's borrow can only flag bytes above
+ * it, so the lowest flagged byte is always a true stop.
+ */
+static const char *
+plain_end(const char *p)
 {
-	int i;
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	uint64_t w, q, b, m;
 
-	for (i = 0x20; i < 0x80; i++)
-		plain[i] = i != '"' && i != '\\';
+	for (;; p += 8) {
+		memcpy(&w, p, sizeof w);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		w = __builtin_bswap64(w);       /* the first byte lowest */
+#endif
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		m = ((q - ones) & ~q) | ((b - ones) & ~b) |
+		    ((w - ones * 0x20) & ~w) | w;
+		m &= high;
+		if (m != 0)
+			break;
+	}
+	return p + (__builtin_ctzll(m) >> 3);
 }
 
 static int
@@ -188,8 +206,7 @@ pstring(struct pctx *c, char **pp, uint32_t *off, uint32_t *len, int nul)
 		    "expected a string");
 	start = seg = ++p;
 	for (;;) {
-		while (plain[(unsigned char)*p])
-			p++;
+		p = (char *)plain_end(p);
 		ch = (unsigned char)*p;
 		if (ch == '"')
 			break;
@@ -745,7 +762,8 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 {
 	char *nb;
 
-	/* the arena follows the text's final NUL in the same block */
+	/* the arena follows the text's final NUL in the same block (and
+	 * lets plain_end read a few bytes past it) */
 	if (len > SIZE_MAX / 2 - 64 ||
 	    (nb = realloc(buf, 2 * len + 64)) == NULL) {
 		free(buf);
@@ -760,13 +778,11 @@ static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
     size_t arenalen, void *map, size_t maplen, struct sync_err *err)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct pctx c = { 0 };
 	struct snap *s;
 	char *p, *end, *nl;
 	size_t k;
 
-	pthread_once(&once, plain_init);
 	if ((s = calloc(1, sizeof *s)) == NULL) {
 		if (map)
 			munmap(map, maplen);
@@ -856,7 +872,8 @@ snap_load(const char *path, struct sync_err *err)
 	 * never writes to it, so the page cache's pages are used as they
 	 * are, with nothing zeroed or copied.  One anonymous (zeroed) page
 	 * before the file gives buf[0] == NUL, and the zeroed tail of the
-	 * last page, or the guard page after it, ends it with a NUL.  The
+	 * last page, or the guard page after it, ends it with a NUL (and
+	 * lets plain_end read a few bytes past it).  The
 	 * arena for the strings that are copied (anchors, ids, DNs, and
 	 * values with escapes or in base64) follows, touched only as far
 	 * as it is used.
