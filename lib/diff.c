@@ -393,7 +393,7 @@ ectx_set(struct ectx *c, const struct snap *s, const struct dobj *o)
 		return 0;
 	}
 	first = s->attrs[o->a].v;
-	last = s->attrs[o->a + o->na - 1].v + s->attrs[o->a + o->na - 1].nv;
+	last = s->attrs[o->a + o->na].v;
 	if (last - first > c->bvcap) {
 		struct sync_bytes *nb = realloc(c->bv, (last - first) * sizeof *nb);
 
@@ -450,7 +450,7 @@ lookup(void *ctx, const char *name, const struct sync_bytes **vals,
 	if ((a = snap_attr(c->s, c->o, name)) == NULL)
 		return 0;
 	*vals = c->bv + (a->v - c->first);
-	*n = a->nv;
+	*n = dattr_nv(a);
 	*binary = (int)a->binary;
 	return 1;
 }
@@ -546,7 +546,7 @@ in_scope(struct dctx *d, const struct flow *f, size_t si, const struct dobj *o,
 			g = mm_get(&d->dnidx[si], f->member_of,
 			    strlen(f->member_of));
 			m = g ? snap_attr(s, &s->objs[g->val], "member") : NULL;
-			for (v = m ? m->v : 0; m && v < m->v + m->nv && !inc;
+			for (v = m ? m->v : 0; m && v < m->v + dattr_nv(m) && !inc;
 			    v++) {
 				char *c = dn_canon_n(s->buf + s->vals[v].off,
 				    s->vals[v].len);
@@ -756,7 +756,7 @@ build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
 
 		if (o->type != type || (a = attr_idx(t, o, idx)) == NULL)
 			continue;
-		for (v = a->v; v < a->v + a->nv; v++)
+		for (v = a->v; v < a->v + dattr_nv(a); v++)
 			if (t->vals[v].len > 0 && mmb_add(&b, t->buf +
 			    t->vals[v].off, t->vals[v].len, (uint32_t)i) == -1)
 				return -1;
@@ -842,9 +842,9 @@ soft_match(struct dctx *d, struct item *it, struct ectx *ec,
 
 			snprintf(msg, sizeof msg, "join rule '%s' matched a "
 			    "target object that already carries the anchor "
-			    "'%.*s'", f->joins[j].name, a->nv ?
+			    "'%.*s'", f->joins[j].name, dattr_nv(a) ?
 			    (int)(d->tgt->vals[a->v].len < 200 ?
-			    d->tgt->vals[a->v].len : 200) : 0, a->nv ?
+			    d->tgt->vals[a->v].len : 200) : 0, dattr_nv(a) ?
 			    d->tgt->buf + d->tgt->vals[a->v].off : "");
 			it->join = (int16_t)j;
 			return set_conflict(it, msg, cands, 1) == -1 ?
@@ -960,7 +960,7 @@ phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 		if (fi == d->r->nflows)
 			continue;
 		if (attr_idx(d->tgt, o, d->fs[fi].tanchor) == NULL ||
-		    attr_idx(d->tgt, o, d->fs[fi].tanchor)->nv == 0)
+		    dattr_nv(attr_idx(d->tgt, o, d->fs[fi].tanchor)) == 0)
 			continue;
 		d->orphans[d->norphans++] = (uint32_t)i;
 	}
@@ -1241,7 +1241,7 @@ load_have(struct dctx *d, struct scratch *sc, const struct dobj *t, long idx,
 	sc->have.n = 0;
 	if (t == NULL || (a = attr_idx(ts, t, idx)) == NULL)
 		return 0;
-	for (v = a->v; v < a->v + a->nv; v++) {
+	for (v = a->v; v < a->v + dattr_nv(a); v++) {
 		if (valv_add(&sc->have, ts->buf + ts->vals[v].off,
 		    ts->vals[v].len, (int)a->binary) == -1)
 			return -1;
@@ -1365,7 +1365,7 @@ want_values(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
 				return sync_errf(err, "out of memory");
 		} else if (r == -1 && (a = attr_idx(s, o,
 		    d->fs[fi].sattr[si][ai])) != NULL) {
-			for (v = a->v; v < a->v + a->nv; v++)
+			for (v = a->v; v < a->v + dattr_nv(a); v++)
 				if (valv_add(&sc->want, s->buf + s->vals[v].off,
 				    s->vals[v].len, (int)a->binary) == -1)
 					return sync_errf(err, "out of memory");
@@ -1817,14 +1817,14 @@ prefetch_target(const struct dctx *d, size_t k, size_t hi)
 	}
 	if (k + 8 < hi && (tg = d->items[k + 8].tgt) != 0) {
 		po = &t->objs[tg - 1];
-		if (po->na == 0 || t->attrs[po->a].nv == 0)
+		if (po->na == 0 || dattr_nv(&t->attrs[po->a]) == 0)
 			return;
 		a = &t->attrs[po->a];
 		z = &t->attrs[po->a + po->na - 1];
-		if (z->nv == 0)
+		if (dattr_nv(z) == 0)
 			z = a;
 		off = t->vals[a->v].off;
-		end = z->nv ? t->vals[z->v + z->nv - 1].off : off;
+		end = dattr_nv(z) ? t->vals[z->v + dattr_nv(z) - 1].off : off;
 		if (end < off || end - off > 1024)
 			end = off + 1024;
 		for (; off <= end + 63; off += 64)

@@ -22,16 +22,18 @@
  * object (which the diff uses as C strings) are copied into an arena
  * after the file, each followed by a NUL.  A million directory objects
  * cost the file (shared with the page cache), its anchors, ids and DNs
- * again, and 20 bytes per value.
+ * again, 8 bytes per value and 8 per attribute.  An attribute's values
+ * end where the next attribute's begin: attrs[nattrs] is a sentinel, so
+ * that dattr_nv works on the last attribute too.
  */
 struct dval {
 	uint32_t off, len;
 };
 
 struct dattr {
-	uint32_t name;          /* index in snap->names */
-	uint32_t v, nv;         /* values snap->vals[v .. v+nv) */
-	uint32_t binary;        /* values are raw bytes (were base64) */
+	uint32_t name : 31;     /* index in snap->names */
+	uint32_t binary : 1;    /* values are raw bytes (were base64) */
+	uint32_t v;             /* values snap->vals[v .. v + dattr_nv()) */
 };
 
 struct dobj {
@@ -56,11 +58,19 @@ struct snap {
 	size_t nattrs, capattrs;
 	struct dval *vals;
 	size_t nvals, capvals;
+	int reserved;           /* objs, attrs, vals are mappings (snap_free) */
 	struct sync_strv names; /* interned attribute names, first spelling */
 	struct sync_err err;    /* for the parsing thread */
 };
 
 #define SNAP_STR(s, off) ((s)->buf + (off))
+
+/* The number of values of attribute a. */
+static inline uint32_t
+dattr_nv(const struct dattr *a)
+{
+	return a[1].v - a[0].v;
+}
 
 /*
  * Reads and checks a snapshot file.  Returns a new snapshot (free with

@@ -419,6 +419,9 @@ grow_to(const struct pctx *c, size_t n, size_t min)
 
 #define GROW(arr, n, cap, min) do { \
 	if ((n) == (cap)) { \
+		if (c->s->reserved) \
+			return perr(c, c->line, "internal error: more " \
+			    "items than the file can hold"); \
 		size_t nc_ = grow_to(c, (cap), (min)); \
 		void *np_ = realloc((arr), nc_ * sizeof *(arr)); \
 		if (np_ == NULL) \
@@ -575,7 +578,6 @@ parse_obj(struct pctx *c, char *p)
 				a = &s->attrs[s->nattrs++];
 				a->name = (uint32_t)idx;
 				a->v = (uint32_t)s->nvals;
-				a->nv = 0;
 				a->binary = 0;
 				if (expect(c, &p, ':') == -1 ||
 				    expect(c, &p, '[') == -1)
@@ -587,7 +589,6 @@ parse_obj(struct pctx *c, char *p)
 					    &s->vals[s->nvals].len, 0) == -1)
 						return -1;
 					s->nvals++;
-					a->nv++;
 					skipws(&p);
 					if (*p == ',') {
 						p++;
@@ -612,6 +613,11 @@ parse_obj(struct pctx *c, char *p)
 			}
 			p++;
 			o->na = (uint32_t)(s->nattrs - o->a);
+			/* the sentinel ends the last attribute's values */
+			GROW(s->attrs, s->nattrs, s->capattrs, 16384);
+			s->attrs[s->nattrs].name = 0;
+			s->attrs[s->nattrs].binary = 0;
+			s->attrs[s->nattrs].v = (uint32_t)s->nvals;
 		} else if (KEYIS("binary")) {
 			KEY(32);
 			bincol = p;
@@ -664,7 +670,7 @@ parse_obj(struct pctx *c, char *p)
 			    "in \"attrs\"", (int)binlen[i], s->buf + binoff[i]);
 		s->attrs[j].binary = 1;
 		for (first = s->attrs[j].v; first < s->attrs[j].v +
-		    s->attrs[j].nv; first++) {
+		    dattr_nv(&s->attrs[j]); first++) {
 			struct dval *dv = &s->vals[first];
 			char *out = dv->off >= s->arena ? s->buf + dv->off :
 			    arena_at(c, dv->len + 1);
@@ -757,6 +763,52 @@ static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
     size_t arenalen, void *map, size_t maplen, struct sync_err *err);
 
+/*
+ * Reserves address space for the arrays of a file of len bytes, as much
+ * as the file could possibly need: a line of an object is at least 16
+ * bytes, an attribute ("":[]) at least 5 and a value ("") 2.  Pages are
+ * touched only as far as the arrays are filled, so the unused part costs
+ * nothing, and the arrays are never copied, as growing them would (at a
+ * million objects, copying and faulting in fresh pages cost as much as
+ * parsing).  Where the address space is refused (a 32-bit system, a
+ * ulimit -v), the arrays grow with realloc instead.
+ */
+static void
+snap_reserve(struct snap *s, size_t len)
+{
+	size_t no = len / 16 + 2, na = len / 5 + 2, nv = len / 2 + 2;
+	void *o, *a, *v;
+
+	if (no > SIZE_MAX / sizeof *s->objs || na > SIZE_MAX / sizeof *s->attrs
+	    || nv > SIZE_MAX / sizeof *s->vals)
+		return;
+	o = mmap(NULL, no * sizeof *s->objs, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	a = mmap(NULL, na * sizeof *s->attrs, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	v = mmap(NULL, nv * sizeof *s->vals, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (o == MAP_FAILED || a == MAP_FAILED || v == MAP_FAILED) {
+		if (o != MAP_FAILED)
+			munmap(o, no * sizeof *s->objs);
+		if (a != MAP_FAILED)
+			munmap(a, na * sizeof *s->attrs);
+		if (v != MAP_FAILED)
+			munmap(v, nv * sizeof *s->vals);
+		return;
+	}
+	hugeify(o, no * sizeof *s->objs);
+	hugeify(a, na * sizeof *s->attrs);
+	hugeify(v, nv * sizeof *s->vals);
+	s->objs = o;
+	s->attrs = a;
+	s->vals = v;
+	s->capobjs = no;
+	s->capattrs = na;
+	s->capvals = nv;
+	s->reserved = 1;
+}
+
 struct snap *
 snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 {
@@ -797,6 +849,7 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 	s->aend = s->aoff + arenalen;
 	s->map = map;
 	s->maplen = maplen;
+	snap_reserve(s, len);
 	c.s = s;
 	c.name = name;
 	for (k = 0; k < 32; k++)
@@ -954,9 +1007,15 @@ snap_free(struct snap *s)
 	free(s->connector);
 	free(s->conntype);
 	free(s->time);
-	free(s->objs);
-	free(s->attrs);
-	free(s->vals);
+	if (s->reserved) {
+		munmap(s->objs, s->capobjs * sizeof *s->objs);
+		munmap(s->attrs, s->capattrs * sizeof *s->attrs);
+		munmap(s->vals, s->capvals * sizeof *s->vals);
+	} else {
+		free(s->objs);
+		free(s->attrs);
+		free(s->vals);
+	}
 	sync_strv_release(&s->names);
 	free(s);
 }
