@@ -310,7 +310,7 @@ struct fstate {
 	struct mmap *soft;      /* per join rule, built when needed */
 	long tanchor;           /* anchor attribute's index in target names */
 	long *tattr;            /* per flow attribute: index in target names */
-	long **sattr;           /* [source snap][flow attribute] direct index */
+	long **sattr;           /* [source snap][flow attribute] attr_ref */
 	int active;             /* targets the run's target connector */
 	int has_refs;           /* has reference flows */
 };
@@ -379,7 +379,14 @@ struct ectx {
 	size_t bvcap;
 	uint32_t first;         /* first value index of o */
 	struct sync_bytes pseudo;
+	/* the attribute names looked up last, resolved against snapshot s:
+	 * an index in s->names, -1 absent, or a PSEUDO_* */
+	struct { const struct snap *s; long idx; uint8_t len; char name[31]; }
+	    names[8];
+	unsigned nextname;
 };
+
+enum { PSEUDO_ANCHOR = -2, PSEUDO_DN = -3, PSEUDO_ID = -4 };
 
 static int
 ectx_set(struct ectx *c, const struct snap *s, const struct dobj *o)
@@ -410,22 +417,16 @@ ectx_set(struct ectx *c, const struct snap *s, const struct dobj *o)
 	return 0;
 }
 
-/* The pseudo attributes [anchor], [dn] and [id] name the snapshot's
- * fields; they come before real attributes of the same name. */
+static long attr_ref(const struct snap *s, const char *name);
+
+/* The value of pseudo attribute idx (a PSEUDO_*) of o: 1, or 0 if none. */
 static int
-pseudo(const struct snap *s, const struct dobj *o, const char *name,
+pseudo_value(const struct snap *s, const struct dobj *o, long idx,
     struct sync_bytes *out)
 {
-	uint32_t off;
+	uint32_t off = idx == PSEUDO_ANCHOR ? o->anchor : idx == PSEUDO_DN ?
+	    o->dn : o->id;
 
-	if (strcasecmp(name, "anchor") == 0)
-		off = o->anchor;
-	else if (strcasecmp(name, "dn") == 0)
-		off = o->dn;
-	else if (strcasecmp(name, "id") == 0)
-		off = o->id;
-	else
-		return -1;
 	if (off == 0)
 		return 0;
 	out->p = s->buf + off;
@@ -433,21 +434,54 @@ pseudo(const struct snap *s, const struct dobj *o, const char *name,
 	return 1;
 }
 
+/*
+ * attr_ref(c->s, name), remembered: every object of a flow looks up the
+ * same few names, so the answers are kept rather than found by comparing
+ * strings each time.  They are kept by the name's text, not its address:
+ * a name may be computed (ImportedValue).
+ */
+static long
+resolve_name(struct ectx *c, const char *name)
+{
+	size_t len = strlen(name);
+	unsigned i;
+	long idx;
+
+	for (i = 0; i < sizeof c->names / sizeof *c->names; i++)
+		if (c->names[i].s == c->s && c->names[i].len == len &&
+		    memcmp(c->names[i].name, name, len) == 0)
+			return c->names[i].idx;
+	idx = attr_ref(c->s, name);
+	if (len < sizeof c->names[0].name) {
+		i = c->nextname++ % (sizeof c->names / sizeof *c->names);
+		c->names[i].s = c->s;
+		c->names[i].idx = idx;
+		c->names[i].len = (uint8_t)len;
+		memcpy(c->names[i].name, name, len);
+	}
+	return idx;
+}
+
+static const struct dattr *attr_idx(const struct snap *s,
+    const struct dobj *o, long idx);
+
 static int
 lookup(void *ctx, const char *name, const struct sync_bytes **vals,
     size_t *n, int *binary, struct sync_err *err)
 {
 	struct ectx *c = ctx;
 	const struct dattr *a;
-	int r;
+	long idx = resolve_name(c, name);
 
-	if ((r = pseudo(c->s, c->o, name, &c->pseudo)) >= 0) {
+	if (idx <= PSEUDO_ANCHOR) {
+		if (!pseudo_value(c->s, c->o, idx, &c->pseudo))
+			return 0;
 		*vals = &c->pseudo;
 		*n = 1;
 		*binary = 0;
-		return r;
+		return 1;
 	}
-	if ((a = snap_attr(c->s, c->o, name)) == NULL)
+	if ((a = attr_idx(c->s, c->o, idx)) == NULL)
 		return 0;
 	*vals = c->bv + (a->v - c->first);
 	*n = dattr_nv(a);
@@ -501,6 +535,24 @@ name_index(const struct snap *s, const char *name)
 		if (strcasecmp(s->names.v[i], name) == 0)
 			return (long)i;
 	return -1;
+}
+
+/*
+ * What [name] in an expression or a direct flow reads from an object of
+ * s: a PSEUDO_* for [anchor], [dn] and [id], which name the snapshot's
+ * fields and come before real attributes of the same name; else the
+ * index in s->names, or -1 when no object has it.
+ */
+static long
+attr_ref(const struct snap *s, const char *name)
+{
+	if (strcasecmp(name, "anchor") == 0)
+		return PSEUDO_ANCHOR;
+	if (strcasecmp(name, "dn") == 0)
+		return PSEUDO_DN;
+	if (strcasecmp(name, "id") == 0)
+		return PSEUDO_ID;
+	return name_index(s, name);
 }
 
 static const struct dattr *
@@ -1358,13 +1410,13 @@ want_values(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
 		struct sync_bytes ps;
 		const struct dattr *a;
 		uint32_t v;
-		int r = pseudo(s, o, fa->direct, &ps);
+		long idx = d->fs[fi].sattr[si][ai];
 
-		if (r == 1) {
-			if (valv_add(&sc->want, ps.p, ps.len, 0) == -1)
+		if (idx <= PSEUDO_ANCHOR) {
+			if (pseudo_value(s, o, idx, &ps) &&
+			    valv_add(&sc->want, ps.p, ps.len, 0) == -1)
 				return sync_errf(err, "out of memory");
-		} else if (r == -1 && (a = attr_idx(s, o,
-		    d->fs[fi].sattr[si][ai])) != NULL) {
+		} else if ((a = attr_idx(s, o, idx)) != NULL) {
 			for (v = a->v; v < a->v + dattr_nv(a); v++)
 				if (valv_add(&sc->want, s->buf + s->vals[v].off,
 				    s->vals[v].len, (int)a->binary) == -1)
@@ -2070,7 +2122,7 @@ prepare(struct dctx *d, struct sync_err *err)
 				return sync_errf(err, "out of memory");
 			for (ai = 0; ai < f->nattrs; ai++)
 				fs->sattr[si][ai] = f->attrs[ai].direct ?
-				    name_index(d->src[si], f->attrs[ai].direct) :
+				    attr_ref(d->src[si], f->attrs[ai].direct) :
 				    -1;
 		}
 	}
