@@ -432,51 +432,6 @@ grow_to(const struct pctx *c, size_t n, size_t min)
 	} \
 } while (0)
 
-/* The value of a base64 digit, or -1. */
-static int
-b64val(int ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Decodes the base64 at p into out (which may be p: the output is
- * shorter) and NUL-terminates it; returns the new length or -1. */
-static long
-b64_decode(const char *p, size_t len, char *out)
-{
-	uint32_t acc = 0;
-	size_t i, o = 0, pad = 0;
-	int bits = 0, v;
-
-	if (len % 4 != 0)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (p[i] == '=') {
-			if (i < len - 2 || (i == len - 2 && p[len - 1] != '='))
-				return -1;
-			pad++;
-			continue;
-		}
-		if ((v = b64val((unsigned char)p[i])) < 0)
-			return -1;
-		acc = acc << 6 | (uint32_t)v;
-		if ((bits += 6) >= 8) {
-			bits -= 8;
-			out[o++] = (char)(acc >> bits & 0xff);
-		}
-	}
-	if (pad > 2)
-		return -1;
-	out[o] = '\0';
-	return (long)o;
-}
-
 static int
 parse_obj(struct pctx *c, char *p)
 {
@@ -674,12 +629,14 @@ parse_obj(struct pctx *c, char *p)
 			struct dval *dv = &s->vals[first];
 			char *out = dv->off >= s->arena ? s->buf + dv->off :
 			    arena_at(c, dv->len + 1);
+			size_t bad;
 			long n;
 
 			if (out == NULL)
 				return perr(c, bincol, "file too large (4 GiB "
 				    "at most)");
-			if ((n = b64_decode(s->buf + dv->off, dv->len, out)) < 0)
+			if ((n = sync_base64_decode_into(s->buf + dv->off,
+			    dv->len, (unsigned char *)out, &bad)) < 0)
 				return perr(c, bincol, "attribute '%.*s': "
 				    "invalid base64", (int)binlen[i],
 				    s->buf + binoff[i]);

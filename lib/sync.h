@@ -96,6 +96,16 @@ char *sync_base64_encode(const void *data, size_t len);
  */
 int sync_base64_decode(const char *s, size_t len, unsigned char **out,
     size_t *outlen, struct sync_err *err);
+/*
+ * Decodes the len bytes of standard base64 at s into out, which has room
+ * for len / 4 * 3 + 1 bytes and may be s itself, and ends it with a NUL.
+ * Canonical form only: padding to a multiple of 4, and the bits the
+ * padding drops are zero.  Returns the decoded length, or -1 with *bad
+ * the offset of the first character in error (len when the length is
+ * wrong).
+ */
+long sync_base64_decode_into(const char *s, size_t len, unsigned char *out,
+    size_t *bad);
 /* 16 raw objectGUID bytes -> "33221100-5544-7766-8899-aabbccddeeff" (37 bytes). */
 void sync_guid_string(const unsigned char raw[16], char out[37]);
 /* Parses a GUID string (with or without braces) back into raw bytes. */

@@ -338,20 +338,87 @@ sync_base64_encode(const void *data, size_t len)
 	return out;
 }
 
-static int
-b64val(int c)
+/* A base64 digit's value + 1; 0 for any other byte. */
+static const unsigned char b64dec[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6,
+	['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12,
+	['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17,
+	['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
+	['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27,
+	['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+	['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37,
+	['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+	['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47,
+	['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52,
+	['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
+	['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62,
+	['+'] = 63, ['/'] = 64
+};
+
+/* The offset of the first of s[0..n) that is not a base64 digit. */
+static size_t
+b64_bad(const unsigned char *s, size_t n)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	size_t i;
+
+	for (i = 0; i < n && b64dec[s[i]]; i++)
+		;
+	return i;
+}
+
+long
+sync_base64_decode_into(const char *str, size_t len, unsigned char *out,
+    size_t *bad)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i, o = 0, n, pad = 0;
+	uint32_t a, b, c, d;
+
+	if (len % 4 != 0) {
+		*bad = len;
+		return -1;
+	}
+	if (len >= 1 && s[len - 1] == '=')
+		pad++;
+	if (len >= 2 && s[len - 2] == '=')
+		pad++;
+	n = len - pad;
+	/* whole groups of four digits: three bytes each (read before the
+	 * bytes are written, so that out may be s) */
+	for (i = 0; i + 4 <= n; i += 4) {
+		a = b64dec[s[i]];
+		b = b64dec[s[i + 1]];
+		c = b64dec[s[i + 2]];
+		d = b64dec[s[i + 3]];
+		if (!a || !b || !c || !d) {
+			*bad = i + b64_bad(s + i, 4);
+			return -1;
+		}
+		a = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
+		out[o++] = (unsigned char)(a >> 16);
+		out[o++] = (unsigned char)(a >> 8);
+		out[o++] = (unsigned char)a;
+	}
+	if (n - i >= 2) {
+		a = b64dec[s[i]];
+		b = b64dec[s[i + 1]];
+		c = n - i == 3 ? b64dec[s[i + 2]] : 1;
+		if (!a || !b || !c) {
+			*bad = i + b64_bad(s + i, n - i);
+			return -1;
+		}
+		a = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6;
+		/* canonical form only: the bits the padding drops are zero */
+		if (a & (n - i == 2 ? 0xffff : 0xff)) {
+			*bad = n - 1;
+			return -1;
+		}
+		out[o++] = (unsigned char)(a >> 16);
+		if (n - i == 3)
+			out[o++] = (unsigned char)(a >> 8);
+	}
+	out[o] = '\0';
+	return (long)o;
 }
 
 int
@@ -359,41 +426,25 @@ sync_base64_decode(const char *s, size_t len, unsigned char **out,
     size_t *outlen, struct sync_err *err)
 {
 	unsigned char *buf;
-	size_t i, o = 0, pad = 0;
-	unsigned int acc = 0;
-	int v, bits = 0;
+	size_t bad;
+	long n;
 
 	if (len % 4 != 0)
 		return sync_errf(err, "invalid base64: length %zu is not a "
 		    "multiple of 4", len);
-	if (len >= 1 && s[len - 1] == '=')
-		pad++;
-	if (len >= 2 && s[len - 2] == '=')
-		pad++;
 	if ((buf = malloc(len / 4 * 3 + 1)) == NULL)
 		return sync_errno(err, "cannot decode base64");
-	for (i = 0; i < len - pad; i++) {
-		if ((v = b64val((unsigned char)s[i])) == -1) {
-			free(buf);
-			return sync_errf(err, "invalid base64: unexpected "
-			    "character at offset %zu", i);
-		}
-		acc = (acc << 6) | (unsigned int)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Canonical form only: the bits dropped by padding must be zero. */
-	if (acc != 0) {
+	if ((n = sync_base64_decode_into(s, len, buf, &bad)) < 0) {
 		free(buf);
-		return sync_errf(err, "invalid base64: non-zero padding bits");
+		if (b64dec[(unsigned char)s[bad]] && bad == len - 1 -
+		    (s[len - 1] == '=') - (len >= 2 && s[len - 2] == '='))
+			return sync_errf(err, "invalid base64: non-zero padding "
+			    "bits");
+		return sync_errf(err, "invalid base64: unexpected "
+		    "character at offset %zu", bad);
 	}
-	buf[o] = '\0';
 	*out = buf;
-	*outlen = o;
+	*outlen = (size_t)n;
 	return 0;
 }
 

@@ -44,6 +44,11 @@ bad surrogate.snap "$T/surrogate.snap:2:32: lone high surrogate"
 { echo "$H"; printf '{"anchor":"u1","attrs":{"objectGUID":["!!"]},"binary":["objectGUID"],"id":"u1","type":"user"}\n'; } >"$T/b64.snap"
 bad b64.snap "$T/b64.snap:2:55: attribute 'objectGUID': invalid base64"
 
+# "QR==" is not what any encoder writes for "A" ("QQ=="): the bits the
+# padding drops must be zero, or two texts would decode to one value
+{ echo "$H"; printf '{"anchor":"u1","attrs":{"objectGUID":["QUJD","QR=="]},"binary":["objectGUID"],"id":"u1","type":"user"}\n'; } >"$T/b64pad.snap"
+bad b64pad.snap "$T/b64pad.snap:2:64: attribute 'objectGUID': invalid base64"
+
 { echo "$H"; printf '{"anchor":"u1","attrs":{"cn":"x"},"id":"u1","type":"user"}\n'; } >"$T/notarray.snap"
 bad notarray.snap "$T/notarray.snap:2:30: expected '['"
 
