@@ -362,6 +362,7 @@ struct dctx {
 	size_t *snapbase;       /* first item of each source snapshot */
 	struct mmap *dnidx;     /* per source snapshot: canonical DN -> obj */
 	char **dnarena;         /* per source snapshot: the canonical DNs */
+	uint32_t **dncanon;     /* per source object: its DN there + 1, or 0 */
 	uint8_t *tclaim;        /* per target object: in-scope claims */
 	uint8_t *tseen;         /* per target object: matched by a source */
 	uint32_t *orphans;      /* target objects owned by no source */
@@ -582,7 +583,10 @@ in_scope(struct dctx *d, const struct flow *f, size_t si, const struct dobj *o,
 
 		if (o->dn == 0)
 			return 0;
-		if ((dn = dn_canon(s->buf + o->dn)) == NULL)
+		/* canonical already (prepare_source), else made here */
+		if (d->dncanon[si] != NULL)
+			dn = d->dnarena[si] + d->dncanon[si][o - s->objs] - 1;
+		else if ((dn = dn_canon(s->buf + o->dn)) == NULL)
 			return sync_errf(err, "out of memory");
 		inc = f->inc_ous.n == 0;
 		for (i = 0; i < f->inc_ous.n && !inc; i++)
@@ -604,14 +608,16 @@ in_scope(struct dctx *d, const struct flow *f, size_t si, const struct dobj *o,
 				    s->vals[v].len);
 
 				if (c == NULL) {
-					free(dn);
+					if (d->dncanon[si] == NULL)
+						free(dn);
 					return sync_errf(err, "out of memory");
 				}
 				inc = strcmp(c, dn) == 0;
 				free(c);
 			}
 		}
-		free(dn);
+		if (d->dncanon[si] == NULL)
+			free(dn);
 		if (!inc)
 			return 0;
 	}
@@ -1987,14 +1993,16 @@ rec_cmp(const void *x, const void *y)
 	return a->len < b->len ? -1 : a->len > b->len;
 }
 
-/* 1 when a flow needs the sources' canonical DNs (references, member_of). */
+/* 1 when a flow needs the sources' canonical DNs (references, member_of,
+ * scope by OU). */
 static int
 need_dns(const struct rules *r)
 {
 	size_t fi, ai;
 
 	for (fi = 0; fi < r->nflows; fi++) {
-		if (r->flows[fi].member_of)
+		if (r->flows[fi].member_of || r->flows[fi].inc_ous.n ||
+		    r->flows[fi].exc_ous.n)
 			return 1;
 		for (ai = 0; ai < r->flows[fi].nattrs; ai++)
 			if (r->flows[fi].attrs[ai].reference)
@@ -2067,18 +2075,21 @@ prepare_target(struct dctx *d)
 static int
 prepare_source(struct dctx *d, size_t si, const struct snap *s)
 {
-	size_t i, size = 0, off = 0;
+	size_t i, off = 0;
 	struct mmbatch b = { 0 };
+	uint32_t *canon;
 	char *arena;
 
 	if (!need_dns(d->r))
 		return mm_init(&d->dnidx[si], 1, 0);
-	/* one arena: a canonical DN is never longer than the DN */
-	for (i = 0; i < s->nobjs; i++)
-		if (s->objs[i].dn != 0)
-			size += strlen(s->buf + s->objs[i].dn) + 1;
-	if ((arena = d->dnarena[si] = malloc(size + 1)) == NULL ||
-	    mm_init(&d->dnidx[si], s->nobjs, 0) == -1)
+	/*
+	 * One arena: a canonical DN is never longer than the DN, and every
+	 * DN is in the snapshot's arena (with its NUL), so what that arena
+	 * holds is enough; pages past what is used are never touched.
+	 */
+	if ((arena = d->dnarena[si] = malloc(s->aoff - s->arena + 1)) == NULL ||
+	    (canon = d->dncanon[si] = calloc(s->nobjs + 1, sizeof *canon)) ==
+	    NULL || mm_init(&d->dnidx[si], s->nobjs, 0) == -1)
 		return -1;
 	b.m = &d->dnidx[si];
 	for (i = 0; i < s->nobjs; i++) {
@@ -2089,6 +2100,7 @@ prepare_source(struct dctx *d, size_t si, const struct snap *s)
 		n = dn_canon_into(s->buf + s->objs[i].dn, arena + off);
 		if (mmb_add(&b, arena + off, n, (uint32_t)i) == -1)
 			return -1;
+		canon[i] = (uint32_t)off + 1;
 		off += n + 1;
 	}
 	return mmb_flush(&b);
@@ -2217,9 +2229,11 @@ dctx_release(struct dctx *d)
 	for (i = 0; d->dnidx && i < d->nsrc; i++) {
 		mm_free(&d->dnidx[i]);
 		free(d->dnarena[i]);
+		free(d->dncanon[i]);
 	}
 	free(d->dnidx);
 	free(d->dnarena);
+	free(d->dncanon);
 	free(d->snapbase);
 	free(d->tclaim);
 	free(d->tseen);
@@ -2324,7 +2338,8 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 	if ((lj = calloc(nsrc + 1, sizeof *lj)) == NULL ||
 	    (d.src = calloc(nsrc + 1, sizeof *d.src)) == NULL ||
 	    (d.dnidx = calloc(nsrc + 1, sizeof *d.dnidx)) == NULL ||
-	    (d.dnarena = calloc(nsrc + 1, sizeof *d.dnarena)) == NULL) {
+	    (d.dnarena = calloc(nsrc + 1, sizeof *d.dnarena)) == NULL ||
+	    (d.dncanon = calloc(nsrc + 1, sizeof *d.dncanon)) == NULL) {
 		sync_errf(err, "out of memory");
 		goto out;
 	}
