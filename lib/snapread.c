@@ -41,26 +41,6 @@ perr(struct pctx *c, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Asks for transparent huge pages on a large block: a million objects
- * touch a few hundred megabytes, and faulting them in 4 KiB at a time
- * costs more than parsing them.
- */
-static void
-hugeify(void *p, size_t n)
-{
-#ifdef MADV_HUGEPAGE
-	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-	uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)4095;
-
-	if (n >= (8u << 20) && e > a)
-		(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-#else
-	(void)p;
-	(void)n;
-#endif
-}
-
-/*
  * The first byte at or after p that a string literal cannot hold as it
  * is: '"', '\\', a control character or a byte of 0x80 and above (the
  * caller checks UTF-8 there).  Eight bytes are tested at a time: the
@@ -428,7 +408,6 @@ grow_to(const struct pctx *c, size_t n, size_t min)
 			return perr(c, c->line, "out of memory"); \
 		(arr) = np_; \
 		(cap) = nc_; \
-		hugeify((arr), nc_ * sizeof *(arr)); \
 	} \
 } while (0)
 
@@ -754,9 +733,6 @@ snap_reserve(struct snap *s, size_t len)
 			munmap(v, nv * sizeof *s->vals);
 		return;
 	}
-	hugeify(o, no * sizeof *s->objs);
-	hugeify(a, na * sizeof *s->attrs);
-	hugeify(v, nv * sizeof *s->vals);
 	s->objs = o;
 	s->attrs = a;
 	s->vals = v;
@@ -903,7 +879,6 @@ snap_load(const char *path, struct sync_err *err)
 			char *arena = region + pg + fpages + pg;
 
 			close(fd);
-			hugeify(arena, alen);
 			return snap_parse_mapped(path, region + pg - 1, flen,
 			    arena, alen, region, mlen, err);
 		}
@@ -912,9 +887,7 @@ snap_load(const char *path, struct sync_err *err)
 	}
 	cap = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ?
 	    (size_t)st.st_size + 1 : 1 << 16;
-	if ((buf = malloc(cap + 2)) != NULL)
-		hugeify(buf, cap + 2);
-	if (buf == NULL) {
+	if ((buf = malloc(cap + 2)) == NULL) {
 		sync_errno(err, "cannot read '%s'", path);
 		goto fail;
 	}
