@@ -34,6 +34,7 @@ struct pctx {
 	/* the name index of the attribute at each position of the last
 	 * object: objects of one snapshot list the same names in order */
 	long pos[32];
+	uint32_t poslen[32];    /* the length of that name */
 };
 
 static int
@@ -495,14 +496,17 @@ parse_obj(struct pctx *c, char *p)
 				if (pstring(c, &p, &off, &len, 0) == -1)
 					return -1;
 				k = s->nattrs - o->a;
-				if (k < 32 && c->pos[k] >= 0 && name_is(s->names.v[
-				    c->pos[k]], s->buf + off, len, 0))
+				if (k < 32 && c->pos[k] >= 0 && c->poslen[k] == len &&
+				    memcmp(s->names.v[c->pos[k]], s->buf + off,
+				    len) == 0)
 					idx = c->pos[k];
 				else if ((idx = intern(c, s, s->buf + off, len,
 				    1)) < 0)
 					return perr(c, nat, "out of memory");
-				if (k < 32)
+				if (k < 32) {
 					c->pos[k] = idx;
+					c->poslen[k] = len;
+				}
 				for (i = o->a; i < s->nattrs; i++)
 					if (s->attrs[i].name == (uint32_t)idx)
 						return perr(c, nat, "attribute "
