@@ -667,10 +667,14 @@ item_fail(struct item *it, const char *prefix, const char *msg)
  * The hard match's look-ups of items lo..hi, done in the parallel scope
  * phase: each is a few cache misses (hash slot, entry, the target's
  * value), which the sequential join would pay alone.  The hashes are
- * computed eight items ahead and the slot, entry and key fetched in
- * steps, so that the misses of several look-ups overlap.
+ * computed 24 items ahead and the slot, entry and key fetched in steps
+ * 8 items apart, so that the misses of several look-ups overlap (at 8
+ * items ahead and 2 apart, the keys still missed: the steps are only
+ * hashing, far shorter than a miss).
  */
-#define HARD_AHEAD 8
+#define HARD_AHEAD 24
+#define HARD_ENTRY 8            /* fetch the entry 8 items after the slot */
+#define HARD_KEY 16             /* and the key 16 items after */
 
 static void
 hard_lookups(struct dctx *d, size_t lo, size_t hi)
@@ -679,8 +683,8 @@ hard_lookups(struct dctx *d, size_t lo, size_t hi)
 	uint32_t ls[HARD_AHEAD * 2];
 	size_t i, n = hi - lo;
 
-	/* at step i: item lo + i's hash and slot, lo + i - 4's entry, lo +
-	 * i - 6's key, lo + i - 8's look-up */
+	/* at step i: item lo + i's hash and slot, lo + i - HARD_ENTRY's
+	 * entry, lo + i - HARD_KEY's key, lo + i - HARD_AHEAD's look-up */
 	for (i = 0; i < n + HARD_AHEAD; i++) {
 		const struct item *pi;
 		struct item *it;
@@ -697,17 +701,17 @@ hard_lookups(struct dctx *d, size_t lo, size_t hi)
 				mm_prefetch(d->fs[pi->flow].hard, hs[q], 0);
 			}
 		}
-		if (i >= HARD_AHEAD / 2 && i - HARD_AHEAD / 2 < n) {
-			pi = &d->items[lo + i - HARD_AHEAD / 2];
+		if (i >= HARD_ENTRY && i - HARD_ENTRY < n) {
+			pi = &d->items[lo + i - HARD_ENTRY];
 			if (pi->anchor != NULL && pi->state != ST_ERROR)
 				mm_prefetch(d->fs[pi->flow].hard, hs[(lo + i -
-				    HARD_AHEAD / 2) % (HARD_AHEAD * 2)], 1);
+				    HARD_ENTRY) % (HARD_AHEAD * 2)], 1);
 		}
-		if (i >= HARD_AHEAD - 2 && i - (HARD_AHEAD - 2) < n) {
-			pi = &d->items[lo + i - (HARD_AHEAD - 2)];
+		if (i >= HARD_KEY && i - HARD_KEY < n) {
+			pi = &d->items[lo + i - HARD_KEY];
 			if (pi->anchor != NULL && pi->state != ST_ERROR)
 				mm_prefetch(d->fs[pi->flow].hard, hs[(lo + i -
-				    (HARD_AHEAD - 2)) % (HARD_AHEAD * 2)], 2);
+				    HARD_KEY) % (HARD_AHEAD * 2)], 2);
 		}
 		if (i < HARD_AHEAD || i - HARD_AHEAD >= n)
 			continue;
