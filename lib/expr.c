@@ -1029,7 +1029,7 @@ int
 expr_eval(struct ectx *c, const struct node *n, struct val *out)
 {
 	struct binding *b;
-	struct val *args = NULL;
+	struct val *args = NULL, argbuf[4];
 	size_t i;
 	int64_t v;
 	int r = -1;
@@ -1097,7 +1097,11 @@ neg_done:
 			r = n->fn->call(c, n, out);
 			break;
 		}
-		if ((args = calloc(n->nargs, sizeof(*args))) == NULL) {
+		/* most functions take a few arguments: no allocation then */
+		if (n->nargs <= sizeof argbuf / sizeof *argbuf) {
+			args = argbuf;
+			memset(args, 0, n->nargs * sizeof(*args));
+		} else if ((args = calloc(n->nargs, sizeof(*args))) == NULL) {
 			r = sync_errf(c->err, "out of memory");
 			break;
 		}
@@ -1116,7 +1120,8 @@ neg_done:
 call_done:
 		for (i = 0; i < n->nargs; i++)
 			val_release(&args[i]);
-		free(args);
+		if (args != argbuf)
+			free(args);
 		args = NULL;
 		break;
 	}
