@@ -313,6 +313,9 @@ struct fstate {
 	long **sattr;           /* [source snap][flow attribute] attr_ref */
 	int active;             /* targets the run's target connector */
 	int has_refs;           /* has reference flows */
+	/* an attribute flow writes the anchor attribute: when adding, when
+	 * updating (then the anchor is not stamped apart) */
+	int anchor_add, anchor_upd;
 };
 
 struct rec {
@@ -1749,11 +1752,8 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 		to = &d->tgt->objs[it->tgt - 1];
 	if (ectx_set(&j->ec, s, o) == -1)
 		return sync_errf(err, "out of memory");
-	stamp = adding || it->join >= 0;
-	for (ai = 0; ai < f->nattrs; ai++)
-		if (strcasecmp(f->attrs[ai].name, f->anchor_attr) == 0 &&
-		    (adding || !f->attrs[ai].create_only))
-			stamp = 0;
+	stamp = (adding || it->join >= 0) && !(adding ? d->fs[fi].anchor_add :
+	    d->fs[fi].anchor_upd);
 	for (ai = 0; ai < f->nattrs; ai++) {
 		const struct flowattr *fa = &f->attrs[ai];
 
@@ -2083,6 +2083,11 @@ prepare_target(struct dctx *d)
 			fs->tattr[ai] = name_index(d->tgt, f->attrs[ai].name);
 			if (f->attrs[ai].reference)
 				fs->has_refs = 1;
+			if (strcasecmp(f->attrs[ai].name, f->anchor_attr) == 0) {
+				fs->anchor_add = 1;
+				if (!f->attrs[ai].create_only)
+					fs->anchor_upd = 1;
+			}
 		}
 	}
 	return 0;

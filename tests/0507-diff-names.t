@@ -73,4 +73,52 @@ test_no_grep "the scope filter read [skip] of each object" '"a3"' plan.json
 test_no_grep "[dn] is the object's DN, not an attribute called DN" \
 	'not the' plan.json
 
+# A flow that writes the anchor attribute itself: the anchor is then not
+# stamped apart, except on an update when the flow is for creation only.
+cat >anchor.yaml <<'YAML'
+connectors:
+  ad: { type: ad, url: "ldaps://dc.example.com", base_dn: "DC=example,DC=com" }
+  entra:
+    type: graph
+    tenant: example.onmicrosoft.com
+    client_id: "1"
+    client_secret_file: /etc/sync/entra.secret
+flows:
+  - name: users
+    from: ad.user
+    to: entra.user
+    join:
+      - { name: upn, source: '[userPrincipalName]', target: userPrincipalName }
+    attributes:
+      userPrincipalName: '[userPrincipalName]'
+      onPremisesImmutableId: { value: '"X-" & [anchor]', when: WHEN }
+YAML
+{
+	echo "{\"connector\":\"ad\",\"connector_type\":\"ad\",$H}"
+	echo '{"anchor":"u1","attrs":{"userPrincipalName":["u1@example.com"]},"dn":"CN=U1,DC=example,DC=com","id":"CN=U1,DC=example,DC=com","type":"user"}'
+	echo '{"anchor":"u2","attrs":{"userPrincipalName":["u2@example.com"]},"dn":"CN=U2,DC=example,DC=com","id":"CN=U2,DC=example,DC=com","type":"user"}'
+} >ad1.snap
+{
+	echo "{\"connector\":\"entra\",\"connector_type\":\"graph\",$H}"
+	echo '{"anchor":"t1","attrs":{"userPrincipalName":["u1@example.com"]},"id":"t1","type":"user"}'
+} >entra1.snap
+for when in create always; do
+	sed "s/WHEN/$when/" anchor.yaml >"anchor-$when.yaml"
+	test_expect_code 1 "anchor written by a flow ($when)" \
+		sync-diff -c "anchor-$when.yaml" ad1.snap entra1.snap
+	python3 - "$T/out" >"got-$when.txt" <<'PY'
+import json, sys
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    c = json.loads(line)
+    a = c["attrs"]["onPremisesImmutableId"]
+    print(c["anchor"], c["op"], "|".join(a.get("new", [])), "|".join(a.get("old", [])))
+PY
+done
+printf '%s\n' "u1 update u1 " "u2 add X-u2 " >want-create.txt
+test_cmp "create-only flow: its value on add, the anchor stamped on the join" \
+	want-create.txt got-create.txt
+printf '%s\n' "u1 update X-u1 " "u2 add X-u2 " >want-always.txt
+test_cmp "a flow for every update: its value, no stamp" \
+	want-always.txt got-always.txt
+
 done_testing
