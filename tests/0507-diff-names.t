@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 cd "$T" || bail "no $T"
-cat >sync.yaml <<'YAML'
+cat >connectors.yaml <<'YAML'
 connectors:
   ad: { type: ad, url: "ldaps://dc.example.com", base_dn: "DC=example,DC=com" }
   ldap: { type: ldap, url: "ldap://ldap.example.com", base_dn: "dc=example,dc=org" }
@@ -16,6 +16,8 @@ connectors:
     tenant: example.onmicrosoft.com
     client_id: "1"
     client_secret_file: /etc/sync/entra.secret
+YAML
+{ cat connectors.yaml; cat <<'YAML'; } >sync.yaml
 flows:
   - name: users
     from: [ad.user, ldap.user]
@@ -75,14 +77,7 @@ test_no_grep "[dn] is the object's DN, not an attribute called DN" \
 
 # A flow that writes the anchor attribute itself: the anchor is then not
 # stamped apart, except on an update when the flow is for creation only.
-cat >anchor.yaml <<'YAML'
-connectors:
-  ad: { type: ad, url: "ldaps://dc.example.com", base_dn: "DC=example,DC=com" }
-  entra:
-    type: graph
-    tenant: example.onmicrosoft.com
-    client_id: "1"
-    client_secret_file: /etc/sync/entra.secret
+{ cat connectors.yaml; cat <<'YAML'; } >anchor.yaml
 flows:
   - name: users
     from: ad.user
