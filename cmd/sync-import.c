@@ -23,8 +23,8 @@ struct run {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-qv] [-c config] [-m megabytes] "
-	    "[-o file] connector\n", prog);
+	fprintf(stderr, "usage: %s [-qv] [-c config] [-d previous] "
+	    "[-m megabytes] [-o file] connector\n", prog);
 	exit(2);
 }
 
@@ -72,6 +72,8 @@ int
 main(int argc, char *argv[])
 {
 	const char *config = sync_config_default(), *output = "-";
+	const char *prev = NULL;
+	struct sync_import_res res = { 0 };
 	struct sync_err err;
 	struct sync_config *cfg;
 	struct sync_connector *c;
@@ -83,10 +85,13 @@ main(int argc, char *argv[])
 	int ch, quiet = 0, verbose = 0, lockfd = -1, t;
 	char *end;
 
-	while ((ch = getopt(argc, argv, "c:m:o:qv")) != -1) {
+	while ((ch = getopt(argc, argv, "c:d:m:o:qv")) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
+			break;
+		case 'd':
+			prev = optarg;
 			break;
 		case 'm':
 			mem = strtol(optarg, &end, 10);
@@ -134,10 +139,14 @@ main(int argc, char *argv[])
 		goto fail;
 	r.name = c->name;
 	r.progress = !quiet && (verbose || isatty(STDERR_FILENO));
-	if (sync_import_full(c, add, &r, &err) == -1)
+	if (sync_import(c, prev, add, &r, &res, &err) == -1)
 		goto fail;
 	if (r.progress)
 		fprintf(stderr, "\n");
+	hdr.cookie = res.cookie;
+	if (res.why[0] && !quiet)
+		fprintf(stderr, "%s: %s: a full import: %s\n", prog, c->name,
+		    res.why);
 
 	/* Nothing is written until the whole directory has been read. */
 	if (sync_out_open(&out, output, &err) == -1)
@@ -157,9 +166,12 @@ main(int argc, char *argv[])
 			fprintf(stderr, "%s %zu %s%s", t ? "," : "",
 			    sync_snapw_count(r.w, t), sync_objtype_name(t),
 			    sync_snapw_count(r.w, t) == 1 ? "" : "s");
+		if (res.delta)
+			fprintf(stderr, " (delta: %zu changed)", res.changed);
 		fprintf(stderr, "\n");
 	}
 	sync_snapw_free(r.w);
+	sync_import_res_release(&res);
 	sync_lock_release(lockfd);
 	sync_buf_release(&lockpath);
 	sync_config_free(cfg);
@@ -169,6 +181,7 @@ fail:
 		fprintf(stderr, "\n");
 	fprintf(stderr, "%s: %s\n", prog, err.msg);
 	sync_snapw_free(r.w);
+	sync_import_res_release(&res);
 	sync_lock_release(lockfd);
 	sync_buf_release(&lockpath);
 	sync_config_free(cfg);

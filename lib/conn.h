@@ -54,10 +54,20 @@ struct ldap;
 int sync_ldap_errf(struct sync_err *err, struct ldap *ld, int rc,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Full imports, one per kind of connector (see sync_import_full). */
+/* Imports, per kind of connector (see sync_import). */
 int sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
     struct sync_err *err);
+/* *cookie: the deltaLinks of the types read, for sync_graph_import_delta
+ * (see sync-snapshot(5)); the caller frees it. */
 int sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+    char **cookie, struct sync_err *err);
+/*
+ * A delta import from the snapshot at prev: 0 when done (res filled), 1
+ * when a full import is needed instead (res->why says why; nothing was
+ * handed to fn), -1 on error.
+ */
+int sync_graph_import_delta(struct sync_connector *c, const char *prev,
+    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
     struct sync_err *err);
 
 int sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,

@@ -52,6 +52,7 @@ struct snap {
 	void *map;              /* a private mapping holding buf, or NULL */
 	size_t maplen;
 	char *connector, *conntype, *time;
+	char *cookie;           /* the header's delta cookie, or NULL */
 	struct dobj *objs;
 	size_t nobjs, capobjs;
 	struct dattr *attrs;

@@ -265,8 +265,8 @@ select_add(struct sync_strv *sel, const char *name, size_t len)
  * property) selects its parent "a"; "members" is not a property to
  * select, the members are read on their own.
  */
-static int
-select_list(struct sync_connector *c, enum sync_objtype t,
+int
+sync_graph_select(struct sync_connector *c, enum sync_objtype t,
     struct sync_buf *out, struct sync_err *err)
 {
 	struct sync_graph_conf *gc = c->graph;
@@ -376,6 +376,23 @@ add_prop(struct sync_obj *o, struct sync_buf *name, json_t *v)
 	return 0;
 }
 
+int
+sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(e, k, v) {
+		if (strcmp(k, "id") == 0 || strncmp(k, "@odata.", 7) == 0 ||
+		    strcmp(k, "@removed") == 0 || strcmp(k, "members@delta") == 0)
+			continue;
+		sync_buf_reset(name);
+		if (sync_buf_adds(name, k) == -1 || add_prop(o, name, v) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 struct import {
 	struct sync_connector *c;
 	struct sync_graph *g;
@@ -461,8 +478,7 @@ object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
 	enum sync_objtype t = *(enum sync_objtype *)arg;
 	struct sync_obj *o = &im->o;
 	struct sync_buf url = { 0 };
-	json_t *id = json_object_get(e, "id"), *v;
-	const char *k;
+	json_t *id = json_object_get(e, "id");
 	char *eid;
 	int rc;
 
@@ -474,14 +490,8 @@ object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
 	if ((o->anchor = sync_strdup(json_string_value(id))) == NULL ||
 	    (o->id = sync_strdup(json_string_value(id))) == NULL)
 		return sync_errf(err, "%s: out of memory", im->c->name);
-	json_object_foreach(e, k, v) {
-		if (strcmp(k, "id") == 0 || strncmp(k, "@odata.", 7) == 0)
-			continue;
-		sync_buf_reset(&im->name);
-		if (sync_buf_adds(&im->name, k) == -1 ||
-		    add_prop(o, &im->name, v) == -1)
-			return sync_errf(err, "%s: out of memory", im->c->name);
-	}
+	if (sync_graph_obj_props(o, e, &im->name) == -1)
+		return sync_errf(err, "%s: out of memory", im->c->name);
 	if (t == SYNC_GROUP) {
 		if ((eid = curl_easy_escape(NULL, o->id, 0)) == NULL ||
 		    sync_buf_addf(&url, "/groups/%s/members?$select=id&$top=%ld",
@@ -498,17 +508,98 @@ object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
 	return im->fn(im->ctx, o, err);
 }
 
+/*
+ * The deltaLink that tracks changes of type t from now on, with the same
+ * $select as the import (and the members of groups), appended to the
+ * cookie as a line.  Asked before the objects are read: what changes
+ * while they are read comes again in the next delta round, and applying
+ * it again changes nothing.
+ */
+static int
+delta_latest(struct import *im, enum sync_objtype t, const char *sel,
+    struct sync_buf *cookie, struct sync_err *err)
+{
+	struct sync_graph_resp r = { 0 };
+	struct sync_buf url = { 0 };
+	json_t *link;
+	int rc = -1;
+
+	if (sync_buf_addf(&url, "/%s/delta?$select=%s%s&$deltatoken=latest",
+	    t == SYNC_USER ? "users" : "groups", sel,
+	    t == SYNC_GROUP ? ",members" : "") == -1) {
+		sync_errf(err, "%s: out of memory", im->c->name);
+		goto out;
+	}
+	if (sync_graph_call(im->g, 0, "GET", url.p, NULL, NULL,
+	    SYNC_HTTP_IDEMPOTENT, &r, err) == -1)
+		goto out;
+	link = json_object_get(r.json, "@odata.deltaLink");
+	if (!json_is_string(link)) {
+		sync_errf(err, "%s: GET /%s/delta: the answer has no deltaLink "
+		    "(request-id %s)", im->c->name, t == SYNC_USER ? "users" :
+		    "groups", r.request_id[0] ? r.request_id : "none");
+		goto out;
+	}
+	if (sync_buf_addf(cookie, "\n%s", json_string_value(link)) == -1) {
+		sync_errf(err, "%s: out of memory", im->c->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	sync_graph_resp_release(&r);
+	sync_buf_release(&url);
+	return rc;
+}
+
+int
+sync_graph_delta_digest(struct sync_connector *c, struct sync_buf *out,
+    struct sync_err *err)
+{
+	static const enum sync_objtype types[] = { SYNC_USER, SYNC_GROUP };
+	struct sync_buf sel = { 0 };
+	unsigned char md[32];
+	size_t i;
+	int k;
+
+	for (i = 0; i < sizeof types / sizeof *types; i++) {
+		if (!c->graph->enabled[types[i]])
+			continue;
+		if (sync_buf_addf(&sel, "%s:", sync_objtype_name(types[i])) ==
+		    -1)
+			goto nomem;
+		if (sync_graph_select(c, types[i], &sel, err) == -1) {
+			sync_buf_release(&sel);
+			return -1;
+		}
+		if (sync_buf_addc(&sel, '\n') == -1)
+			goto nomem;
+	}
+	sync_sha256(sel.p ? sel.p : "", sel.len, md);
+	sync_buf_release(&sel);
+	if (sync_buf_adds(out, "select ") == -1)
+		return sync_errf(err, "%s: out of memory", c->name);
+	for (k = 0; k < 32; k++)
+		if (sync_buf_addf(out, "%02x", md[k]) == -1)
+			return sync_errf(err, "%s: out of memory", c->name);
+	return 0;
+nomem:
+	sync_buf_release(&sel);
+	return sync_errf(err, "%s: out of memory", c->name);
+}
+
 int
 sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
-    struct sync_err *err)
+    char **cookie, struct sync_err *err)
 {
 	static const enum sync_objtype types[] = { SYNC_USER, SYNC_GROUP };
 	struct sync_graph_conf *gc = c->graph;
 	struct import im = { 0 };
-	struct sync_buf url = { 0 };
+	struct sync_buf url = { 0 }, sel = { 0 }, ck = { 0 };
 	enum sync_objtype t;
 	size_t i;
 	int rc = -1;
+
+	*cookie = NULL;
 
 	if (gc->enabled[SYNC_CONTACT])
 		return sync_errf(err, "%s: contact objects cannot be read "
@@ -518,30 +609,34 @@ sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 	im.ctx = ctx;
 	if ((im.g = sync_graph_open(c, 1, err)) == NULL)
 		return -1;
+	if (sync_graph_delta_digest(c, &ck, err) == -1)
+		goto out;
 	for (i = 0; i < sizeof types / sizeof *types; i++) {
 		t = types[i];
 		if (!gc->enabled[t])
 			continue;
+		sync_buf_reset(&sel);
+		if (sync_graph_select(c, t, &sel, err) == -1 ||
+		    delta_latest(&im, t, sel.p, &ck, err) == -1)
+			goto out;
 		sync_buf_reset(&url);
-		if (sync_buf_addf(&url, "/%s?$select=",
-		    t == SYNC_USER ? "users" : "groups") == -1) {
-			sync_errf(err, "%s: out of memory", c->name);
-			goto out;
-		}
-		if (select_list(c, t, &url, err) == -1)
-			goto out;
-		if (sync_buf_addf(&url, "&$top=%ld", gc->page_size) == -1) {
+		if (sync_buf_addf(&url, "/%s?$select=%s&$top=%ld",
+		    t == SYNC_USER ? "users" : "groups", sel.p,
+		    gc->page_size) == -1) {
 			sync_errf(err, "%s: out of memory", c->name);
 			goto out;
 		}
 		if (get_pages(&im, url.p, object_item, &t, err) == -1)
 			goto out;
 	}
+	*cookie = sync_buf_detach(&ck);
 	rc = 0;
 out:
 	sync_obj_release(&im.o);
 	sync_buf_release(&im.name);
 	sync_buf_release(&url);
+	sync_buf_release(&sel);
+	sync_buf_release(&ck);
 	sync_graph_close(im.g);
 	return rc;
 }

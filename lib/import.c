@@ -1,18 +1,40 @@
 /*
- * import.c: the full import, dispatched to the connector's kind.
+ * import.c: the import, full or delta, dispatched to the connector's kind.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "conn.h"
 
 int
-sync_import_full(struct sync_connector *c, sync_obj_fn fn, void *ctx,
-    struct sync_err *err)
+sync_import(struct sync_connector *c, const char *prev, sync_obj_fn fn,
+    void *ctx, struct sync_import_res *res, struct sync_err *err)
 {
+	memset(res, 0, sizeof *res);
 	switch (c->kind) {
 	case SYNC_CONN_LDAP:
 	case SYNC_CONN_AD:
+		if (prev != NULL)
+			snprintf(res->why, sizeof res->why, "delta imports "
+			    "are not implemented for %s connectors yet",
+			    c->typename);
 		return sync_ldap_import(c, fn, ctx, err);
 	case SYNC_CONN_GRAPH:
-		return sync_graph_import(c, fn, ctx, err);
+		if (prev != NULL) {
+			int rc = sync_graph_import_delta(c, prev, fn, ctx, res,
+			    err);
+
+			if (rc != 1)
+				return rc;
+		}
+		return sync_graph_import(c, fn, ctx, &res->cookie, err);
 	}
 	return sync_errf(err, "%s: unknown connector kind", c->name);
+}
+
+void
+sync_import_res_release(struct sync_import_res *res)
+{
+	free(res->cookie);
+	res->cookie = NULL;
 }

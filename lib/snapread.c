@@ -686,6 +686,9 @@ parse_header(struct pctx *c, char *line, size_t len)
 	if ((v = json_object_get(h, "time")) && json_is_string(v) &&
 	    (s->time = sync_strdup(json_string_value(v))) == NULL)
 		goto nomem;
+	if ((v = json_object_get(h, "cookie")) && json_is_string(v) &&
+	    (s->cookie = sync_strdup(json_string_value(v))) == NULL)
+		goto nomem;
 	if (s->connector == NULL) {
 		perr(c, line, "the header names no \"connector\"");
 		goto out;
@@ -941,6 +944,7 @@ snap_free(struct snap *s)
 	free(s->connector);
 	free(s->conntype);
 	free(s->time);
+	free(s->cookie);
 	if (s->reserved) {
 		munmap(s->objs, s->capobjs * sizeof *s->objs);
 		munmap(s->attrs, s->capattrs * sizeof *s->attrs);

@@ -256,13 +256,27 @@ void sync_snapw_free(struct sync_snapw *w);
  */
 typedef int (*sync_obj_fn)(void *ctx, struct sync_obj *o, struct sync_err *err);
 
+/* What sync_import did. */
+struct sync_import_res {
+	char *cookie;           /* for the next delta import, or NULL */
+	int delta;              /* 1: prev and the changes since, merged */
+	size_t changed;         /* then: objects added, changed or removed */
+	char why[512];          /* a delta asked for but a full import done */
+};
+
 /*
- * Reads every object in the connector's scope (a full import) and hands
- * each to fn.  Errors name the server, the operation and the server's
- * diagnostic.
+ * Reads the connector's objects and hands each to fn.  With prev (a
+ * snapshot of this connector written by an earlier run), only what
+ * changed since that snapshot's cookie is read from the directory and
+ * merged into prev's objects: the objects handed to fn are those a full
+ * import would give.  Where a delta cannot be done (the connector has
+ * none, prev has no cookie, the service no longer honours it, the
+ * attributes read have changed), a full import is done and res->why
+ * says why.  Free res->cookie with sync_import_res_release.
  */
-int sync_import_full(struct sync_connector *c, sync_obj_fn fn, void *ctx,
-    struct sync_err *err);
+int sync_import(struct sync_connector *c, const char *prev, sync_obj_fn fn,
+    void *ctx, struct sync_import_res *res, struct sync_err *err);
+void sync_import_res_release(struct sync_import_res *res);
 
 /*
  * The target attributes that the flows into connector conn write, join
