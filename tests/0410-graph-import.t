@@ -279,7 +279,12 @@ for e in g:
         first[p] = dict(urllib.parse.parse_qsl(e["path"].split("?", 1)[1]))
 for p in sorted(first):
     print(p, first[p]["$select"], first[p]["$top"])
-print("user pages", sum(1 for e in g if e["path"].startswith("/v1.0/users")))
+for e in g:
+    p = e["path"].split("?")[0]
+    if p.endswith("/delta"):
+        q = dict(urllib.parse.parse_qsl(e["path"].split("?", 1)[1]))
+        print(p, q.get("$deltatoken"), q["$select"])
+print("user pages", sum(1 for e in g if e["path"].split("?")[0] == "/v1.0/users"))
 print("member pages of the 30", sum(1 for e in g if e["path"].startswith(
     "/v1.0/groups/10000000-0000-4000-8000-000000000001/members")))
 print("member $select", all("$select=id" in e["path"] for e in g if "/members" in e["path"]))
@@ -293,6 +298,8 @@ EOF
 cat >"$T/wire.want" <<EOF
 /v1.0/groups id,displayName,mail,mailNickname,mailEnabled,securityEnabled,groupTypes,description,proxyAddresses,$EXT 7
 /v1.0/users id,onPremisesImmutableId,userPrincipalName,displayName,mail,mailNickname,accountEnabled,givenName,surname,proxyAddresses,employeeId,onPremisesExtensionAttributes,$EXT 7
+/v1.0/users/delta latest id,onPremisesImmutableId,userPrincipalName,displayName,mail,mailNickname,accountEnabled,givenName,surname,proxyAddresses,employeeId,onPremisesExtensionAttributes,$EXT
+/v1.0/groups/delta latest id,displayName,mail,mailNickname,mailEnabled,securityEnabled,groupTypes,description,proxyAddresses,$EXT,members
 user pages 6
 member pages of the 30 5
 member \$select True
@@ -301,7 +308,7 @@ low priority True
 client-request-ids True
 tokens 1 <redacted> https://graph.microsoft.com/.default
 EOF
-test_cmp "\$select and \$top sent, nextLinks followed, one token, headers" \
+test_cmp "\$select and \$top sent, nextLinks followed, deltaLinks for the cookie, one token, headers" \
 	"$T/wire.want" "$T/wire"
 
 test_expect_code 0 "a second import" \
@@ -400,13 +407,13 @@ ctl /_emulator/faults '{"fault_503": 1.0, "retry_after": "2"}' >/dev/null
 test_expect_code 2 "a 503 that lasts past the retry budget is an error" \
 	sync-import -c "$T/budget.yaml" -o "$T/h.snap" entra
 test_grep "... naming method, URL, status, code, message, request id, budget" \
-	"^sync-import: entra: GET $BASE/v1\.0/users\?\\\$select=id,.*&\\\$top=7 failed: 503 serviceNotAvailable: Service is temporarily unavailable\. Please retry later\. \(request-id [-0-9a-f]{36}\) \(gave up after 2 attempts: the retry budget of 3 s is spent\)$" "$T/err"
+	"^sync-import: entra: GET $BASE/v1\.0/users/delta\?\\\$select=id,.*&\\\$deltatoken=latest failed: 503 serviceNotAvailable: Service is temporarily unavailable\. Please retry later\. \(request-id [-0-9a-f]{36}\) \(gave up after 2 attempts: the retry budget of 3 s is spent\)$" "$T/err"
 test_expect_code 1 "... and writes nothing" test -e "$T/h.snap"
 ctl /_emulator/faults '{"fault_503": 0, "retry_after": "1", "fault_drop": 1.0}' >/dev/null
 test_expect_code 2 "connections dropped past the retry budget" \
 	sync-import -c "$T/budget.yaml" -o "$T/h.snap" entra
 test_grep "... is an error with curl's reason" \
-	"^sync-import: entra: GET $BASE/v1\.0/users\?.* failed: .*(Empty reply|nothing|Recv failure).*\(gave up after [0-9]+ attempts: the retry budget of 3 s is spent\)$" "$T/err"
+	"^sync-import: entra: GET $BASE/v1\.0/users/delta\?.* failed: .*(Empty reply|nothing|Recv failure).*\(gave up after [0-9]+ attempts: the retry budget of 3 s is spent\)$" "$T/err"
 ctl /_emulator/faults '{"fault_drop": 0}' >/dev/null
 
 # A permanent error is not retried.
