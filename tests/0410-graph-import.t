@@ -5,6 +5,7 @@
 # the retry budget, secret and certificate credentials, TLS, and names
 # with apostrophes and non-ASCII letters.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/graph.sh"
 
 EMU=$TOP/tests/graph-emulator.py
 TENANT=contoso.example
@@ -34,32 +35,6 @@ cat >"$T/apps.json" <<EOF
  {"client_id": "$CERTCID", "cert_file": "$T/app.pem"},
  {"client_id": "$OTHERCID", "cert_file": "$T/other.pem"}]
 EOF
-
-# emu_start NAME ARGS...: an emulator; sets BASE (scheme://host:port)
-emu_start() {
-	_n=$1
-	shift
-	rm -f "$T/$_n.port"
-	python3 "$EMU" --port 0 --port-file "$T/$_n.port" --apps-file "$T/apps.json" \
-		--tenant "$TENANT" --log "$T/$_n.log" "$@" >"$T/$_n.out" 2>&1 3>&- &
-	_lib_pids="$_lib_pids $!"
-	_i=0
-	while [ ! -s "$T/$_n.port" ]; do
-		_i=$((_i + 1))
-		[ "$_i" -gt 200 ] && { note_file "$T/$_n.out"; return 1; }
-		sleep 0.05
-	done
-}
-
-# ctl PATH [JSON]: the emulator's control API (GET, or POST with a body)
-ctl() {
-	if [ $# -gt 1 ]; then
-		curl -sf -X POST -H 'Content-Type: application/json' -d "$2" \
-			--cacert "${TEST_CA:-/dev/null}" "$BASE$1"
-	else
-		curl -sf --cacert "${TEST_CA:-/dev/null}" "$BASE$1"
-	fi
-}
 
 # conf FILE [KEY: VALUE]...: a config for the emulator at $BASE
 conf() {
