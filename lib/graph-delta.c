@@ -264,8 +264,8 @@ check_cookie(struct delta *dl, const struct snap *s, const char *prev,
 	}
 	line = strtok_r(*copy, "\n", &save);
 	if (line == NULL || strcmp(line, digest.p) != 0) {
-		snprintf(res->why, sizeof res->why, "the attributes read have "
-		    "changed since %s was written", prev);
+		snprintf(res->why, sizeof res->why, "the service or the "
+		    "attributes read have changed since %s was written", prev);
 		sync_buf_release(&digest);
 		return 1;
 	}

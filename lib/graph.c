@@ -561,6 +561,9 @@ sync_graph_delta_digest(struct sync_connector *c, struct sync_buf *out,
 	size_t i;
 	int k;
 
+	/* the service too: a deltaLink of another is no use */
+	if (sync_buf_addf(&sel, "%s\n", c->graph->graph_url) == -1)
+		goto nomem;
 	for (i = 0; i < sizeof types / sizeof *types; i++) {
 		if (!c->graph->enabled[types[i]])
 			continue;

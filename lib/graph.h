@@ -123,8 +123,9 @@ int sync_graph_select(struct sync_connector *c, enum sync_objtype t,
 /* The properties of the Graph object e as attributes of o (name is
  * scratch); -1 when out of memory. */
 int sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name);
-/* "select <hex>": the digest of what an import of c reads, the first line
- * of a Graph cookie; a delta from a cookie with another is refused. */
+/* "select <hex>": the digest of what an import of c reads (the service,
+ * the $select lists), the first line of a Graph cookie; a delta from a
+ * cookie with another digest is refused. */
 int sync_graph_delta_digest(struct sync_connector *c, struct sync_buf *out,
     struct sync_err *err);
 

@@ -165,7 +165,7 @@ write_conf '[ givenName, jobTitle, department ]'
 test_expect_code 0 "another attribute read since the previous snapshot" \
 	sync-import -c "$T/sync.yaml" -d "$T/s5.snap" -o "$T/s6.snap" entra
 test_grep "... a full import: the delta would miss its changes" \
-	"^sync-import: entra: a full import: the attributes read have changed since $T/s5.snap was written$" "$T/err"
+	"^sync-import: entra: a full import: the service or the attributes read have changed since $T/s5.snap was written$" "$T/err"
 test_grep "... and reads it" '"department"|"jobTitle":\["Boss"\]' "$T/s6.snap"
 
 sed '1s/"cookie":"[^"]*"/"cookie":null/' "$T/s6.snap" >"$T/nocookie.snap"
