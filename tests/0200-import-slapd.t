@@ -129,6 +129,15 @@ tail -n +2 "$T/a.snap" >"$T/a.body"
 tail -n +2 "$T/b.snap" >"$T/b.body"
 test_cmp "importing twice gives identical object lines" "$T/a.body" "$T/b.body"
 
+# -d: LDAP has no delta import yet; a full one, and the reason.
+test_expect_code 0 "-d on an LDAP connector" \
+	sync-import -c "$T/sync.yaml" -d "$T/a.snap" -o "$T/d.snap" dir
+test_grep "... a full import, and why" \
+	"^sync-import: dir: a full import: delta imports are not implemented for ldap connectors yet$" "$T/err"
+tail -n +2 "$T/d.snap" >"$T/d.body"
+test_cmp "... the same objects" "$T/a.body" "$T/d.body"
+test_grep "... and no cookie" '"cookie":null' "$T/d.snap"
+
 # The sort spills to temporary files past -m; the result is the same.
 test_expect_code 0 "import with a 1 MiB sort buffer (external merge)" \
 	sync-import -q -m 1 -c "$T/sync.yaml" -o "$T/c.snap" dir
