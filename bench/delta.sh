@@ -54,19 +54,7 @@ print(json.dumps({"users": users, "groups": groups}))
 EOF
 curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$T/seed.json" \
 	"$BASE/_emulator/seed" >/dev/null || { echo "bench/delta.sh: seeding failed" >&2; exit 2; }
-cat >"$T/sync.yaml" <<EOF
-state_dir: $T/state
-connectors:
-  entra:
-    type: graph
-    tenant: $TENANT
-    client_id: $CID
-    client_secret_file: $T/secret
-    token_url: $BASE/$TENANT/oauth2/v2.0/token
-    graph_url: $BASE/v1.0
-    allow_http: true
-    timeout: 120
-EOF
+emu_conf "$T/sync.yaml" "timeout: 120"
 
 served() {
 	ctl /_emulator/log | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'
@@ -101,7 +89,9 @@ for k in range(n):
     if kind == 0:
         print('PATCH /users/%s {"displayName": "Renamed %d"}' % (u(i), k))
     elif kind == 1:
-        print('DELETE /users/%s' % u(i))
+        # from the end: users in no group (when there are more users
+        # than group places), so that no removal below meets them
+        print('DELETE /users/%s' % u(nu - 1 - k))
     elif kind == 2:
         print('POST /users {"displayName": "New %d", "userPrincipalName": "new%d@contoso.example", '
               '"mailNickname": "new%d", "accountEnabled": true, '
@@ -109,7 +99,7 @@ for k in range(n):
     elif kind == 3:
         print('POST /groups/%s/members/$ref %s' % (g(k % ng), ref % u((k * 31 + 7) % nu)))
     else:
-        print('DELETE /groups/%s/members/%s/$ref' % (g(k % ng), u((k % ng) * 50 % nu)))
+        print('DELETE /groups/%s/members/%s/$ref' % (g(k % ng), u(((k % ng) * 50 + k // 5) % nu)))
 EOF
 graph_call "$CID" "$SECRET" <"$T/changes" >"$T/calls" ||
 	{ cat "$T/calls" >&2; echo "bench/delta.sh: the changes failed" >&2; exit 2; }

@@ -24,7 +24,6 @@
 #include "conn.h"
 #include "diff.h"
 #include "graph.h"
-#include "http.h"
 
 struct delta {
 	struct sync_connector *c;
@@ -76,6 +75,19 @@ record(struct delta *dl, enum sync_objtype t, json_t *e, struct sync_err *err)
 	return 0;
 }
 
+struct item_arg {
+	struct delta *dl;
+	enum sync_objtype t;
+};
+
+static int
+item(void *arg, json_t *e, struct sync_err *err)
+{
+	struct item_arg *ia = arg;
+
+	return record(ia->dl, ia->t, e, err);
+}
+
 /*
  * Follows the deltaLink of type t to the end of its round.  Returns 0,
  * 1 when the service refuses the link (a full import is needed), -1.
@@ -84,80 +96,18 @@ static int
 delta_round(struct delta *dl, enum sync_objtype t, const char *link,
     struct sync_err *err)
 {
-	struct sync_graph_resp r = { 0 };
-	json_t *val, *e, *next, *dlink, *code;
-	char *url, u[512];
-	size_t i;
-	int rc = -1, empty = 0;
+	struct item_arg ia = { dl, t };
+	char *next = NULL;
+	int rc;
 
-	if ((url = sync_strdup(link)) == NULL)
-		return sync_errf(err, "%s: out of memory", dl->c->name);
-	for (;;) {
-		if (sync_graph_call(dl->g, 0, "GET", url, NULL, NULL,
-		    SYNC_HTTP_IDEMPOTENT | SYNC_GRAPH_ANYSTATUS, &r, err) == -1)
-			goto out;
-		code = json_object_get(json_object_get(r.json, "error"),
-		    "code");
-		if (r.status == 410 || (r.status >= 400 && r.status < 500 &&
-		    json_is_string(code) && strcmp(json_string_value(code),
-		    "syncStateNotFound") == 0)) {
-			snprintf(dl->res->why, sizeof dl->res->why, "the service "
-			    "no longer honours the %s deltaLink (%ld %s)",
-			    sync_objtype_name(t), r.status, json_is_string(code)
-			    ? json_string_value(code) : "");
-			rc = 1;
-			goto out;
-		}
-		if (r.status >= 400) {
-			sync_graph_errf(err, dl->g, "GET", url, &r);
-			goto out;
-		}
-		val = json_object_get(r.json, "value");
-		if (!json_is_array(val)) {
-			sync_http_url_trim(url, u, sizeof u);
-			sync_errf(err, "%s: GET %s: the answer has no 'value' "
-			    "array (request-id %s)", dl->c->name, u,
-			    r.request_id[0] ? r.request_id : "none");
-			goto out;
-		}
-		json_array_foreach(val, i, e)
-			if (record(dl, t, e, err) == -1)
-				goto out;
-		empty = json_array_size(val) == 0 ? empty + 1 : 0;
-		if (empty > 10000) {
-			sync_http_url_trim(url, u, sizeof u);
-			sync_errf(err, "%s: GET %s: 10000 empty pages in a row",
-			    dl->c->name, u);
-			goto out;
-		}
-		next = json_object_get(r.json, "@odata.nextLink");
-		dlink = json_object_get(r.json, "@odata.deltaLink");
-		free(url);
-		url = NULL;
-		if (json_is_string(dlink)) {
-			if (sync_buf_addf(&dl->cookie, "\n%s",
-			    json_string_value(dlink)) == -1) {
-				sync_errf(err, "%s: out of memory", dl->c->name);
-				goto out;
-			}
-			break;
-		}
-		if (!json_is_string(next)) {
-			sync_errf(err, "%s: a %s delta page with neither a "
-			    "nextLink nor a deltaLink (request-id %s)",
-			    dl->c->name, sync_objtype_name(t),
-			    r.request_id[0] ? r.request_id : "none");
-			goto out;
-		}
-		if ((url = sync_strdup(json_string_value(next))) == NULL) {
-			sync_errf(err, "%s: out of memory", dl->c->name);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	free(url);
-	sync_graph_resp_release(&r);
+	rc = sync_graph_pages(dl->g, link, item, &ia, &next, err);
+	if (rc == 1)
+		snprintf(dl->res->why, sizeof dl->res->why, "the service no "
+		    "longer honours the %s deltaLink (%.64s)",
+		    sync_objtype_name(t), err->msg);
+	if (rc == 0 && sync_buf_addf(&dl->cookie, "\n%s", next) == -1)
+		rc = sync_errf(err, "%s: out of memory", dl->c->name);
+	free(next);
 	return rc;
 }
 

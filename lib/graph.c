@@ -395,6 +395,7 @@ sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name)
 
 struct import {
 	struct sync_connector *c;
+	enum sync_objtype type;         /* what object_item reads */
 	struct sync_graph *g;
 	sync_obj_fn fn;
 	void *ctx;
@@ -402,34 +403,48 @@ struct import {
 	struct sync_buf name;
 };
 
-/* GETs every page from url on, handing each item of "value" to item. */
-static int
-get_pages(struct import *im, const char *first,
-    int (*item)(struct import *, json_t *, void *, struct sync_err *),
-    void *arg, struct sync_err *err)
+int
+sync_graph_pages(struct sync_graph *g, const char *first,
+    int (*item)(void *, json_t *, struct sync_err *), void *arg,
+    char **deltalink, struct sync_err *err)
 {
 	struct sync_graph_resp r = { 0 };
-	json_t *val, *e, *next;
+	json_t *val, *e, *next, *dlink, *code;
 	char *url, u[512];
 	size_t i;
 	int rc = -1, empty = 0;
 
 	if ((url = sync_strdup(first)) == NULL)
-		return sync_errf(err, "%s: out of memory", im->c->name);
+		return sync_errf(err, "%s: out of memory", g->c->name);
 	while (url) {
-		if (sync_graph_call(im->g, 0, "GET", url, NULL, NULL,
-		    SYNC_HTTP_IDEMPOTENT, &r, err) == -1)
+		if (sync_graph_call(g, 0, "GET", url, NULL, NULL,
+		    SYNC_HTTP_IDEMPOTENT | (deltalink ? SYNC_GRAPH_ANYSTATUS :
+		    0), &r, err) == -1)
 			goto out;
+		code = json_object_get(json_object_get(r.json, "error"),
+		    "code");
+		if (deltalink && (r.status == 410 || (r.status >= 400 &&
+		    r.status < 500 && json_is_string(code) &&
+		    strcmp(json_string_value(code), "syncStateNotFound") == 0))) {
+			sync_errf(err, "%ld %s", r.status, json_is_string(code) ?
+			    json_string_value(code) : "");
+			rc = 1;
+			goto out;
+		}
+		if (r.status >= 400) {
+			sync_graph_errf(err, g, "GET", url, &r);
+			goto out;
+		}
 		val = json_object_get(r.json, "value");
 		if (!json_is_array(val)) {
 			sync_http_url_trim(url, u, sizeof u);
 			sync_errf(err, "%s: GET %s: the answer has no 'value' "
-			    "array (request-id %s)", im->c->name, u,
+			    "array (request-id %s)", g->c->name, u,
 			    r.request_id[0] ? r.request_id : "none");
 			goto out;
 		}
 		json_array_foreach(val, i, e)
-			if (item(im, e, arg, err) == -1)
+			if (item(arg, e, err) == -1)
 				goto out;
 		/*
 		 * Follow the nextLink verbatim: a page may be empty and
@@ -440,15 +455,26 @@ get_pages(struct import *im, const char *first,
 		if (empty > 10000) {
 			sync_http_url_trim(url, u, sizeof u);
 			sync_errf(err, "%s: GET %s: 10000 empty pages in a row",
-			    im->c->name, u);
+			    g->c->name, u);
 			goto out;
 		}
 		free(url);
 		url = NULL;
 		next = json_object_get(r.json, "@odata.nextLink");
-		if (json_is_string(next) &&
-		    (url = sync_strdup(json_string_value(next))) == NULL) {
-			sync_errf(err, "%s: out of memory", im->c->name);
+		dlink = json_object_get(r.json, "@odata.deltaLink");
+		if (json_is_string(next)) {
+			if ((url = sync_strdup(json_string_value(next))) == NULL) {
+				sync_errf(err, "%s: out of memory", g->c->name);
+				goto out;
+			}
+		} else if (deltalink && !json_is_string(dlink)) {
+			sync_errf(err, "%s: a delta page with neither a nextLink "
+			    "nor a deltaLink (request-id %s)", g->c->name,
+			    r.request_id[0] ? r.request_id : "none");
+			goto out;
+		} else if (deltalink && (*deltalink =
+		    sync_strdup(json_string_value(dlink))) == NULL) {
+			sync_errf(err, "%s: out of memory", g->c->name);
 			goto out;
 		}
 	}
@@ -460,8 +486,9 @@ out:
 }
 
 static int
-member_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
+member_item(void *arg, json_t *e, struct sync_err *err)
 {
+	struct import *im = arg;
 	json_t *id = json_object_get(e, "id");
 
 	if (!json_is_string(id))
@@ -473,9 +500,10 @@ member_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
 }
 
 static int
-object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
+object_item(void *arg, json_t *e, struct sync_err *err)
 {
-	enum sync_objtype t = *(enum sync_objtype *)arg;
+	struct import *im = arg;
+	enum sync_objtype t = im->type;
 	struct sync_obj *o = &im->o;
 	struct sync_buf url = { 0 };
 	json_t *id = json_object_get(e, "id");
@@ -500,7 +528,7 @@ object_item(struct import *im, json_t *e, void *arg, struct sync_err *err)
 			return sync_errf(err, "%s: out of memory", im->c->name);
 		}
 		curl_free(eid);
-		rc = get_pages(im, url.p, member_item, NULL, err);
+		rc = sync_graph_pages(im->g, url.p, member_item, im, NULL, err);
 		sync_buf_release(&url);
 		if (rc == -1)
 			return -1;
@@ -629,7 +657,9 @@ sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 			sync_errf(err, "%s: out of memory", c->name);
 			goto out;
 		}
-		if (get_pages(&im, url.p, object_item, &t, err) == -1)
+		im.type = t;
+		if (sync_graph_pages(im.g, url.p, object_item, &im, NULL,
+		    err) == -1)
 			goto out;
 	}
 	*cookie = sync_buf_detach(&ck);

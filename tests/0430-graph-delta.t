@@ -21,24 +21,10 @@ EOF
 emu_start emu || _lib_fatal "start the Graph emulator"
 BASE=http://127.0.0.1:$(cat "$T/emu.port")
 
-# sync.yaml ATTRS: the connector, reading ATTRS (a YAML list) of users
+# write_conf ATTRS: sync.yaml, reading ATTRS (a YAML list) of users
 write_conf() {
-	cat >"$T/sync.yaml" <<EOF
-state_dir: $T/state
-connectors:
-  entra:
-    type: graph
-    tenant: $TENANT
-    client_id: $CID
-    client_secret_file: $T/secret
-    token_url: $BASE/$TENANT/oauth2/v2.0/token
-    graph_url: $BASE/v1.0
-    allow_http: true
-    page_size: 5
-    objects:
-      user: { attributes: $1 }
-      group: { attributes: [ description ] }
-EOF
+	emu_conf "$T/sync.yaml" "page_size: 5" "objects:" \
+		"  user: { attributes: $1 }" "  group: { attributes: [ description ] }"
 }
 write_conf '[ givenName, jobTitle ]'
 

@@ -7,6 +7,10 @@
 #                            stopped at exit like every server
 #   ctl PATH [JSON]          the emulator's control API at $BASE (GET, or
 #                            POST with a body); TEST_CA for https
+#   emu_conf FILE [LINE...]  a config with one graph connector "entra" for
+#                            the emulator at $BASE, app $CID with the
+#                            secret in $T/secret, state in $T/state; each
+#                            LINE is added to the connector
 #   graph_call CID SECRET    reads "METHOD /path [JSON]" lines on stdin and
 #                            sends each to $BASE/v1.0 as that app, as a
 #                            client of Graph would; prints "METHOD path
@@ -34,6 +38,26 @@ ctl() {
 	else
 		curl -sf --cacert "${TEST_CA:-/dev/null}" "$BASE$1"
 	fi
+}
+
+emu_conf() {
+	_f=$1
+	shift
+	{
+		echo "state_dir: $T/state"
+		echo "connectors:"
+		echo "  entra:"
+		echo "    type: graph"
+		echo "    tenant: $TENANT"
+		echo "    client_id: $CID"
+		echo "    client_secret_file: $T/secret"
+		echo "    token_url: $BASE/$TENANT/oauth2/v2.0/token"
+		echo "    graph_url: $BASE/v1.0"
+		echo "    allow_http: true"
+		for _l in "$@"; do
+			echo "    $_l"
+		done
+	} >"$_f"
 }
 
 graph_call() {
