@@ -111,9 +111,24 @@ delta_round(struct delta *dl, enum sync_objtype t, const char *link,
 	return rc;
 }
 
-/* The object at o of snapshot s as a sync_obj (released first). */
+/*
+ * 1 when the round removed object (p, len).  A removed (or soft-deleted)
+ * user or group is no member of any group either, as a full import
+ * would find, whether or not the round also says so of each group.
+ */
 static int
-from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
+gone(const struct delta *dl, const char *p, size_t len)
+{
+	json_t *rec = json_object_getn(dl->chg, p, len);
+
+	return rec != NULL && json_is_true(json_object_get(rec, "gone"));
+}
+
+/* The object at o of snapshot s as a sync_obj (released first), less
+ * the members the round removed. */
+static int
+from_snap(const struct delta *dl, const struct snap *s, const struct dobj *d,
+    struct sync_obj *o)
 {
 	uint32_t i, v;
 
@@ -125,9 +140,13 @@ from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
 		return -1;
 	for (i = d->a; i < d->a + d->na; i++) {
 		const struct dattr *a = &s->attrs[i];
+		int members = d->type == SYNC_GROUP &&
+		    strcmp(s->names.v[a->name], "members") == 0;
 
 		for (v = a->v; v < a->v + dattr_nv(a); v++)
-			if (sync_obj_addval(o, s->names.v[a->name],
+			if (!(members && gone(dl, s->buf + s->vals[v].off,
+			    s->vals[v].len)) &&
+			    sync_obj_addval(o, s->names.v[a->name],
 			    s->buf + s->vals[v].off, s->vals[v].len,
 			    (int)a->binary) == -1)
 				return -1;
@@ -139,7 +158,8 @@ from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
  * The changed object rec (id) as a sync_obj: its properties as the round
  * gave them (an item that is not a removal carries every selected
  * property), and for a group the members of prev (NULL for a new group)
- * with the round's member changes applied.
+ * with the round's member changes applied, less those the round
+ * removed.
  */
 static int
 from_change(struct delta *dl, const char *id, json_t *rec,
@@ -169,8 +189,8 @@ from_change(struct delta *dl, const char *id, json_t *rec,
 		if (mv == NULL)
 			return -1;
 		in = json_object_get(mem, mv);
-		if (!json_is_false(in) && sync_obj_addval(o, "members", mv,
-		    strlen(mv), 0) == -1) {
+		if (!json_is_false(in) && !gone(dl, mv, strlen(mv)) &&
+		    sync_obj_addval(o, "members", mv, strlen(mv), 0) == -1) {
 			free(mv);
 			return -1;
 		}
@@ -180,8 +200,8 @@ from_change(struct delta *dl, const char *id, json_t *rec,
 		free(mv);
 	}
 	json_object_foreach(mem, m, in)
-		if (json_is_true(in) && sync_obj_addval(o, "members", m,
-		    strlen(m), 0) == -1)
+		if (json_is_true(in) && !gone(dl, m, strlen(m)) &&
+		    sync_obj_addval(o, "members", m, strlen(m), 0) == -1)
 			return -1;
 	return 0;
 }
@@ -282,7 +302,7 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 			continue;
 		rec = json_object_get(dl.chg, s->buf + d->anchor);
 		if (rec == NULL) {
-			if (from_snap(s, d, &o) == -1)
+			if (from_snap(&dl, s, d, &o) == -1)
 				goto nomem;
 		} else {
 			json_object_set_new(rec, "done", json_true());
