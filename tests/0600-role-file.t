@@ -123,18 +123,20 @@ test_expect_code 0 "demote of a server that does not hold the lease" sync-role $
 test_expect_code 0 "b still active" sync-role $B check
 sync-role $B demote 2>/dev/null
 
-# --- the active server killed: its renewals stop, the lease expires
-ROLE_DURATION=2
+# --- the active server killed: its renewals stop, the lease expires.
+# 5 s leases: a renewal is due after 2.5 s, which leaves room for a slow
+# check (a sanitizer build on a loaded machine) before the lease expires.
+ROLE_DURATION=5
 sync-role $A promote 2>/dev/null
 # a's "cron": check (and so renew) every 0.3 s
 (while :; do sync-role $A check || exit 1; sleep 0.3; done) 3>&- &
 keeper=$!
-sleep 3
+sleep 6
 test_expect_code 1 "b refused while a keeps renewing (longer than a duration)" \
 	sync-role $B promote
 kill -KILL $keeper
 wait $keeper 2>/dev/null
-sleep 2.5
+sleep 5.5
 test_expect_code 0 "a killed: its lease expired, b takes over" sync-role $B promote
 test_expect_code 1 "a, back, finds it lost the lease" sync-role $A check
 sync-role $B demote 2>/dev/null

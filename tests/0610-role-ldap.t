@@ -140,15 +140,18 @@ test_grep "insufficient access, with the entry" \
 
 # --- the active server killed
 sync-role $A demote 2>/dev/null
-ROLE_DURATION=2
+# 5 s leases: a renewal is due after 2.5 s, which leaves room for a slow
+# check (a sanitizer build on a loaded machine) before the lease expires
+ROLE_DURATION=5
 sync-role $A promote 2>/dev/null
 (while :; do sync-role $A check || exit 1; sleep 0.3; done) 3>&- &
 keeper=$!
-sleep 3
-test_expect_code 1 "b refused while a keeps renewing" sync-role $Bs promote
+sleep 6
+test_expect_code 1 "b refused while a keeps renewing (longer than a duration)" \
+	sync-role $Bs promote
 kill -KILL $keeper
 wait $keeper 2>/dev/null
-sleep 2.5
+sleep 5.5
 test_expect_code 0 "a killed: its lease expired, b takes over" sync-role $Bs promote
 test_grep "fence 5" '^sync-role: b is active, fence 5, ' "$T/err"
 test_expect_code 1 "a finds it lost the lease" sync-role $A check
