@@ -100,7 +100,7 @@ delta_round(struct delta *dl, enum sync_objtype t, const char *link,
 	char *next = NULL;
 	int rc;
 
-	rc = sync_graph_pages(dl->g, link, item, &ia, &next, err);
+	rc = sync_graph_pages(dl->g, 0, link, item, &ia, &next, err);
 	if (rc == 1)
 		snprintf(dl->res->why, sizeof dl->res->why, "the service no "
 		    "longer honours the %s deltaLink (%.64s)",

@@ -3,6 +3,7 @@
  * connections, errors) and the full import of users and groups.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -393,9 +394,13 @@ sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name)
 	return 0;
 }
 
+struct mjob;
+
 struct import {
 	struct sync_connector *c;
 	enum sync_objtype type;         /* what object_item reads */
+	struct mjob *batch;             /* groups whose members are to read */
+	size_t nbatch;
 	struct sync_graph *g;
 	sync_obj_fn fn;
 	void *ctx;
@@ -404,7 +409,7 @@ struct import {
 };
 
 int
-sync_graph_pages(struct sync_graph *g, const char *first,
+sync_graph_pages(struct sync_graph *g, int conn, const char *first,
     int (*item)(void *, json_t *, struct sync_err *), void *arg,
     char **deltalink, struct sync_err *err)
 {
@@ -417,7 +422,7 @@ sync_graph_pages(struct sync_graph *g, const char *first,
 	if ((url = sync_strdup(first)) == NULL)
 		return sync_errf(err, "%s: out of memory", g->c->name);
 	while (url) {
-		if (sync_graph_call(g, 0, "GET", url, NULL, NULL,
+		if (sync_graph_call(g, conn, "GET", url, NULL, NULL,
 		    SYNC_HTTP_IDEMPOTENT | (deltalink ? SYNC_GRAPH_ANYSTATUS :
 		    0), &r, err) == -1)
 			goto out;
@@ -485,18 +490,150 @@ out:
 	return rc;
 }
 
+/*
+ * Groups are read GROUP_BATCH at a time: their members are read over all
+ * the client's connections at once (a request per group and page of
+ * members, each a round trip), then the groups are handed on in the order
+ * the service listed them.
+ */
+#define GROUP_BATCH 256
+
+struct mjob {
+	json_t *item;                   /* the group as listed */
+	struct sync_strv members;
+	struct sync_err err;
+	int failed;
+};
+
+struct mwork {
+	struct import *im;
+	struct mjob *jobs;
+	size_t n, next;                 /* next: the next job to take */
+	int stop;                       /* a job failed: take no more */
+	pthread_mutex_t mu;
+};
+
+struct mthread {
+	struct mwork *w;
+	int conn;
+};
+
 static int
 member_item(void *arg, json_t *e, struct sync_err *err)
 {
-	struct import *im = arg;
+	struct mjob *j = arg;
 	json_t *id = json_object_get(e, "id");
 
-	if (!json_is_string(id))
-		return 0;
-	if (sync_obj_addval(&im->o, "members", json_string_value(id),
-	    json_string_length(id), 0) == -1)
-		return sync_errf(err, "%s: out of memory", im->c->name);
+	if (json_is_string(id) && sync_strv_addn(&j->members,
+	    json_string_value(id), json_string_length(id)) == -1)
+		return sync_errf(err, "out of memory");
 	return 0;
+}
+
+/* Reads the members of the groups of w, one group at a time, over conn. */
+static void *
+member_worker(void *arg)
+{
+	struct mthread *mt = arg;
+	struct mwork *w = mt->w;
+	struct sync_graph *g = w->im->g;
+	struct sync_buf url = { 0 };
+	struct mjob *j;
+	char *eid;
+
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		j = w->stop || w->next == w->n ? NULL : &w->jobs[w->next++];
+		pthread_mutex_unlock(&w->mu);
+		if (j == NULL)
+			break;
+		sync_buf_reset(&url);
+		eid = curl_easy_escape(NULL, json_string_value(json_object_get(
+		    j->item, "id")), 0);
+		if (eid == NULL || sync_buf_addf(&url,
+		    "/groups/%s/members?$select=id&$top=%ld", eid,
+		    g->gc->page_size) == -1) {
+			sync_errf(&j->err, "%s: out of memory", w->im->c->name);
+			j->failed = 1;
+		} else if (sync_graph_pages(g, mt->conn, url.p, member_item, j,
+		    NULL, &j->err) == -1)
+			j->failed = 1;
+		curl_free(eid);
+		if (j->failed) {
+			pthread_mutex_lock(&w->mu);
+			w->stop = 1;
+			pthread_mutex_unlock(&w->mu);
+		}
+	}
+	sync_buf_release(&url);
+	return NULL;
+}
+
+/* The members of the batch's groups, then the groups handed on. */
+static int
+flush_groups(struct import *im, struct sync_err *err)
+{
+	struct mwork w = { 0 };
+	struct mthread mt[64];
+	pthread_t tid[64];
+	int started[64] = { 0 };
+	struct sync_obj *o = &im->o;
+	size_t i, k;
+	int nt, t, rc = -1;
+
+	if (im->nbatch == 0)
+		return 0;
+	w.im = im;
+	w.jobs = im->batch;
+	w.n = im->nbatch;
+	pthread_mutex_init(&w.mu, NULL);
+	nt = im->g->nconn < (int)w.n ? im->g->nconn : (int)w.n;
+	for (t = 0; t < nt; t++) {
+		mt[t].w = &w;
+		mt[t].conn = t;
+		started[t] = t > 0 && pthread_create(&tid[t], NULL,
+		    member_worker, &mt[t]) == 0;
+	}
+	member_worker(&mt[0]);
+	for (t = 1; t < nt; t++)
+		if (started[t])
+			pthread_join(tid[t], NULL);
+	pthread_mutex_destroy(&w.mu);
+	for (i = 0; i < w.n; i++) {
+		struct mjob *j = &w.jobs[i];
+
+		/* jobs are taken in order: before a job that was never
+		 * taken (after a failure) comes the one that failed */
+		if (j->failed) {
+			*err = j->err;
+			goto out;
+		}
+		sync_obj_release(o);
+		o->type = SYNC_GROUP;
+		if ((o->anchor = sync_strdup(json_string_value(json_object_get(
+		    j->item, "id")))) == NULL || (o->id =
+		    sync_strdup(o->anchor)) == NULL ||
+		    sync_graph_obj_props(o, j->item, &im->name) == -1) {
+			sync_errf(err, "%s: out of memory", im->c->name);
+			goto out;
+		}
+		for (k = 0; k < j->members.n; k++)
+			if (sync_obj_addval(o, "members", j->members.v[k],
+			    strlen(j->members.v[k]), 0) == -1) {
+				sync_errf(err, "%s: out of memory", im->c->name);
+				goto out;
+			}
+		if (im->fn(im->ctx, o, err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < im->nbatch; i++) {
+		json_decref(im->batch[i].item);
+		sync_strv_release(&im->batch[i].members);
+	}
+	im->nbatch = 0;
+	return rc;
 }
 
 static int
@@ -505,14 +642,18 @@ object_item(void *arg, json_t *e, struct sync_err *err)
 	struct import *im = arg;
 	enum sync_objtype t = im->type;
 	struct sync_obj *o = &im->o;
-	struct sync_buf url = { 0 };
 	json_t *id = json_object_get(e, "id");
-	char *eid;
-	int rc;
 
 	if (!json_is_string(id) || json_string_length(id) == 0)
 		return sync_errf(err, "%s: a %s without an id in the answer",
 		    im->c->name, sync_objtype_name(t));
+	if (t == SYNC_GROUP) {
+		struct mjob *j = &im->batch[im->nbatch++];
+
+		memset(j, 0, sizeof *j);
+		j->item = json_incref(e);
+		return im->nbatch == GROUP_BATCH ? flush_groups(im, err) : 0;
+	}
 	sync_obj_release(o);
 	o->type = t;
 	if ((o->anchor = sync_strdup(json_string_value(id))) == NULL ||
@@ -520,19 +661,6 @@ object_item(void *arg, json_t *e, struct sync_err *err)
 		return sync_errf(err, "%s: out of memory", im->c->name);
 	if (sync_graph_obj_props(o, e, &im->name) == -1)
 		return sync_errf(err, "%s: out of memory", im->c->name);
-	if (t == SYNC_GROUP) {
-		if ((eid = curl_easy_escape(NULL, o->id, 0)) == NULL ||
-		    sync_buf_addf(&url, "/groups/%s/members?$select=id&$top=%ld",
-		    eid, im->g->gc->page_size) == -1) {
-			curl_free(eid);
-			return sync_errf(err, "%s: out of memory", im->c->name);
-		}
-		curl_free(eid);
-		rc = sync_graph_pages(im->g, url.p, member_item, im, NULL, err);
-		sync_buf_release(&url);
-		if (rc == -1)
-			return -1;
-	}
 	return im->fn(im->ctx, o, err);
 }
 
@@ -638,8 +766,12 @@ sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 	im.c = c;
 	im.fn = fn;
 	im.ctx = ctx;
-	if ((im.g = sync_graph_open(c, 1, err)) == NULL)
+	if ((im.batch = calloc(GROUP_BATCH, sizeof *im.batch)) == NULL)
+		return sync_errf(err, "%s: out of memory", c->name);
+	if ((im.g = sync_graph_open(c, (int)gc->connections, err)) == NULL) {
+		free(im.batch);
 		return -1;
+	}
 	if (sync_graph_delta_digest(c, &ck, err) == -1)
 		goto out;
 	for (i = 0; i < sizeof types / sizeof *types; i++) {
@@ -658,13 +790,18 @@ sync_graph_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 			goto out;
 		}
 		im.type = t;
-		if (sync_graph_pages(im.g, url.p, object_item, &im, NULL,
-		    err) == -1)
+		if (sync_graph_pages(im.g, 0, url.p, object_item, &im, NULL,
+		    err) == -1 || flush_groups(&im, err) == -1)
 			goto out;
 	}
 	*cookie = sync_buf_detach(&ck);
 	rc = 0;
 out:
+	for (i = 0; i < im.nbatch; i++) {
+		json_decref(im.batch[i].item);
+		sync_strv_release(&im.batch[i].members);
+	}
+	free(im.batch);
 	sync_obj_release(&im.o);
 	sync_buf_release(&im.name);
 	sync_buf_release(&url);

@@ -121,14 +121,14 @@ unsigned long sync_graph_auth_count(struct sync_graph_auth *a);
 int sync_graph_select(struct sync_connector *c, enum sync_objtype t,
     struct sync_buf *out, struct sync_err *err);
 /*
- * GETs every page from first on (following each @odata.nextLink as it
- * is), handing each item of "value" to item.  With deltalink, the pages
+ * GETs every page from first on over connection conn (following each
+ * @odata.nextLink as it is), handing each item of "value" to item.  With deltalink, the pages
  * are a delta round: *deltalink gets the last page's @odata.deltaLink
  * (the caller frees it), and where the service refuses the link (410
  * Gone, syncStateNotFound) the return is 1 with err "STATUS CODE".
  * Returns 0, or -1 with err set.
  */
-int sync_graph_pages(struct sync_graph *g, const char *first,
+int sync_graph_pages(struct sync_graph *g, int conn, const char *first,
     int (*item)(void *, json_t *, struct sync_err *), void *arg,
     char **deltalink, struct sync_err *err);
 /* The properties of the Graph object e as attributes of o (name is

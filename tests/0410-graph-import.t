@@ -406,6 +406,18 @@ EOF
 echo "403s 1" >"$T/once.want"
 test_cmp "... at once, without retries" "$T/once.want" "$T/once"
 
+# The members are read over all connections at once: a failure there
+# stops the import too, with that request's error, and writes nothing.
+ctl /_emulator/faults '{"rules": [{"method": "GET",
+  "path": "^/v1.0/groups/10000000-0000-4000-8000-000000000002/members",
+  "action": "403", "times": 1}]}' >/dev/null
+rm -f "$T/m.snap"
+test_expect_code 2 "a 403 on one group's members stops the import" \
+	sync-import -c "$T/sync.yaml" -o "$T/m.snap" entra
+test_grep "... with that request's error" \
+	"^sync-import: entra: GET $BASE/v1\.0/groups/10000000-0000-4000-8000-000000000002/members\?.* failed: 403 UnknownError: Injected failure\. \(request-id [-0-9a-f]{36}\)$" "$T/err"
+if [ -e "$T/m.snap" ]; then fail "... and writes nothing"; else pass "... and writes nothing"; fi
+
 # Credentials.
 conf "$T/wrong.yaml" "client_secret_file: $T/wrong.secret"
 test_expect_code 2 "a wrong secret" \
