@@ -44,7 +44,8 @@ groups = [{"id": g1, "displayName": "Staff", "mailNickname": "staff",
 print(json.dumps({"users": users, "groups": groups}))
 EOF
 ctl /_emulator/seed "$(cat "$T/seed.json")" >/dev/null || fail "seed the emulator"
-ctl /_emulator/faults '{"delta_members_chunk": 4}' >/dev/null
+# pages of 3 items: the rounds below span several pages
+ctl /_emulator/faults '{"delta_members_chunk": 4, "page_size": 3}' >/dev/null
 
 # same NAME A B: the two snapshots hold the same objects, line for line
 same() {
@@ -110,9 +111,13 @@ test_expect_code 0 "a delta import after them" \
 	sync-import -c "$T/sync.yaml" -d "$T/s2.snap" -o "$T/s3.snap" entra
 test_grep "... 8 objects changed, added or removed" \
 	'^sync-import: entra: 22 users, 3 groups, 0 contacts \(delta: 8 changed\)$' "$T/err"
-requests "$n" | sort -u >"$T/req"
+requests "$n" >"$T/req.all"
+sort -u "$T/req.all" >"$T/req"
 printf '%s\n' "GET /v1.0/groups/delta" "GET /v1.0/users/delta" >"$T/req.want"
 test_cmp "... delta rounds only (no listing, no members read)" "$T/req.want" "$T/req"
+n=$(grep -c "GET /v1.0/users/delta" "$T/req.all")
+if [ "$n" -ge 2 ]; then pass "... the users' round over $n pages"; else
+	fail "... the users' round over several pages" "$n request(s)"; fi
 test_expect_code 0 "a full import now" sync-import -c "$T/sync.yaml" -o "$T/f3.snap" entra
 same "the delta snapshot is the full import's" "$T/f3.snap" "$T/s3.snap"
 test_no_grep "... the deleted user is gone" "${U}04" "$T/s3.snap"
