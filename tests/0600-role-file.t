@@ -6,6 +6,7 @@
 # fails; demote releases; 60 rounds of both servers racing to promote
 # never make both active; config errors.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/role.sh"
 
 for s in a b; do
 	cat >"$T/$s.yaml" <<EOF
@@ -30,6 +31,9 @@ B="-c $T/b.yaml"
 # lease_field FIELD: the field of the lease file (holder, fence, expires)
 lease_field() {
 	sed -n "s/.*$1=\([^;]*\).*/\1/p" "$T/lease"
+}
+lease_value() {
+	cat "$T/lease"
 }
 
 # --- a new server
@@ -123,70 +127,14 @@ test_expect_code 0 "demote of a server that does not hold the lease" sync-role $
 test_expect_code 0 "b still active" sync-role $B check
 sync-role $B demote 2>/dev/null
 
-# --- the active server killed: its renewals stop, the lease expires.
-# 5 s leases: a renewal is due after 2.5 s, which leaves room for a slow
-# check (a sanitizer build on a loaded machine) before the lease expires.
-ROLE_DURATION=5
-sync-role $A promote 2>/dev/null
-# a's "cron": check (and so renew) every 0.3 s
-(while :; do sync-role $A check || exit 1; sleep 0.3; done) 3>&- &
-keeper=$!
-sleep 6
-test_expect_code 1 "b refused while a keeps renewing (longer than a duration)" \
-	sync-role $B promote
-kill -KILL $keeper
-wait $keeper 2>/dev/null
-sleep 5.5
-test_expect_code 0 "a killed: its lease expired, b takes over" sync-role $B promote
+# --- the active server killed: its renewals stop, the lease expires
+role_killed
 test_expect_code 1 "a, back, finds it lost the lease" sync-role $A check
 sync-role $B demote 2>/dev/null
 ROLE_DURATION=60
 
-# --- races: both promote at the same moment, 60 rounds
-# Half of the rounds pause 50 ms between reading the lease and the
-# compare-and-swap, so that both read the same value before either writes.
-rounds=60 bad=0 winners_a=0 winners_b=0
-prev=$(lease_field fence)
-i=1
-while [ $i -le $rounds ]; do
-	pause=0
-	[ $((i % 2)) -eq 0 ] && pause=50
-	SYNC_ROLE_TEST_PAUSE=$pause sync-role $A promote >/dev/null 2>"$T/ra.err" 3>&- &
-	pa=$!
-	SYNC_ROLE_TEST_PAUSE=$pause sync-role $B promote >/dev/null 2>"$T/rb.err" 3>&- &
-	pb=$!
-	wait $pa; ra=$?
-	wait $pb; rb=$?
-	sync-role $A >"$T/va" 2>&1 3>&-; va=$?
-	sync-role $B >"$T/vb" 2>&1 3>&-; vb=$?
-	holder=$(lease_field holder) fence=$(lease_field fence)
-	why=
-	case "$ra$rb" in
-	01) w=a ;;
-	10) w=b ;;
-	*) w=; why="promote exits a=$ra b=$rb" ;;
-	esac
-	[ "$va$vb" = 01 ] || [ "$va$vb" = 10 ] || why="$why; show exits a=$va b=$vb"
-	[ -n "$w" ] && [ "$holder" != "$w" ] && why="$why; lease holder '$holder', winner $w"
-	[ "$fence" = $((prev + 1)) ] || why="$why; fence $prev -> $fence"
-	if [ -n "$why" ]; then
-		bad=$((bad + 1))
-		note "round $i (pause $pause ms): $why"
-		note_file "$T/ra.err" 3
-		note_file "$T/rb.err" 3
-	fi
-	case $w in a) winners_a=$((winners_a + 1)) ;; b) winners_b=$((winners_b + 1)) ;; esac
-	prev=$fence
-	[ -n "$w" ] && sync-role -c "$T/$w.yaml" demote 2>/dev/null 3>&-
-	i=$((i + 1))
-done
-if [ $bad -eq 0 ]; then
-	pass "$rounds racing rounds: one winner, one refused, lease and views agree"
-else
-	fail "$rounds racing rounds: one winner, one refused, lease and views agree" \
-		"$bad bad rounds"
-fi
-note "race winners: a $winners_a, b $winners_b"
+# --- races: both promote at the same moment
+role_races 60 50 "on a lease file"
 
 # Forced takeovers racing: whoever wrote last holds it, the other's check fails.
 sync-role $A promote 2>/dev/null

@@ -6,6 +6,7 @@
 # 60 racing rounds, and the failures: no entry, no value, two values, no
 # write access, the server gone.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/role.sh"
 
 slapd_start
 B=$SLAPD_BASE
@@ -140,70 +141,14 @@ test_grep "insufficient access, with the entry" \
 
 # --- the active server killed
 sync-role $A demote 2>/dev/null
-# 5 s leases: a renewal is due after 2.5 s, which leaves room for a slow
-# check (a sanitizer build on a loaded machine) before the lease expires
-ROLE_DURATION=5
-sync-role $A promote 2>/dev/null
-(while :; do sync-role $A check || exit 1; sleep 0.3; done) 3>&- &
-keeper=$!
-sleep 6
-test_expect_code 1 "b refused while a keeps renewing (longer than a duration)" \
-	sync-role $Bs promote
-kill -KILL $keeper
-wait $keeper 2>/dev/null
-sleep 5.5
-test_expect_code 0 "a killed: its lease expired, b takes over" sync-role $Bs promote
+role_killed
 test_grep "fence 5" '^sync-role: b is active, fence 5, ' "$T/err"
 test_expect_code 1 "a finds it lost the lease" sync-role $A check
 sync-role $Bs demote 2>/dev/null
 ROLE_DURATION=60
 
 # --- races
-rounds=60 bad=0 wa=0 wb=0
-prev=$(lease_field fence)
-i=1
-while [ $i -le $rounds ]; do
-	pause=0
-	[ $((i % 2)) -eq 0 ] && pause=100
-	SYNC_ROLE_TEST_PAUSE=$pause sync-role $A promote >/dev/null 2>"$T/ra.err" 3>&- &
-	pa=$!
-	SYNC_ROLE_TEST_PAUSE=$pause sync-role $Bs promote >/dev/null 2>"$T/rb.err" 3>&- &
-	pb=$!
-	wait $pa; ra=$?
-	wait $pb; rb=$?
-	sync-role $A >/dev/null 2>&1 3>&-; va=$?
-	sync-role $Bs >/dev/null 2>&1 3>&-; vb=$?
-	lease_value >"$T/lv"
-	holder=$(sed -n 's/.*holder=\([^;]*\).*/\1/p' "$T/lv")
-	fence=$(sed -n 's/.*fence=\([^;]*\).*/\1/p' "$T/lv")
-	why=
-	case "$ra$rb" in
-	01) w=a ;;
-	10) w=b ;;
-	*) w=; why="promote exits a=$ra b=$rb" ;;
-	esac
-	[ "$va$vb" = 01 ] || [ "$va$vb" = 10 ] || why="$why; show exits a=$va b=$vb"
-	[ "$(wc -l <"$T/lv")" -eq 1 ] || why="$why; $(wc -l <"$T/lv") values"
-	[ -n "$w" ] && [ "$holder" != "$w" ] && why="$why; lease holder '$holder', winner $w"
-	[ "$fence" = $((prev + 1)) ] || why="$why; fence $prev -> $fence"
-	if [ -n "$why" ]; then
-		bad=$((bad + 1))
-		note "round $i (pause $pause ms): $why"
-		note_file "$T/ra.err" 3
-		note_file "$T/rb.err" 3
-	fi
-	case $w in a) wa=$((wa + 1)) ;; b) wb=$((wb + 1)) ;; esac
-	prev=$fence
-	[ -n "$w" ] && sync-role -c "$T/$w.yaml" demote 2>/dev/null 3>&-
-	i=$((i + 1))
-done
-if [ $bad -eq 0 ]; then
-	pass "$rounds racing rounds on slapd: one winner, one refused, one value, views agree"
-else
-	fail "$rounds racing rounds on slapd: one winner, one refused, one value, views agree" \
-		"$bad bad rounds"
-fi
-note "race winners: a $wa, b $wb"
+role_races 60 100 "on slapd"
 
 # --- two values: refused rather than guessed
 sync-role $A promote 2>/dev/null

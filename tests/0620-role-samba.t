@@ -6,6 +6,7 @@
 # refusal, expiry, forced takeover, demote, racing rounds, and an
 # account without the right.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/role.sh"
 
 samba_start
 LDAPTLS_CACERT=$SAMBA_CA
@@ -126,50 +127,6 @@ test_grep "insufficient access named" \
 	"^sync-role: ad: modifying lease entry '$LEASE': Insufficient access \(50\)" "$T/err"
 
 # --- races
-rounds=50 bad=0 wa=0 wb=0
-prev=$(lease_value | sed -n 's/.*fence=\([^;]*\).*/\1/p')
-i=1
-while [ $i -le $rounds ]; do
-	pause=0
-	[ $((i % 2)) -eq 0 ] && pause=150
-	SYNC_ROLE_TEST_PAUSE=$pause sync-role $A promote >/dev/null 2>"$T/ra.err" 3>&- &
-	pa=$!
-	SYNC_ROLE_TEST_PAUSE=$pause sync-role $Bs promote >/dev/null 2>"$T/rb.err" 3>&- &
-	pb=$!
-	wait $pa; ra=$?
-	wait $pb; rb=$?
-	sync-role $A >/dev/null 2>&1 3>&-; va=$?
-	sync-role $Bs >/dev/null 2>&1 3>&-; vb=$?
-	lease_value >"$T/lv"
-	holder=$(sed -n 's/.*holder=\([^;]*\).*/\1/p' "$T/lv")
-	fence=$(sed -n 's/.*fence=\([^;]*\).*/\1/p' "$T/lv")
-	why=
-	case "$ra$rb" in
-	01) w=a ;;
-	10) w=b ;;
-	*) w=; why="promote exits a=$ra b=$rb" ;;
-	esac
-	[ "$va$vb" = 01 ] || [ "$va$vb" = 10 ] || why="$why; show exits a=$va b=$vb"
-	[ "$(wc -l <"$T/lv")" -eq 1 ] || why="$why; $(wc -l <"$T/lv") values"
-	[ -n "$w" ] && [ "$holder" != "$w" ] && why="$why; lease holder '$holder', winner $w"
-	[ "$fence" = $((prev + 1)) ] || why="$why; fence $prev -> $fence"
-	if [ -n "$why" ]; then
-		bad=$((bad + 1))
-		note "round $i (pause $pause ms): $why"
-		note_file "$T/ra.err" 3
-		note_file "$T/rb.err" 3
-	fi
-	case $w in a) wa=$((wa + 1)) ;; b) wb=$((wb + 1)) ;; esac
-	prev=$fence
-	[ -n "$w" ] && sync-role -c "$T/$w.yaml" demote 2>/dev/null 3>&-
-	i=$((i + 1))
-done
-if [ $bad -eq 0 ]; then
-	pass "$rounds racing rounds on Samba AD: one winner, one refused, one value, views agree"
-else
-	fail "$rounds racing rounds on Samba AD: one winner, one refused, one value, views agree" \
-		"$bad bad rounds"
-fi
-note "race winners: a $wa, b $wb"
+role_races 50 150 "on Samba AD"
 
 done_testing
