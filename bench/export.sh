@@ -125,27 +125,8 @@ role:
   duration: 3600
   lease:
     file: lease
-flows:
-  - name: users
-    from: src.user
-    to: entra.user
-    out_of_scope: delete
-    attributes:
-      userPrincipalName: '[uid] & "@contoso.example"'
-      displayName: '[displayName]'
-      mailNickname: '[uid]'
-      accountEnabled: '"true"'
-  - name: groups
-    from: src.group
-    to: entra.group
-    out_of_scope: delete
-    anchor:
-      target: $EXT
-    attributes:
-      displayName: '[cn]'
-      mailNickname: 'Replace([cn], " ", "-")'
-      members: { value: '[member]', reference: true }
 EOF
+	cat "$TOP/tests/data/graph-export-flows.yaml" >>"$T/sync.yaml"
 }
 
 # The source: USERS users, GROUPS groups of MEMBERS members (group g holds

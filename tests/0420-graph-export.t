@@ -63,27 +63,8 @@ role:
   duration: 300
   lease:
     file: lease
-flows:
-  - name: users
-    from: src.user
-    to: entra.user
-    out_of_scope: delete
-    attributes:
-      userPrincipalName: '[uid] & "@contoso.example"'
-      displayName: '[displayName]'
-      mailNickname: '[uid]'
-      accountEnabled: '"true"'
-  - name: groups
-    from: src.group
-    to: entra.group
-    out_of_scope: delete
-    anchor:
-      target: $EXT
-    attributes:
-      displayName: '[cn]'
-      mailNickname: 'Replace([cn], " ", "-")'
-      members: { value: '[member]', reference: true }
 EOF
+cat "$TOP/tests/data/graph-export-flows.yaml" >>"$T/sync.yaml"
 DELETE_THRESHOLD=500 SYNC_SERVER=alpha SYNC_STATE=$T/state
 export DELETE_THRESHOLD SYNC_SERVER SYNC_STATE
 # beta CMD...: as the other server (same config file, its own state)
