@@ -33,10 +33,7 @@ done
 EMU=$TOP/tests/graph-emulator.py
 TENANT=contoso.example
 CID=3f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11
-SECRET=bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-printf '%s\n' "$SECRET" >"$T/secret"
-chmod 600 "$T/secret"
-printf '[{"client_id": "%s", "secret": "%s"}]\n' "$CID" "$SECRET" >"$T/apps.json"
+emu_app "$CID" "$T/secret"
 emu_start emu --latency-ms "$LATENCY_MS" || { echo "bench/delta.sh: the emulator does not start" >&2; exit 2; }
 BASE=http://127.0.0.1:$(cat "$T/emu.port")
 

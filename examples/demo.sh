@@ -10,6 +10,7 @@
 # on the second, staging, server, whose plan shows its effect.  Everything
 # runs in a scratch directory removed at the end (KEEP_TMP=1 keeps it).
 . "$(dirname "$0")/../tests/lib.sh"
+. "$TOP/tests/graph.sh"
 lib_quiet
 exec 1>&3 2>&3
 
@@ -24,21 +25,9 @@ cp "$SLAPD_PWFILE" "$T/ldap.pw"
 echo "directory: $SLAPD_LDAPS_URL (TLS, checked against a test CA)"
 
 say "Starting a local Entra ID (the Graph emulator) with one cloud-only admin"
-secret=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-printf '%s\n' "$secret" >"$T/entra.secret"
-chmod 600 "$T/entra.secret"
-printf '[{"client_id": "6f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11", "secret": "%s"}]\n' \
-	"$secret" >"$T/apps.json"
-python3 "$TOP/tests/graph-emulator.py" --port 0 --port-file "$T/graph.port" \
-	--apps-file "$T/apps.json" --tenant demo.example --log "$T/graph.log" \
-	>"$T/graph.out" 2>&1 3>&- &
-_lib_pids="$_lib_pids $!"
-i=0
-while [ ! -s "$T/graph.port" ]; do
-	i=$((i + 1))
-	[ $i -gt 200 ] && { cat "$T/graph.out" >&2; exit 2; }
-	sleep 0.05
-done
+EMU=$TOP/tests/graph-emulator.py TENANT=demo.example
+emu_app 6f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11 "$T/entra.secret"
+emu_start graph || { echo "demo: the Graph emulator does not start" >&2; exit 2; }
 DEMO_GRAPH=http://127.0.0.1:$(cat "$T/graph.port")
 curl -sf -X POST -H 'Content-Type: application/json' "$DEMO_GRAPH/_emulator/seed" \
 	-d '{"users":[{"displayName":"Cloud Admin","userPrincipalName":"admin@demo.example","mailNickname":"admin","accountEnabled":true}]}' >/dev/null

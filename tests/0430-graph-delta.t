@@ -11,13 +11,7 @@
 EMU=$TOP/tests/graph-emulator.py
 TENANT=contoso.example
 CID=3f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11
-printf 'S3cr+t&v@lue=~%s\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" >"$T/secret"
-chmod 600 "$T/secret"
-SECRET=$(cat "$T/secret")
-cat >"$T/apps.json" <<EOF
-[{"client_id": "$CID", "secret": "$SECRET"}]
-EOF
-
+emu_app "$CID" "$T/secret"
 emu_start emu || _lib_fatal "start the Graph emulator"
 BASE=http://127.0.0.1:$(cat "$T/emu.port")
 

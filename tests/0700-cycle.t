@@ -5,26 +5,15 @@
 # do; failover (demote the active, promote the staging) goes on with
 # nothing created twice; and make demo's script runs to its end.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/graph.sh"
 
 slapd_start
 slapd_add "$TOP/examples/demo-directory.ldif" || fail "seed slapd"
 cp "$SLAPD_PWFILE" "$T/ldap.pw"
 
-secret=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-printf '%s\n' "$secret" >"$T/entra.secret"
-chmod 600 "$T/entra.secret"
-printf '[{"client_id": "6f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11", "secret": "%s"}]\n' \
-	"$secret" >"$T/apps.json"
-python3 "$TOP/tests/graph-emulator.py" --port 0 --port-file "$T/graph.port" \
-	--apps-file "$T/apps.json" --tenant demo.example --log "$T/graph.log" \
-	>"$T/graph.out" 2>&1 3>&- &
-_lib_pids="$_lib_pids $!"
-i=0
-while [ ! -s "$T/graph.port" ]; do
-	i=$((i + 1))
-	[ $i -gt 200 ] && { note_file "$T/graph.out"; fail "the emulator starts"; done_testing; }
-	sleep 0.05
-done
+EMU=$TOP/tests/graph-emulator.py TENANT=demo.example
+emu_app 6f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11 "$T/entra.secret"
+emu_start graph || { fail "the emulator starts"; done_testing; }
 DEMO_GRAPH=http://127.0.0.1:$(cat "$T/graph.port")
 DEMO_DIR=$T DEMO_LDAP_URL=$SLAPD_LDAPS_URL DEMO_CA=$SLAPD_CA
 SYNC_CONFIG=$TOP/examples/demo.yaml

@@ -2,6 +2,9 @@
 # lib.sh.  Needs EMU (tests/graph-emulator.py), TENANT and $T/apps.json
 # (the apps the emulator knows, see the emulator's --apps-file).
 #
+#   emu_app CID FILE         one app: a new random secret in FILE (mode
+#                            0600, also in $SECRET) and $T/apps.json
+#                            naming client CID with it
 #   emu_start NAME ARGS...   start an emulator (more ARGS for it); its port
 #                            is in $T/NAME.port, its log in $T/NAME.log;
 #                            stopped at exit like every server
@@ -15,6 +18,13 @@
 #                            sends each to $BASE/v1.0 as that app, as a
 #                            client of Graph would; prints "METHOD path
 #                            STATUS" each, fails at the first error
+
+emu_app() {
+	SECRET="S3cr+t&v@lue=~$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+	printf '%s\n' "$SECRET" >"$2"
+	chmod 600 "$2"
+	printf '[{"client_id": "%s", "secret": "%s"}]\n' "$1" "$SECRET" >"$T/apps.json"
+}
 
 emu_start() {
 	_n=$1
