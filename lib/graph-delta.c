@@ -28,6 +28,10 @@
 struct delta {
 	struct sync_connector *c;
 	struct sync_graph *g;
+	/* per type, the properties a full import selects: a round's items
+	 * are cut down to them (where a service gave more with a deltaLink
+	 * from $deltatoken=latest, the snapshot must not show it) */
+	struct sync_strv sel[SYNC_NOBJTYPES];
 	json_t *chg;            /* id -> { "t", "gone", "props", "mem" } */
 	struct sync_buf cookie, name;
 	struct sync_import_res *res;
@@ -176,7 +180,7 @@ from_change(struct delta *dl, const char *id, json_t *rec,
 	if ((o->anchor = sync_strdup(id)) == NULL ||
 	    (o->id = sync_strdup(id)) == NULL ||
 	    sync_graph_obj_props(o, json_object_get(rec, "props"),
-	    &dl->name) == -1)
+	    &dl->name, &dl->sel[o->type]) == -1)
 		return -1;
 	if (o->type != SYNC_GROUP)
 		return 0;
@@ -203,6 +207,27 @@ from_change(struct delta *dl, const char *id, json_t *rec,
 		if (json_is_true(in) && !gone(dl, m, strlen(m)) &&
 		    sync_obj_addval(o, "members", m, strlen(m), 0) == -1)
 			return -1;
+	return 0;
+}
+
+/* The $select list of type t as a set of names. */
+static int
+select_set(struct sync_connector *c, enum sync_objtype t,
+    struct sync_strv *out, struct sync_err *err)
+{
+	struct sync_buf sel = { 0 };
+	const char *p, *q;
+	int rc = 0;
+
+	if (sync_graph_select(c, t, &sel, err) == -1)
+		return -1;
+	for (p = sel.p; p && *p && rc == 0; p = *q ? q + 1 : q) {
+		q = p + strcspn(p, ",");
+		rc = sync_strv_addn(out, p, (size_t)(q - p));
+	}
+	sync_buf_release(&sel);
+	if (rc == -1)
+		return sync_errf(err, "%s: out of memory", c->name);
 	return 0;
 }
 
@@ -291,6 +316,10 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 		goto out;
 	for (i = 0; i < sizeof types / sizeof *types; i++)
 		if (c->graph->enabled[types[i]] &&
+		    select_set(c, types[i], &dl.sel[types[i]], err) == -1)
+			goto out;
+	for (i = 0; i < sizeof types / sizeof *types; i++)
+		if (c->graph->enabled[types[i]] &&
 		    (rc = delta_round(&dl, types[i], links[types[i]], err)) != 0)
 			goto out;
 	rc = -1;
@@ -333,6 +362,8 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 nomem:
 	sync_errf(err, "%s: out of memory", c->name);
 out:
+	for (i = 0; i < SYNC_NOBJTYPES; i++)
+		sync_strv_release(&dl.sel[i]);
 	sync_obj_release(&o);
 	json_decref(dl.chg);
 	sync_buf_release(&dl.cookie);

@@ -378,14 +378,16 @@ add_prop(struct sync_obj *o, struct sync_buf *name, json_t *v)
 }
 
 int
-sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name)
+sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name,
+    const struct sync_strv *only)
 {
 	const char *k;
 	json_t *v;
 
 	json_object_foreach(e, k, v) {
 		if (strcmp(k, "id") == 0 || strncmp(k, "@odata.", 7) == 0 ||
-		    strcmp(k, "@removed") == 0 || strcmp(k, "members@delta") == 0)
+		    strcmp(k, "@removed") == 0 || strcmp(k, "members@delta") == 0 ||
+		    (only != NULL && !sync_strv_casecontains(only, k)))
 			continue;
 		sync_buf_reset(name);
 		if (sync_buf_adds(name, k) == -1 || add_prop(o, name, v) == -1)
@@ -613,7 +615,7 @@ flush_groups(struct import *im, struct sync_err *err)
 		if ((o->anchor = sync_strdup(json_string_value(json_object_get(
 		    j->item, "id")))) == NULL || (o->id =
 		    sync_strdup(o->anchor)) == NULL ||
-		    sync_graph_obj_props(o, j->item, &im->name) == -1) {
+		    sync_graph_obj_props(o, j->item, &im->name, NULL) == -1) {
 			sync_errf(err, "%s: out of memory", im->c->name);
 			goto out;
 		}
@@ -659,7 +661,7 @@ object_item(void *arg, json_t *e, struct sync_err *err)
 	if ((o->anchor = sync_strdup(json_string_value(id))) == NULL ||
 	    (o->id = sync_strdup(json_string_value(id))) == NULL)
 		return sync_errf(err, "%s: out of memory", im->c->name);
-	if (sync_graph_obj_props(o, e, &im->name) == -1)
+	if (sync_graph_obj_props(o, e, &im->name, NULL) == -1)
 		return sync_errf(err, "%s: out of memory", im->c->name);
 	return im->fn(im->ctx, o, err);
 }

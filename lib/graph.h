@@ -132,8 +132,10 @@ int sync_graph_pages(struct sync_graph *g, int conn, const char *first,
     int (*item)(void *, json_t *, struct sync_err *), void *arg,
     char **deltalink, struct sync_err *err);
 /* The properties of the Graph object e as attributes of o (name is
- * scratch); -1 when out of memory. */
-int sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name);
+ * scratch), only those named in only when it is not NULL; -1 when out
+ * of memory. */
+int sync_graph_obj_props(struct sync_obj *o, json_t *e, struct sync_buf *name,
+    const struct sync_strv *only);
 /* "select <hex>": the digest of what an import of c reads (the service,
  * the $select lists), the first line of a Graph cookie; a delta from a
  * cookie with another digest is refused. */
