@@ -22,13 +22,7 @@ NGROUPS=${DELTA_GROUPS:-200}
 NCHANGES=${DELTA_CHANGES:-20}
 LATENCY_MS=${LATENCY_MS:-20}
 
-for _c in python3 curl /usr/bin/time; do
-	command -v "$_c" >/dev/null 2>&1 || {
-		echo "bench/delta.sh: '$_c' not found (apt-get install python3 curl time)" >&2
-		exit 2
-	}
-done
-[ -x "$BIN/sync-import" ] || { echo "bench/delta.sh: no '$BIN/sync-import'; run make" >&2; exit 2; }
+bench_need bench/delta.sh sync-import
 
 EMU=$TOP/tests/graph-emulator.py
 TENANT=contoso.example

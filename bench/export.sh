@@ -49,13 +49,7 @@ CONNECTIONS=${CONNECTIONS:-4}
 LATENCY_MS=${LATENCY_MS:-50}
 RUNS=${BENCH_EXPORT_RUNS:-ceiling raised}
 
-for _c in python3 curl /usr/bin/time; do
-	command -v "$_c" >/dev/null 2>&1 || {
-		echo "bench/export.sh: '$_c' not found (apt-get install python3 curl time)" >&2
-		exit 2
-	}
-done
-[ -x "$BIN/sync-export" ] || { echo "bench/export.sh: no '$BIN/sync-export'; run make" >&2; exit 2; }
+bench_need bench/export.sh sync-export
 
 EMU=$TOP/tests/graph-emulator.py
 TENANT=contoso.example

@@ -302,3 +302,16 @@ new_password() {
 # lib_quiet: for scripts that use the servers but are not tests (the
 # demo, the benchmarks): no TAP plan is printed or expected at exit.
 lib_quiet() { _lib_done=1; }
+
+# bench_need PROG BINARY: for the benchmarks that drive the Graph
+# emulator: exit 2, saying what is missing, unless python3, curl, GNU
+# time and $BIN/BINARY are there
+bench_need() {
+	for _c in python3 curl /usr/bin/time; do
+		command -v "$_c" >/dev/null 2>&1 || {
+			echo "$1: '$_c' not found (apt-get install python3 curl time)" >&2
+			exit 2
+		}
+	done
+	[ -x "$BIN/$2" ] || { echo "$1: no '$BIN/$2'; run make" >&2; exit 2; }
+}
