@@ -14,7 +14,8 @@ CC      ?= cc
 
 # Debian packages the build, the tests and the demo need.
 DEBS = build-essential pkg-config libldap2-dev libcurl4-openssl-dev \
-       libjansson-dev libyaml-dev libssl-dev slapd ldap-utils samba python3 perl \
+       libjansson-dev libyaml-dev libssl-dev slapd ldap-utils samba samba-ad-dc \
+       samba-ad-provision python3 perl \
        iproute2 procps mandoc curl
 
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
