@@ -81,6 +81,10 @@ $(OUT)/fuzz/%: tests/fuzz/%.c tests/fuzz/main.h $(OUT)/libsync.a
 deps:
 	@sh tests/deps.sh $(DEBS)
 
+# The package list, for tests/0005-deps.t.
+print-debs:
+	@echo $(DEBS)
+
 check: deps
 	$(MAKE) all
 	sh tests/run.sh
@@ -109,5 +113,5 @@ uninstall:
 clean:
 	rm -rf build build-san bin tests/tmp
 
-.PHONY: all pkgcheck bin deps check demo bench install uninstall clean
+.PHONY: all pkgcheck bin deps print-debs check demo bench install uninstall clean
 .SECONDARY:
