@@ -56,6 +56,13 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	/* The documented quota per app and tenant: 3,000 writes in 150 s. */
 	gc->write_limit = 3000;
 	gc->write_window = 150;
+	/*
+	 * A create whose answer was lost is looked up by its anchor before
+	 * it is sent again; a new object may be missing from lists for a few
+	 * seconds (eventual consistency), so "not found" counts only after
+	 * this long.
+	 */
+	gc->create_settle = 10;
 	if (sync_map_str(map, "tenant", 1, &gc->tenant, err) == -1 ||
 	    sync_map_str(map, "client_id", 1, &gc->client_id, err) == -1 ||
 	    sync_map_path(map, "client_secret_file", c->confdir, 0,
@@ -108,6 +115,10 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (sync_map_int(map, "write_window", 0, 86400, &v, err) == -1)
 		return -1;
 	gc->write_window = v;
+	v = gc->create_settle;
+	if (sync_map_int(map, "create_settle", 0, 3600, &v, err) == -1)
+		return -1;
+	gc->create_settle = v;
 	if (gc->graph_url == NULL &&
 	    (gc->graph_url = sync_strdup("https://graph.microsoft.com/v1.0")) == NULL)
 		return sync_node_errf(err, map, "out of memory");

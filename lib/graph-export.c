@@ -36,7 +36,9 @@
 
 #define BATCH 20
 #define MEMBER_CHUNK 20
-#define MAXATTEMPTS 12
+#define MAXATTEMPTS 40
+#define BACKOFF_CAP 8.0         /* seconds, the longest wait without Retry-After */
+#define REF_RETRIES 6           /* member adds refused for a member not yet seen */
 
 enum kind { R_FINDMANY, R_GET, R_MEMBERS, R_CREATE, R_PATCH, R_DELETE,
     R_MEMBER_ADD, R_MEMBER_DEL };
@@ -80,6 +82,22 @@ struct unit {
 	int inflight;
 	int finished;
 	int throttled;          /* the last retry was for a 429 */
+	int free_retry;         /* the next retry is not a failed attempt */
+	int refretries;         /* member adds refused: a member not seen yet */
+
+	/*
+	 * A create whose outcome is unknown (its answer lost, a 5xx) may
+	 * have been applied: sending it again could create the object
+	 * twice.  A group is looked up by its anchor first (verify), and
+	 * sent again only when settle_until passed without finding it; a
+	 * user is sent again at once, since the service refuses a second
+	 * user with the same userPrincipalName, and that refusal starts the
+	 * look-up (conflict holds it, the error if nothing is found).
+	 */
+	int uncertain;
+	int verify;
+	double settle_until;
+	json_t *conflict;       /* new reference, or NULL */
 };
 
 struct gexp {
@@ -97,6 +115,7 @@ struct gexp {
 	struct unit *u;
 	size_t nu, left;
 	int abort;
+	int nomem;              /* a unit could not be queued */
 	struct sync_err abort_err;
 	double pause_until;     /* all connections wait after a 429 */
 
@@ -394,12 +413,24 @@ unit_add(struct gexp *e, struct gchange *g, enum kind kind,
 	if (e->nu > 0 && e->u[e->nu - 1].g == g)
 		u = &e->u[e->nu - 1];
 	if (u == NULL) {
-		e->u = realloc(e->u, (e->nu + 1) * sizeof *e->u);
+		struct unit *nu = realloc(e->u, (e->nu + 1) * sizeof *e->u);
+
+		if (nu == NULL)
+			goto nomem;
+		e->u = nu;
 		u = &e->u[e->nu++];
 		memset(u, 0, sizeof *u);
 		u->g = g;
 	}
-	u->r = realloc(u->r, (u->n + 1) * sizeof *u->r);
+	{
+		struct req *nr = realloc(u->r, (u->n + 1) * sizeof *u->r);
+
+		if (nr == NULL)
+			goto nomem;
+		u->r = nr;
+	}
+	if (url == NULL && kind != R_FINDMANY)
+		goto nomem;
 	u->r[u->n].kind = kind;
 	u->r[u->n].method = method;
 	u->r[u->n].url = url;
@@ -407,6 +438,12 @@ unit_add(struct gexp *e, struct gchange *g, enum kind kind,
 	u->r[u->n].many = NULL;
 	u->r[u->n].nmany = 0;
 	u->n++;
+	return;
+nomem:
+	/* The phase does not start: its caller sees e->nomem. */
+	e->nomem = 1;
+	free(url);
+	json_decref(body);
 }
 
 static void
@@ -421,6 +458,7 @@ units_free(struct gexp *e)
 			free(e->u[i].r[j].many);
 		}
 		free(e->u[i].r);
+		json_decref(e->u[i].conflict);
 	}
 	free(e->u);
 	e->u = NULL;
@@ -634,6 +672,186 @@ found_many(struct gexp *e, int conn, struct req *q, json_t *body,
 	return 0;
 }
 
+/* The wait before a retry without Retry-After: exponential, jittered. */
+static double
+backoff(const struct unit *u)
+{
+	return 0.5 * pow(2, u->attempts < 4 ? u->attempts : 4) *
+	    (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
+}
+
+/* The error message of a Graph error body, or "". */
+static const char *
+error_message(json_t *body)
+{
+	const char *m = json_string_value(json_object_get(json_object_get(body,
+	    "error"), "message"));
+
+	return m ? m : "";
+}
+
+/* A create refused because another object holds a unique value. */
+static int
+is_conflict(long status, json_t *body)
+{
+	json_t *d;
+	size_t i;
+
+	if (status != 400 && status != 409)
+		return 0;
+	json_array_foreach(json_object_get(json_object_get(body, "error"),
+	    "details"), i, d)
+		if (json_is_string(json_object_get(d, "code")) &&
+		    strcmp(json_string_value(json_object_get(d, "code")),
+		    "ObjectConflict") == 0)
+			return 1;
+	return strstr(error_message(body), "already exists") != NULL;
+}
+
+/*
+ * The unit's next request may have been applied though no answer said
+ * so: a create is not sent again blindly (see struct unit).
+ */
+static void
+mark_uncertain(struct gexp *e, struct unit *u)
+{
+	if (u->next >= u->n || u->r[u->next].kind != R_CREATE)
+		return;
+	u->uncertain = 1;
+	if (strcmp(u->g->coll, "groups") == 0 && !u->verify) {
+		u->verify = 1;
+		u->settle_until = now() + (double)e->gc->create_settle;
+	}
+}
+
+/* The look-up of g's object by its anchor: a new string. */
+static char *
+lookup_url(struct gchange *g)
+{
+	struct sync_buf b = { 0 }, f = { 0 };
+
+	sync_buf_adds(&f, g->x->anchorattr);
+	sync_buf_adds(&f, " eq ");
+	odata_str(&f, g->x->anchor);
+	sync_buf_addf(&b, "/%s?$filter=", g->coll);
+	if (f.p)
+		pct(&b, f.p);
+	sync_buf_adds(&b, "&$select=id,");
+	pct(&b, g->x->anchorattr);
+	sync_buf_release(&f);
+	return sync_buf_detach(&b);
+}
+
+/*
+ * The answer to a unit's look-up before a create is sent again.  Found:
+ * the create was applied after all.  Not found: look again until the
+ * settle time passed, then create (or, after a conflict, fail with it).
+ */
+static int
+verified(struct gexp *e, struct unit *u, long status, json_t *body,
+    json_t *headers, double *wait)
+{
+	struct gchange *g = u->g;
+	json_t *o, *a;
+	const char *ra, *id = NULL;
+	size_t i, nfound = 0;
+
+	if (status == 429 || status >= 500) {
+		ra = json_string_value(json_object_get(headers, "Retry-After"));
+		*wait = ra ? sync_http_retry_after(ra) : -1;
+		if (*wait < 0)
+			*wait = backoff(u);
+		if (status == 429) {
+			e->throttled++;
+			u->throttled = 1;
+		}
+		if (u->attempts + 1 >= MAXATTEMPTS) {
+			g->error = graph_error(body, status, NULL);
+			return -1;
+		}
+		return 1;
+	}
+	if (status != 200) {
+		g->error = graph_error(body, status, NULL);
+		return -1;
+	}
+	json_array_foreach(json_object_get(body, "value"), i, o) {
+		a = from_graph(o, g->x->anchorattr);
+		if (json_array_size(a) == 1 && strcmp(json_string_value(
+		    json_array_get(a, 0)), g->x->anchor) == 0) {
+			nfound++;
+			id = json_string_value(json_object_get(o, "id"));
+		}
+		json_decref(a);
+	}
+	if (nfound > 1) {
+		g->error = json_pack("{s:s}", "message", "several target "
+		    "objects carry this anchor");
+		return -1;
+	}
+	if (nfound == 1 && id) {
+		free(g->tid);
+		g->tid = sync_strdup(id);
+		g->wrote = 1;
+		u->verify = 0;
+		pthread_mutex_lock(&e->mu);
+		if (g->tid)
+			json_object_set_new(e->anchors, g->x->anchor,
+			    json_string(g->tid));
+		pthread_mutex_unlock(&e->mu);
+		return 0;
+	}
+	u->free_retry = 1;
+	if (now() < u->settle_until) {
+		*wait = u->settle_until - now();
+		if (*wait > 1)
+			*wait = 1;
+		return 1;
+	}
+	if (u->conflict) {
+		/* Not ours after all: the conflict stands. */
+		g->error = json_incref(u->conflict);
+		return -1;
+	}
+	u->verify = 0;          /* not applied: create it */
+	*wait = 0;
+	return 1;
+}
+
+/*
+ * A member add refused because a member is there already: after a lost
+ * answer, or someone else added it.  The group's members are read again
+ * and the request keeps only those still missing.  Returns 0 when none
+ * is, 1 to send the rest, -1 on a failed read.
+ */
+static int
+members_again(struct gexp *e, int conn, struct unit *u, struct req *q,
+    struct sync_err *err)
+{
+	json_t *refs = json_object_get(q->body, "members@odata.bind"), *keep, *v;
+	size_t i;
+
+	if (u->g->members)
+		json_object_clear(u->g->members);
+	if (members_of(e, conn, u->g, err) == -1)
+		return -1;
+	keep = json_array();
+	json_array_foreach(refs, i, v) {
+		const char *ref = json_string_value(v), *slash;
+
+		slash = ref ? strrchr(ref, '/') : NULL;
+		if (slash && json_object_get(u->g->members, slash + 1))
+			continue;
+		json_array_append(keep, v);
+	}
+	if (json_array_size(keep) == 0) {
+		json_decref(keep);
+		return 0;
+	}
+	json_object_set_new(q->body, "members@odata.bind", keep);
+	return 1;
+}
+
 /*
  * One response of a batch, for request q of unit u.  Returns 0 when the
  * unit may go on, 1 to retry it from q after *wait seconds, -1 when the
@@ -646,6 +864,44 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 	struct gchange *g = u->g;
 	const char *ra;
 
+	/* A 503 is a refusal (throttled, unavailable); other 5xx may not be. */
+	if (q->kind == R_CREATE && status >= 500 && status != 503)
+		mark_uncertain(e, u);
+	if (q->kind == R_CREATE && u->uncertain && u->conflict == NULL &&
+	    is_conflict(status, body)) {
+		/* Likely the lost create itself: look for it. */
+		u->conflict = graph_error(body, status, NULL);
+		u->verify = 1;
+		u->settle_until = now() + (double)e->gc->create_settle;
+		u->free_retry = 1;
+		*wait = 0;
+		return 1;
+	}
+	if (q->kind == R_MEMBER_ADD && status == 400 &&
+	    strstr(error_message(body), "already exist")) {
+		switch (members_again(e, conn, u, q, err)) {
+		case 0:
+			if (u->uncertain)
+				g->wrote = 1;
+			return 0;
+		case 1:
+			u->free_retry = 1;
+			*wait = 0;
+			return 1;
+		default:
+			g->error = json_pack("{s:s}", "message", err->msg);
+			return -1;
+		}
+	}
+	if (q->kind == R_MEMBER_ADD && status == 400 &&
+	    u->refretries < REF_RETRIES &&
+	    (strstr(error_message(body), "Invalid object identifier") ||
+	    strstr(error_message(body), "do not exist"))) {
+		/* A member created moments ago, not yet seen everywhere. */
+		u->refretries++;
+		*wait = backoff(u);
+		return 1;
+	}
 	if (status == 429 || status == 503 || status == 502 || status == 504 ||
 	    status == 500 ||
 	    (status == 404 && (q->kind == R_MEMBER_ADD ||
@@ -657,8 +913,7 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 			    "retry-after"));
 		*wait = ra ? sync_http_retry_after(ra) : -1;
 		if (*wait < 0)
-			*wait = 0.5 * pow(2, u->attempts < 6 ? u->attempts : 6) *
-			    (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
+			*wait = backoff(u);
 		if (status == 429) {
 			e->throttled++;
 			u->throttled = 1;
@@ -722,6 +977,82 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 	return 0;
 }
 
+/*
+ * After a unit's requests in one batch: st 0 (all done), 1 (retry from
+ * the first not done after wait), -1 (failed).  With the lock held.
+ */
+static void
+unit_after(struct gexp *e, struct unit *u, size_t done, int st, double wait,
+    struct sync_err *err)
+{
+	u->next += done;
+	u->inflight = 0;
+	if (st == 1) {
+		if (!u->free_retry)
+			u->attempts++;
+		u->free_retry = 0;
+		u->not_before = now() + wait;
+		/* One budget for these waits and the HTTP layer's. */
+		if (sync_graph_budget_take(e->graph, wait, err) == -1) {
+			json_decref(u->g->error);
+			u->g->error = json_pack("{s:s}", "message", err->msg);
+			st = -1;
+		}
+		/* A throttled service: every connection waits. */
+		if (st == 1 && u->throttled && e->pause_until < u->not_before)
+			e->pause_until = u->not_before;
+		u->throttled = 0;
+	}
+	if (st == -1) {
+		u->g->failed = 1;
+		u->next = u->n;
+	}
+	if (u->next == u->n) {
+		u->finished = 1;
+		e->left--;
+		/* Complete (or failed): into the journal now. */
+		if ((u->g->failed || e->phase >= u->g->last_phase) &&
+		    record(e, u->g, err) == -1 && !e->abort) {
+			e->abort = 1;
+			e->abort_err = *err;
+		}
+	}
+}
+
+/*
+ * A batch holding a create got no answer, or a 5xx: the service may
+ * have applied any part of it.  Every unit is retried; creates go
+ * through the look-up first (mark_uncertain), and the rest is safe to
+ * send again (updates set values; a delete or member removal already
+ * done answers 404, a member add already done "already exist").
+ */
+static void
+batch_lost(struct gexp *e, struct unit **us, size_t nus,
+    const struct sync_err *why)
+{
+	struct sync_err err;
+	size_t i;
+
+	pthread_mutex_lock(&e->mu);
+	for (i = 0; i < nus; i++) {
+		struct unit *u = us[i];
+		int st = 1;
+
+		mark_uncertain(e, u);
+		json_decref(u->g->error);
+		u->g->error = json_pack("{s:s}", "message", why->msg);
+		if (u->attempts + 1 >= MAXATTEMPTS)
+			st = -1;
+		unit_after(e, u, 0, st, backoff(u), &err);
+		if (st == 1 && !u->g->failed) {
+			json_decref(u->g->error);
+			u->g->error = NULL;
+		}
+	}
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
 /* Sends the requests picked from units us[0..nus) as one $batch. */
 static int
 send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
@@ -741,6 +1072,15 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 			json_t *o;
 
 			snprintf(id, sizeof id, "%zu", ++k);
+			if (us[i]->verify && q->kind == R_CREATE) {
+				char *url = lookup_url(us[i]->g);
+
+				o = json_pack("{s:s, s:s, s:s}", "id", id,
+				    "method", "GET", "url", url ? url : "/");
+				free(url);
+				json_array_append_new(reqs, o);
+				continue;
+			}
 			o = json_pack("{s:s, s:s, s:s}", "id", id, "method",
 			    q->method, "url", q->url);
 			if (q->body) {
@@ -764,6 +1104,13 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	batch = json_pack("{s:o}", "requests", reqs);
 	text = json_dumps(batch, JSON_COMPACT);
 	json_decref(batch);
+	if (text == NULL) {
+		pthread_mutex_lock(&e->mu);
+		quota_done(e, nwrites);
+		pthread_mutex_unlock(&e->mu);
+		json_decref(byid);
+		return sync_errf(err, "%s: out of memory", e->p->target->name);
+	}
 	rc = sync_graph_call(e->graph, conn, "POST", "/$batch", text, NULL,
 	    idem ? SYNC_HTTP_IDEMPOTENT : 0, &r, err);
 	free(text);
@@ -772,8 +1119,16 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	if (rc == 0)
 		e->writes += nwrites;
 	pthread_mutex_unlock(&e->mu);
+	if (rc == -1 && !idem && (r.status == 0 || r.status >= 500)) {
+		/* No answer, or not the batch's: the outcome is unknown. */
+		batch_lost(e, us, nus, err);
+		json_decref(byid);
+		sync_graph_resp_release(&r);
+		return xplan_sync(e->p, err);
+	}
 	if (rc == -1) {
 		json_decref(byid);
+		sync_graph_resp_release(&r);
 		return -1;
 	}
 	json_array_foreach(json_object_get(r.json, "responses"), i, resp)
@@ -789,54 +1144,48 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 
 		for (j = 0; j < take[i]; j++) {
 			struct req *q = &u->r[u->next + j];
+			long status;
 
 			snprintf(id, sizeof id, "%zu", ++k);
 			resp = json_object_get(byid, id);
 			if (st != 0)
 				continue;
 			if (resp == NULL) {
+				/* Unanswered: as good as lost. */
+				if (q->kind == R_CREATE && !u->verify)
+					mark_uncertain(e, u);
 				st = 1;
 				wait = 1;
 				continue;
 			}
-			st = handle(e, conn, u, q, (long)json_integer_value(
-			    json_object_get(resp, "status")), json_object_get(resp,
+			status = (long)json_integer_value(json_object_get(resp,
+			    "status"));
+			if (u->verify && q->kind == R_CREATE) {
+				st = verified(e, u, status, json_object_get(resp,
+				    "body"), json_object_get(resp, "headers"), &wait);
+				if (st == 0)
+					done++;
+				continue;
+			}
+			if (status == 424 && j > 0) {
+				/*
+				 * The request it depends on was answered in a
+				 * way this unit takes as done (a 404 for what is
+				 * gone already), which the service counts as a
+				 * failure: send the rest again.
+				 */
+				st = 1;
+				wait = 0;
+				u->free_retry = 1;
+				continue;
+			}
+			st = handle(e, conn, u, q, status, json_object_get(resp,
 			    "body"), json_object_get(resp, "headers"), &wait, err);
 			if (st == 0)
 				done++;
 		}
 		pthread_mutex_lock(&e->mu);
-		u->next += done;
-		u->inflight = 0;
-		if (st == 1) {
-			u->attempts++;
-			u->not_before = now() + wait;
-			/* One budget for these waits and the HTTP layer's. */
-			if (sync_graph_budget_take(e->graph, wait, err) == -1) {
-				u->g->error = json_pack("{s:s}", "message",
-				    err->msg);
-				st = -1;
-			}
-			/* A throttled service: every connection waits. */
-			if (st == 1 && u->throttled && e->pause_until <
-			    u->not_before)
-				e->pause_until = u->not_before;
-			u->throttled = 0;
-		}
-		if (st == -1) {
-			u->g->failed = 1;
-			u->next = u->n;
-		}
-		if (u->next == u->n) {
-			u->finished = 1;
-			e->left--;
-			/* Complete (or failed): into the journal now. */
-			if ((u->g->failed || e->phase >= u->g->last_phase) &&
-			    record(e, u->g, err) == -1 && !e->abort) {
-				e->abort = 1;
-				e->abort_err = *err;
-			}
-		}
+		unit_after(e, u, done, st, wait, err);
 		pthread_cond_broadcast(&e->cv);
 		pthread_mutex_unlock(&e->mu);
 	}
@@ -986,9 +1335,12 @@ run_phase(struct gexp *e, struct sync_err *err)
 	int i, nth = (int)e->gc->connections;
 	size_t k;
 
-	e->left = 0;
-	for (k = 0; k < e->nu; k++)
-		e->left++;
+	for (k = 0; k < e->nu && !e->nomem; k++)
+		if (e->u[k].n == 0 || e->u[k].r[0].url == NULL)
+			e->nomem = 1;
+	if (e->nomem)
+		return sync_errf(err, "%s: out of memory", e->p->target->name);
+	e->left = e->nu;
 	if (e->left == 0)
 		return finish_phase(e, err);
 	if (nth > 64)
@@ -1045,9 +1397,16 @@ queue_find(struct gexp *e, struct gchange *g, struct sync_buf *sel)
 	    strcmp(q->many[0]->x->anchorattr, g->x->anchorattr) == 0)
 		q->many[q->nmany++] = g;
 	else {
+		size_t before = e->nu;
+
 		unit_add(e, g, R_FINDMANY, "GET", NULL, NULL);
+		if (e->nomem || e->nu == before)
+			return;
 		q = &e->u[e->nu - 1].r[0];
-		q->many = calloc(FINDMANY, sizeof *q->many);
+		if ((q->many = calloc(FINDMANY, sizeof *q->many)) == NULL) {
+			e->nomem = 1;
+			return;
+		}
 		q->many[q->nmany++] = g;
 	}
 	/* The URL, rebuilt as the list grows; $select covers them all. */

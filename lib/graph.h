@@ -25,6 +25,7 @@ struct sync_graph_conf {
 	long retry_budget;      /* seconds spent waiting on retries, at most */
 	long write_limit;       /* writes the service allows per window */
 	long write_window;      /* seconds; 0: no client-side limit */
+	long create_settle;     /* seconds an unknown create is looked for */
 	int enabled[SYNC_NOBJTYPES];
 	struct sync_strv attrs[SYNC_NOBJTYPES]; /* properties to $select */
 	struct sync_strv extra[SYNC_NOBJTYPES]; /* and those the flows need */

@@ -36,11 +36,21 @@ struct sync_http {
 
 /* ------------------------------------------------------------ the budget */
 
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void
 sync_retry_init(struct sync_retry *r, double seconds)
 {
 	pthread_mutex_init(&r->mu, NULL);
 	r->total = r->left = seconds;
+	r->until = 0;
 	r->retries = 0;
 }
 
@@ -50,14 +60,27 @@ sync_retry_release(struct sync_retry *r)
 	pthread_mutex_destroy(&r->mu);
 }
 
+/*
+ * The budget is wall-clock time during which some request is waiting:
+ * waits that overlap (several connections behind one 429, several
+ * changes waiting for the same object to show) are counted once.  Every
+ * wait starts now and now only grows, so the union of the waits so far
+ * is kept as its length plus the end of the latest one.
+ */
 int
 sync_retry_take(struct sync_retry *r, double delay)
 {
+	double t = mono(), end = t + (delay > 0 ? delay : 0), extra;
 	int rc = -1;
 
 	pthread_mutex_lock(&r->mu);
-	if (delay <= r->left) {
-		r->left -= delay;
+	extra = end - (r->until > t ? r->until : t);
+	if (extra < 0)
+		extra = 0;
+	if (extra <= r->left) {
+		r->left -= extra;
+		if (end > r->until)
+			r->until = end;
 		r->retries++;
 		rc = 0;
 	}
@@ -332,6 +355,17 @@ setup(struct sync_http *h, const struct sync_http_req *q,
 	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, ct) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT, h->timeout) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+	/*
+	 * libcurl sends a request again by itself, on a new connection, when
+	 * a reused one closes before any byte of the answer ("Connection
+	 * died, retrying a fresh connect").  The service may have run it
+	 * already: for a request that must not run twice (a POST that
+	 * creates), that would create twice.  On a connection of its own
+	 * there is no such retry, and the caller learns that the outcome is
+	 * unknown.
+	 */
+	bad |= curl_easy_setopt(c, CURLOPT_FRESH_CONNECT,
+	    q->flags & SYNC_HTTP_IDEMPOTENT ? 0L : 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER,
@@ -475,10 +509,9 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 
 		if (cc != CURLE_OK)
 			retry = transient(cc) && (idem || never_sent(cc));
-		else if (status == 429)
-			retry = 1;
-		else if (status == 500 || status == 502 || status == 503 ||
-		    status == 504)
+		else if (status == 429 || status == 503)
+			retry = 1;      /* refused before it ran */
+		else if (status == 500 || status == 502 || status == 504)
 			retry = idem;
 		else
 			retry = 0;

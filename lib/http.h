@@ -14,17 +14,25 @@
 
 #include "sync.h"
 
-/* The retry budget: seconds of waiting left for the whole run. */
+/*
+ * The retry budget: seconds of wall-clock time the run may spend with at
+ * least one request waiting to be retried.
+ */
 struct sync_retry {
 	pthread_mutex_t mu;
 	double total;           /* as configured */
 	double left;
+	double until;           /* when the latest wait ends (CLOCK_MONOTONIC) */
 	unsigned long retries;  /* retries made so far (for tests, stats) */
 };
 
 void sync_retry_init(struct sync_retry *r, double seconds);
 void sync_retry_release(struct sync_retry *r);
-/* Takes delay seconds from the budget: 0, or -1 (nothing taken) past it. */
+/*
+ * A wait of delay seconds from now: takes from the budget what it adds
+ * to the time already waited (nothing when it ends before a wait already
+ * taken).  0, or -1 (nothing taken) when that does not fit.
+ */
 int sync_retry_take(struct sync_retry *r, double delay);
 
 struct sync_http_opts {
@@ -79,9 +87,9 @@ void sync_http_free(struct sync_http *h);
 
 /*
  * Sends q and reads the response into r (released first), retrying:
- * 429 always (the service did not run the request), and for
- * SYNC_HTTP_IDEMPOTENT requests also 500, 502, 503, 504, timeouts and
- * dropped connections; a connection that could not be made is retried
+ * 429 and 503 always (the service refused to run the request: throttled,
+ * or unavailable), and for SYNC_HTTP_IDEMPOTENT requests also 500, 502,
+ * 504, timeouts and dropped connections; a connection that could not be made is retried
  * for any request.  The wait is Retry-After when the service sends one
  * (fractional seconds too), else an exponential backoff with jitter,
  * and is taken from the retry budget; when the budget cannot pay for

@@ -70,51 +70,8 @@ export DELETE_THRESHOLD SYNC_SERVER SYNC_STATE
 # beta CMD...: as the other server (same config file, its own state)
 beta() { SYNC_SERVER=beta SYNC_STATE=$T/beta "$@"; }
 
-# gen FILE USERS GROUPS [VARIANT]: a source snapshot.  Group g holds users
-# g, g+GROUPS, g+2*GROUPS...; variant "v2" renames user 1, drops user 2
-# from every group, adds user USERS+1; "gone" drops users 1..3.
-gen() {
-	python3 - "$@" <<'PY'
-import json, sys
-path, nu, ng = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-var = sys.argv[4] if len(sys.argv) > 4 else ''
-users = list(range(1, nu + 1))
-if var == 'v2':
-    users.append(nu + 1)
-if var == 'gone':
-    users = [u for u in users if u > 3]
-objs = []
-for u in users:
-    name = "O'Brien %d" % u if u % 5 == 0 else 'Zoë Müller %d' % u
-    if var == 'v2' and u == 1:
-        name = 'Renamed One'
-    # One anchor needs OData quoting and URL encoding in a $filter.
-    anchor = "dXNlcg0007'Åsa+/=" if u == 7 else 'dXNlcg%04d==' % u
-    objs.append({'anchor': anchor, 'type': 'user',
-                 'dn': 'uid=u%d,ou=People,dc=example,dc=org' % u,
-                 'id': 'u%d' % u,
-                 'attrs': {'uid': ['u 4' if var == 'bad' and u == 4 else
-                                   'u%d' % u], 'displayName': [name]}})
-for g in range(1, ng + 1):
-    members = ['uid=u%d,ou=People,dc=example,dc=org' % u for u in users
-               if (u - 1) % ng == g - 1 and not (var == 'v2' and u == 2)]
-    objs.append({'anchor': 'Z3JvdXA%03d' % g, 'type': 'group',
-                 'dn': 'cn=Team %d,ou=Groups,dc=example,dc=org' % g,
-                 'id': 'g%d' % g,
-                 'attrs': {'cn': ['Team %d' % g], 'member': sorted(members)}})
-objs.sort(key=lambda o: o['anchor'].encode())
-counts = {'user': 0, 'group': 0, 'contact': 0}
-for o in objs:
-    counts[o['type']] += 1
-hdr = {'connector': 'src', 'connector_type': 'ldap', 'cookie': None,
-       'counts': counts, 'format': 'sync-snapshot', 'kind': 'full',
-       'source': 'ldapi:///', 'time': '2026-11-25T00:00:00Z', 'version': 1}
-with open(path, 'w') as f:
-    for o in [hdr] + objs:
-        f.write(json.dumps(o, sort_keys=True, separators=(',', ':'),
-                           ensure_ascii=False) + '\n')
-PY
-}
+# gen FILE USERS GROUPS [VARIANT]: a source snapshot (tests/export-src.py)
+gen() { python3 "$TOP/tests/export-src.py" "$@"; }
 
 # cycle NAME: import the target, diff; the plan in $T/NAME.plan
 cycle() {

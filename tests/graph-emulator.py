@@ -14,7 +14,8 @@ SYNOPSIS
         [--tenant T] [--domain D]... [--token-lifetime S]
         [--delta-token-lifetime S] [--log F] [--state F] [--seed N]
         [--latency-ms MS] [--fault-429 P] [--fault-503 P] [--fault-drop P]
-        [--fault-slow P] [--slow-ms MS] [--retry-after V] [--eventual-404 S]
+        [--fault-slow P] [--slow-ms MS] [--fault-504 P] [--fault-drop-after P]
+        [--retry-after V] [--eventual-404 S]
         [--write-limit N] [--write-window S] [--fault-token] [--no-shuffle]
         [--page-size N] [--delta-members-chunk N] [--empty-page P]
         [--delta-replay P]
@@ -555,7 +556,7 @@ DEFAULT_FAULTS = {
     "write_limit": 3000, "write_window": 150.0, "fault_token": False,
     "token_lifetime": 3599, "delta_token_lifetime": 7 * 86400, "shuffle": True,
     "page_size": 100, "rules": [], "delta_members_chunk": 100, "empty_page": 0.0,
-    "delta_replay": 0.0,
+    "delta_replay": 0.0, "fault_504": 0.0, "fault_drop_after": 0.0,
 }
 
 
@@ -625,6 +626,9 @@ class Emulator:
                     continue
                 if r.get("path") and not re.search(r["path"], path):
                     continue
+                if r.get("body") and not re.search(
+                        r["body"], (body or b"").decode("utf-8", "replace")):
+                    continue
                 if inner and not r.get("in_batch", True):
                     continue
                 if not inner and r.get("batch_only"):
@@ -642,6 +646,21 @@ class Emulator:
                 return ("429", None, None)
             if not inner and f["fault_slow"] and self.draw("slow", key) < f["fault_slow"]:
                 return ("slow", None, None)
+        return None
+
+    def pick_late_fault(self, method, path, body, inner=False):
+        """Faults that strike after the request ran: None, 'drop_after' (the
+        connection closes before the response is sent) or '504' (a gateway
+        timed out waiting for the answer).  The service applied the request
+        all the same, so the client cannot know whether it did."""
+        f = self.faults
+        key = "%s %s %s" % (method, path, hashlib.sha1(body or b"").hexdigest())
+        with self.flock:
+            if not inner and f["fault_drop_after"] and \
+                    self.draw("drop_after", key) < f["fault_drop_after"]:
+                return "drop_after"
+            if f["fault_504"] and self.draw("504", key) < f["fault_504"]:
+                return "504"
         return None
 
     def take_write(self, app):
@@ -1340,7 +1359,10 @@ class Service:
             oid = ids[i]
             i += 1
             obj = objs.get(oid)
-            if obj is None or (ast is not None and not evaluate(ast, obj)):
+            # A new object is missing from lists as long as it 404s:
+            # the replica that answers may not have it yet.
+            if obj is None or (ast is not None and not evaluate(ast, obj)) or \
+                    not self.visible(oid):
                 continue
             page.append(self.project(kind, obj, sel))
         more = False
@@ -1738,8 +1760,14 @@ class Handler(BaseHTTPRequestHandler):
                 return
             is_token = re.match(r"^/[^/]+/oauth2/v2\.0/token$", path) is not None
             fault = None
+            late = None
             if not is_token or emu.faults["fault_token"]:
                 fault = emu.pick_fault(self.command, raw, body)
+                if not fault:
+                    late = emu.pick_late_fault(self.command, raw, body)
+                elif fault[0] in ("drop_after", "504_after"):
+                    fault, late = None, fault[0].replace("_after", "") \
+                        if fault[0] == "504_after" else "drop_after"
             if emu.faults["latency_ms"]:
                 time.sleep(emu.faults["latency_ms"] / 1000.0)
             if fault and fault[0] == "slow":
@@ -1772,6 +1800,22 @@ class Handler(BaseHTTPRequestHandler):
                 status, hdrs, out = self.token(path, body, rid, crid)
             else:
                 status, hdrs, out = self.graph(path, qs, body, rid, crid, entry)
+            if late == "drop_after":
+                entry["applied_status"] = status
+                entry["status"] = None
+                entry["fault"] = "drop_after"
+                emu.record(entry)
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if late == "504":
+                entry["fault"] = "504"
+                entry["applied_status"] = status
+                e = fault_error(emu, ("status", 504, None))
+                status, hdrs, out = e.status, dict(e.headers), graph_error_body(e, rid, crid)
         except Exception as ex:  # a bug in the emulator is a 500, never a hang
             import traceback
             traceback.print_exc()
@@ -2103,6 +2147,9 @@ def run_inner(emu, outer, r, irid, crid):
              "authorization": True, "headers": ihdr, "request_id": irid,
              "body": log_body(body, ihdr.get("content-type", "")), "app": outer.app}
     fault = emu.pick_fault(method, "/v1.0" + url, body, inner=True)
+    late = None if fault else emu.pick_late_fault(method, "/v1.0" + url, body, inner=True)
+    if fault and fault[0] == "504_after":
+        fault, late = None, "504"
     if fault:
         e = fault_error(emu, fault)
         entry["fault"] = fault[0] if fault[0] != "status" else str(fault[1])
@@ -2119,6 +2166,11 @@ def run_inner(emu, outer, r, irid, crid):
             status, hdrs, out = run_one(emu, req, irid, crid)
         except GraphError as e:
             status, hdrs, out = e.status, dict(e.headers), graph_error_body(e, irid, crid)
+    if late == "504":
+        entry["fault"] = "504"
+        entry["applied_status"] = status
+        e = fault_error(emu, ("status", 504, None))
+        status, hdrs, out = e.status, dict(e.headers), graph_error_body(e, irid, crid)
     entry["status"] = status
     emu.record(entry)
     res = {"id": r["id"], "status": status, "headers": dict(hdrs)}
@@ -2315,6 +2367,8 @@ def main(argv=None):
     ap.add_argument("--fault-503", type=float)
     ap.add_argument("--fault-drop", type=float)
     ap.add_argument("--fault-slow", type=float)
+    ap.add_argument("--fault-504", type=float)
+    ap.add_argument("--fault-drop-after", type=float)
     ap.add_argument("--slow-ms", type=int)
     ap.add_argument("--retry-after")
     ap.add_argument("--eventual-404", type=float)
