@@ -72,6 +72,15 @@ echo "3 True True True" >"$T/cookie.want"
 test_cmp "its cookie: a digest of what is selected, a deltaLink per collection" \
 	"$T/cookie.want" "$T/cookie"
 
+# A previous snapshot cut after a complete line: its missing objects
+# would be merged away as if deleted.
+head -n 25 "$T/s1.snap" >"$T/cut.snap"
+test_expect_code 2 "a delta import from a truncated snapshot: exit 2" \
+	sync-import -c "$T/sync.yaml" -d "$T/cut.snap" -o "$T/cut.out" entra
+printf 'sync-import: %s\n' "$T/cut.snap:26: the file ends with 1 group but its header counts 2 (a truncated or altered snapshot)" >"$T/want"
+test_cmp "... names the file and line" "$T/want" "$T/err"
+if [ -e "$T/cut.out" ]; then fail "... writes nothing"; else pass "... writes nothing"; fi
+
 n=$(logpos)
 test_expect_code 0 "a delta import with nothing changed" \
 	sync-import -c "$T/sync.yaml" -d "$T/s1.snap" -o "$T/s2.snap" entra
