@@ -15,17 +15,80 @@
 
 /* --------------------------------------------------------- atomic output */
 
+/*
+ * A character device or a FIFO (/dev/null, /dev/stdout on a pipe or a
+ * terminal, a named pipe a reader waits on) is written into: renaming a
+ * file over it would replace the node itself.  path is opened following
+ * links (/dev/stdout is one) and checked again once open, so that what
+ * is written into is what was checked.
+ */
+static int
+out_open_direct(struct sync_out *o, const char *path, struct sync_err *err)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return sync_errno(err, "cannot open '%s'", path);
+	if (fstat(fd, &st) == -1 || !(S_ISCHR(st.st_mode) ||
+	    S_ISFIFO(st.st_mode))) {
+		close(fd);
+		return sync_errf(err, "cannot write '%s': it changed while "
+		    "being opened", path);
+	}
+	if ((o->path = sync_strdup(path)) == NULL ||
+	    (o->fp = fdopen(fd, "w")) == NULL) {
+		sync_errno(err, "cannot open '%s'", path);
+		close(fd);
+		free(o->path);
+		memset(o, 0, sizeof *o);
+		return -1;
+	}
+	o->direct = 1;
+	return 0;
+}
+
 int
 sync_out_open(struct sync_out *o, const char *path, struct sync_err *err)
 {
+	return sync_out_open_mode(o, path, 0600, err);
+}
+
+int
+sync_out_open_mode(struct sync_out *o, const char *path, mode_t mode,
+    struct sync_err *err)
+{
 	struct sync_buf b = { 0 };
-	int fd;
+	struct stat st, lst;
+	int fd, exists;
 
 	memset(o, 0, sizeof *o);
 	if (strcmp(path, "-") == 0) {
 		o->fp = stdout;
 		return 0;
 	}
+	if (stat(path, &st) == 0 && (S_ISCHR(st.st_mode) ||
+	    S_ISFIFO(st.st_mode)))
+		return out_open_direct(o, path, err);
+	if ((exists = lstat(path, &lst) == 0)) {
+		/*
+		 * A link is not followed to a file to replace: in a
+		 * directory others can write, it would let them aim the
+		 * output of a root cron job at any file.
+		 */
+		if (S_ISLNK(lst.st_mode))
+			return sync_errf(err, "cannot write '%s': it is a "
+			    "symbolic link (give the path of the file it "
+			    "points to)", path);
+		if (!S_ISREG(lst.st_mode))
+			return sync_errf(err, "cannot write '%s': it is %s, "
+			    "not a regular file, a character device or a "
+			    "FIFO", path, S_ISDIR(lst.st_mode) ? "a directory" :
+			    S_ISSOCK(lst.st_mode) ? "a socket" :
+			    S_ISBLK(lst.st_mode) ? "a block device" :
+			    "a special file");
+	} else if (errno != ENOENT)
+		return sync_errno(err, "cannot write '%s'", path);
 	if ((o->path = sync_strdup(path)) == NULL ||
 	    sync_buf_addf(&b, "%s.tmp.XXXXXX", path) == -1) {
 		sync_buf_release(&b);
@@ -34,6 +97,7 @@ sync_out_open(struct sync_out *o, const char *path, struct sync_err *err)
 		return sync_errno(err, "cannot create '%s'", path);
 	}
 	o->tmppath = sync_buf_detach(&b);
+	/* mkostemp makes the file 0600 (less the umask). */
 	if ((fd = mkostemp(o->tmppath, O_CLOEXEC)) == -1) {
 		sync_errno(err, "cannot create '%s'", o->tmppath);
 		free(o->tmppath);
@@ -41,12 +105,22 @@ sync_out_open(struct sync_out *o, const char *path, struct sync_err *err)
 		memset(o, 0, sizeof *o);
 		return -1;
 	}
-	/* mkostemp makes the file 0600; outputs get the usual umask mode. */
-	{
+	/*
+	 * Outputs hold personal data: a new file gets mode (less the
+	 * umask), a file replaced keeps its mode, and its owner when root
+	 * can give it, so that a rewrite never widens who can read it.
+	 */
+	if (exists) {
+		if (geteuid() == 0 && fchown(fd, lst.st_uid, lst.st_gid) == -1)
+			goto chmodfail;
+		if (fchmod(fd, lst.st_mode & 07777) == -1)
+			goto chmodfail;
+	} else if (mode != 0600) {
 		mode_t um = umask(077);
 
 		umask(um);
-		(void)fchmod(fd, 0666 & ~um);
+		if (fchmod(fd, mode & ~um) == -1)
+			goto chmodfail;
 	}
 	if ((o->fp = fdopen(fd, "w")) == NULL) {
 		sync_errno(err, "cannot open '%s'", o->tmppath);
@@ -55,6 +129,11 @@ sync_out_open(struct sync_out *o, const char *path, struct sync_err *err)
 		return -1;
 	}
 	return 0;
+chmodfail:
+	sync_errno(err, "cannot set the mode of '%s'", o->tmppath);
+	close(fd);
+	sync_out_abort(o);
+	return -1;
 }
 
 static int
@@ -82,6 +161,18 @@ sync_out_commit(struct sync_out *o, struct sync_err *err)
 		if (fflush(o->fp) == EOF || ferror(o->fp))
 			return sync_errno(err, "cannot write to standard output");
 		return 0;
+	}
+	if (o->direct) {
+		/* A device or a FIFO: written as it went, nothing to rename. */
+		rc = fflush(o->fp) == EOF || ferror(o->fp) ? EOF : 0;
+		if (fclose(o->fp) == EOF)
+			rc = EOF;
+		o->fp = NULL;
+		if (rc == EOF)
+			sync_errno(err, "cannot write '%s'", o->path);
+		free(o->path);
+		memset(o, 0, sizeof *o);
+		return rc == EOF ? -1 : 0;
 	}
 	if (fflush(o->fp) == EOF || ferror(o->fp) || fsync(fileno(o->fp)) == -1) {
 		sync_errno(err, "cannot write '%s'", o->path);
@@ -115,6 +206,7 @@ sync_out_abort(struct sync_out *o)
 		memset(o, 0, sizeof *o);
 		return;
 	}
+	/* A device or a FIFO has had what was written: only closed. */
 	if (o->fp)
 		fclose(o->fp);
 	if (o->tmppath)

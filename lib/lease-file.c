@@ -63,11 +63,13 @@ file_cas(struct lease_store *s, const char *old, const char *new,
 		close(fd);
 		return -1;
 	}
+	/* A new lease file is 0666 less the umask: the other servers'
+	 * accounts read it. */
 	if (file_read(s, &cur, err) == -1) {
 		rc = -1;
 	} else if (strcmp(cur, old) != 0) {
 		rc = 1;
-	} else if (sync_out_open(&out, f->path, err) == -1) {
+	} else if (sync_out_open_mode(&out, f->path, 0666, err) == -1) {
 		sync_errpre(err, "lease");
 		rc = -1;
 	} else if (fprintf(out.fp, "%s\n", new) < 0) {

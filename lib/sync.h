@@ -11,6 +11,8 @@
 #ifndef SYNC_H
 #define SYNC_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -124,14 +126,25 @@ void sync_time_now(char out[32]);
  * means standard output, which is flushed and checked on commit.
  * On abort (or a failed commit) the temporary file is removed, so a
  * failed run never leaves a half-written output behind.
+ *
+ * A new file gets mode 0600 less the umask; a file replaced keeps its
+ * mode (and, for root, its owner).  A character device or a FIFO
+ * (/dev/null, /dev/stdout, a named pipe), reached through links or not,
+ * is written into, not replaced, and cannot be taken back on abort.
+ * Any other kind of file, and a symbolic link to anything else, is
+ * refused.
  */
 struct sync_out {
 	FILE *fp;
 	char *path;     /* target path, NULL for stdout */
-	char *tmppath;  /* temporary file, NULL for stdout */
+	char *tmppath;  /* temporary file, NULL for stdout or direct */
+	int direct;     /* writing into a device or FIFO at path */
 };
 
 int sync_out_open(struct sync_out *o, const char *path, struct sync_err *err);
+/* The same, a new file getting mode (less the umask) rather than 0600. */
+int sync_out_open_mode(struct sync_out *o, const char *path, mode_t mode,
+    struct sync_err *err);
 int sync_out_commit(struct sync_out *o, struct sync_err *err);
 void sync_out_abort(struct sync_out *o);
 

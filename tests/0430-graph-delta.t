@@ -180,4 +180,12 @@ test_expect_code 2 "a previous snapshot that is not one" \
 test_grep "... with file, line and column" "^sync-import: $T/bad.snap:1:[0-9]+: header: " "$T/err"
 if [ -e "$T/x.snap" ]; then fail "... no output file"; else pass "... no output file"; fi
 
+# Snapshots hold personal data: a rewritten one keeps its mode.
+chmod 640 "$T/s7.snap"
+test_expect_code 0 "an import over a snapshot of mode 0640" \
+	sync-import -c "$T/sync.yaml" -d "$T/s6.snap" -o "$T/s7.snap" entra
+echo 640 >"$T/want"
+stat -c %a "$T/s7.snap" >"$T/got"
+test_cmp "... keeps its mode" "$T/want" "$T/got"
+
 done_testing
