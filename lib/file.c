@@ -216,6 +216,67 @@ sync_out_abort(struct sync_out *o)
 	memset(o, 0, sizeof *o);
 }
 
+/* ------------------------------------------------------- files of state */
+
+int
+sync_open_nofollow(const char *path, int flags, mode_t mode,
+    const char *what, struct sync_err *err)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+	    mode)) == -1) {
+		if (errno == ELOOP && lstat(path, &st) == 0 &&
+		    S_ISLNK(st.st_mode))
+			return sync_errf(err, "cannot open %s '%s': it is a "
+			    "symbolic link", what, path);
+		return sync_errno(err, "cannot open %s '%s'", what, path);
+	}
+	if (fstat(fd, &st) == -1) {
+		sync_errno(err, "cannot open %s '%s'", what, path);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return sync_errf(err, "cannot open %s '%s': not a regular "
+		    "file", what, path);
+	}
+	return fd;
+}
+
+int
+sync_state_dir(const char *dir, int create, struct sync_err *err)
+{
+	struct stat st;
+	uid_t uid = geteuid();
+
+	if (create && sync_mkdirs(dir, err) == -1)
+		return -1;
+	if (stat(dir, &st) == -1) {
+		if (errno == ENOENT && !create)
+			return 0;
+		return sync_errno(err, "state directory '%s'", dir);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return sync_errf(err, "state directory '%s' is not a directory",
+		    dir);
+	/*
+	 * Whoever can write in it can swap a journal, a lock or the role
+	 * state for a link or a file of their own.
+	 */
+	if (st.st_uid != uid && st.st_uid != 0)
+		return sync_errf(err, "state directory '%s' is owned by uid "
+		    "%u, not by this user (uid %u) or root", dir,
+		    (unsigned int)st.st_uid, (unsigned int)uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return sync_errf(err, "state directory '%s' is writable by "
+		    "group or others (mode %04o); chmod 700 it", dir,
+		    (unsigned int)(st.st_mode & 07777));
+	return 0;
+}
+
 /* ------------------------------------------------------------------ locks */
 
 int
@@ -223,8 +284,9 @@ sync_lock_take(const char *path, int *fdp, struct sync_err *err)
 {
 	int fd;
 
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
-		return sync_errno(err, "cannot open lock file '%s'", path);
+	if ((fd = sync_open_nofollow(path, O_RDWR | O_CREAT, 0600,
+	    "lock file", err)) == -1)
+		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		int saved = errno;
 

@@ -52,9 +52,11 @@ file_cas(struct lease_store *s, const char *old, const char *new,
 	char *cur = NULL;
 	int fd, rc;
 
-	if ((fd = open(f->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1)
-		return sync_errno(err, "cannot open lease lock '%s'",
-		    f->lockpath);
+	/* Beside the lease, in a directory every server's account writes:
+	 * a link there is not followed. */
+	if ((fd = sync_open_nofollow(f->lockpath, O_RDWR | O_CREAT, 0660,
+	    "lease lock", err)) == -1)
+		return -1;
 	/* Blocking: the lock is held only for a read and a rename. */
 	while ((rc = flock(fd, LOCK_EX)) == -1 && errno == EINTR)
 		;

@@ -148,6 +148,25 @@ int sync_out_open_mode(struct sync_out *o, const char *path, mode_t mode,
 int sync_out_commit(struct sync_out *o, struct sync_err *err);
 void sync_out_abort(struct sync_out *o);
 
+/* ------------------------------------------------------- files of state */
+
+/*
+ * Opens path (flags as open(2), mode for O_CREAT) without following a
+ * symbolic link, close-on-exec; only a regular file is accepted.  what
+ * names the file in errors ("journal", "lock file").  Returns the
+ * descriptor, the caller's to close, or -1 with err set.
+ */
+int sync_open_nofollow(const char *path, int flags, mode_t mode,
+    const char *what, struct sync_err *err);
+
+/*
+ * Checks a state directory (state_dir in sync.conf(5), or one inside
+ * it): a directory owned by this user or root, not writable by group or
+ * others.  With create, it and its missing parents are made first (mode
+ * 0700); without, a directory that does not exist is fine.
+ */
+int sync_state_dir(const char *dir, int create, struct sync_err *err);
+
 /* ------------------------------------------------------------------ locks */
 
 /*
