@@ -310,6 +310,15 @@ sync_lock_release(int fd)
 
 /* ---------------------------------------------------------------- secrets */
 
+/* Releases b, its bytes wiped first, NULs or not. */
+static void
+wipe(struct sync_buf *b)
+{
+	if (b->p)
+		explicit_bzero(b->p, b->len);
+	sync_buf_release(b);
+}
+
 char *
 sync_secret_read(const char *path, struct sync_err *err)
 {
@@ -317,9 +326,15 @@ sync_secret_read(const char *path, struct sync_err *err)
 	struct stat st;
 	char chunk[512];
 	ssize_t n;
-	int fd;
+	int fd, flags;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+	/*
+	 * Non-blocking: opening a FIFO for reading would wait for a writer.
+	 * The descriptor is checked, not the path, so that what is read is
+	 * what was checked; links are followed (/run/secrets and the like).
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK)) == -1) {
 		sync_errno(err, "cannot open secret file '%s'", path);
 		return NULL;
 	}
@@ -330,6 +345,12 @@ sync_secret_read(const char *path, struct sync_err *err)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		sync_errf(err, "secret file '%s' is not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		sync_errno(err, "cannot read secret file '%s'", path);
 		close(fd);
 		return NULL;
 	}
@@ -344,8 +365,9 @@ sync_secret_read(const char *path, struct sync_err *err)
 		if (b.len + (size_t)n > 65536 ||
 		    sync_buf_add(&b, chunk, (size_t)n) == -1) {
 			sync_errf(err, "secret file '%s' is too large", path);
+			explicit_bzero(chunk, sizeof chunk);
 			close(fd);
-			sync_secret_free(sync_buf_detach(&b));
+			wipe(&b);
 			return NULL;
 		}
 	}
@@ -353,10 +375,16 @@ sync_secret_read(const char *path, struct sync_err *err)
 	if (n == -1) {
 		sync_errno(err, "cannot read secret file '%s'", path);
 		close(fd);
-		sync_secret_free(sync_buf_detach(&b));
+		wipe(&b);
 		return NULL;
 	}
 	close(fd);
+	/* A C string would end at the NUL: the secret used, cut short. */
+	if (b.len > 0 && memchr(b.p, '\0', b.len) != NULL) {
+		sync_errf(err, "secret file '%s' contains a NUL byte", path);
+		wipe(&b);
+		return NULL;
+	}
 	while (b.len > 0 && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == '\r'))
 		b.p[--b.len] = '\0';
 	if (b.len == 0) {
