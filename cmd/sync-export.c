@@ -1,9 +1,6 @@
 /*
  * sync-export: apply a change set to its target, on the active server only.
  */
-#include <sys/stat.h>
-
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,11 +150,8 @@ main(int argc, char *argv[])
 	o.lease_ctx = &lease;
 
 	/* One export at a time on this server. */
-	if (mkdir(cfg->state_dir, 0700) == -1 && errno != EEXIST) {
-		sync_errno(&err, "cannot create state directory '%s'",
-		    cfg->state_dir);
+	if (sync_state_dir(cfg->state_dir, 1, &err) == -1)
 		goto fail;
-	}
 	sync_buf_addf(&lockpath, "%s/export.lock", cfg->state_dir);
 	if (sync_lock_take(lockpath.p, &lockfd, &err) == -1)
 		goto fail;

@@ -125,7 +125,7 @@ main(int argc, char *argv[])
 		goto fail;
 	if (add_flow_attrs(cfg, c, &err) == -1)
 		goto fail;
-	if (sync_mkdirs(cfg->state_dir, &err) == -1)
+	if (sync_state_dir(cfg->state_dir, 1, &err) == -1)
 		goto fail;
 	sync_buf_addf(&lockpath, "%s/import.%s.lock", cfg->state_dir, c->name);
 	if (sync_lock_take(lockpath.p, &lockfd, &err) == -1)

@@ -2216,6 +2216,15 @@ load_one(void *arg)
 
 	if ((l->s = snap_load(l->path, &l->err)) == NULL)
 		return NULL;
+	if (l->s->delta) {
+		/* What it lacks would be taken for deleted. */
+		sync_errf(&l->err, "%s: a delta snapshot (kind \"delta\") "
+		    "holds only what changed; sync-diff needs a full one",
+		    l->path);
+		snap_free(l->s);
+		l->s = NULL;
+		return NULL;
+	}
 	if (l->si == d->nsrc) {
 		d->tgt = l->s;
 		l->nomem = prepare_target(d) == -1;

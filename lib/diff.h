@@ -53,6 +53,8 @@ struct snap {
 	size_t maplen;
 	char *connector, *conntype, *time;
 	char *cookie;           /* the header's delta cookie, or NULL */
+	int delta;              /* kind "delta": only what changed */
+	size_t counts[SYNC_NOBJTYPES];  /* the header's counts */
 	struct dobj *objs;
 	size_t nobjs, capobjs;
 	struct dattr *attrs;

@@ -211,7 +211,7 @@ sync_export_run(struct sync_config *cfg, const char *path,
 	if (!o->dry_run) {
 		if (o->journal == NULL) {
 			sync_buf_addf(&jpath, "%s/journal", cfg->state_dir);
-			if (sync_mkdirs(jpath.p, err) == -1)
+			if (sync_state_dir(jpath.p, 1, err) == -1)
 				goto out;
 			sync_buf_addf(&jpath, "/%s.jsonl", hex);
 		} else

@@ -302,6 +302,12 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 		    "from Microsoft Graph yet", c->name);
 	if ((s = snap_load(prev, err)) == NULL)
 		return -1;
+	if (s->delta) {
+		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "
+		    "only what changed; a delta import needs a full one", prev);
+		snap_free(s);
+		return -1;
+	}
 	dl.c = c;
 	dl.res = res;
 	if ((rc = check_cookie(&dl, s, prev, links, &copy, err)) != 0)

@@ -34,18 +34,46 @@ struct sync_journal {
 	size_t ndone, nfailed_before;
 };
 
+/* Reads the whole file open on fd into b; -1 with err set. */
 static int
-load(struct sync_journal *j, const char *plan, struct sync_err *err)
+read_fd(int fd, const char *path, struct sync_buf *b, struct sync_err *err)
+{
+	char chunk[8192];
+	ssize_t n;
+
+	for (;;) {
+		if ((n = read(fd, chunk, sizeof chunk)) == -1) {
+			if (errno == EINTR)
+				continue;
+			sync_buf_release(b);
+			return sync_errno(err, "cannot read journal '%s'", path);
+		}
+		if (n == 0)
+			return 0;
+		if (sync_buf_add(b, chunk, (size_t)n) == -1) {
+			sync_buf_release(b);
+			return sync_errf(err, "%s: out of memory", path);
+		}
+	}
+}
+
+/*
+ * Reads back the journal open on fd: 1 when it has a header, 0 when it
+ * is (now) empty.  A torn last line is cut off through fd, never through
+ * the path, which could have been replaced meanwhile.
+ */
+static int
+load(struct sync_journal *j, int fd, const char *plan, struct sync_err *err)
 {
 	struct sync_buf b = { 0 };
-	json_t *rec, *hdr;
+	json_t *rec, *hdr, *v;
 	json_error_t jerr;
 	char *p, *nl, *end;
 	size_t lineno = 1, keep, total;
 	json_int_t n;
 	const char *outcome, *id;
 
-	if (sync_file_read(j->path, SIZE_MAX / 2, &b, err) == -1)
+	if (read_fd(fd, j->path, &b, err) == -1)
 		return -1;
 	if (b.len == 0) {
 		sync_buf_release(&b);
@@ -60,7 +88,7 @@ load(struct sync_journal *j, const char *plan, struct sync_err *err)
 	if (keep == 0) {
 		/* Not even the header made it: start afresh. */
 		sync_buf_release(&b);
-		if (truncate(j->path, 0) == -1)
+		if (ftruncate(fd, 0) == -1)
 			return sync_errno(err, "cannot repair journal '%s'",
 			    j->path);
 		return 0;
@@ -74,6 +102,7 @@ load(struct sync_journal *j, const char *plan, struct sync_err *err)
 	if (strcmp(json_string_value(json_object_get(hdr, "format")) ?
 	    json_string_value(json_object_get(hdr, "format")) : "",
 	    "sync-journal") != 0 ||
+	    !json_is_integer(json_object_get(hdr, "version")) ||
 	    json_integer_value(json_object_get(hdr, "version")) != 1) {
 		json_decref(hdr);
 		sync_buf_release(&b);
@@ -97,14 +126,38 @@ load(struct sync_journal *j, const char *plan, struct sync_err *err)
 			return sync_errf(err, "%s:%zu:%d: %s", j->path, lineno,
 			    jerr.column, jerr.text);
 		}
-		n = json_integer_value(json_object_get(rec, "change"));
+		/*
+		 * A record without a valid change must not be read as
+		 * change 0 (json_integer_value's answer for anything else):
+		 * it would mark a change done that was never applied.
+		 */
+		v = json_object_get(rec, "change");
+		n = json_integer_value(v);
 		outcome = json_string_value(json_object_get(rec, "outcome"));
 		id = json_string_value(json_object_get(rec, "id"));
-		if (n < 0 || (size_t)n >= j->nchanges || outcome == NULL) {
+		if (!json_is_integer(v) || n < 0 || (size_t)n >= j->nchanges) {
+			if (v == NULL)
+				sync_errf(err, "%s:%zu: a record without "
+				    "\"change\"", j->path, lineno);
+			else if (!json_is_integer(v))
+				sync_errf(err, "%s:%zu: \"change\" is not an "
+				    "integer", j->path, lineno);
+			else
+				sync_errf(err, "%s:%zu: record for no change of "
+				    "this plan (change %" JSON_INTEGER_FORMAT
+				    ", the plan has %zu)", j->path, lineno, n,
+				    j->nchanges);
 			json_decref(rec);
 			sync_buf_release(&b);
-			return sync_errf(err, "%s:%zu: record for no change of "
-			    "this plan", j->path, lineno);
+			return -1;
+		}
+		if (outcome == NULL || (strcmp(outcome, "applied") != 0 &&
+		    strcmp(outcome, "skipped") != 0 &&
+		    strcmp(outcome, "failed") != 0)) {
+			json_decref(rec);
+			sync_buf_release(&b);
+			return sync_errf(err, "%s:%zu: \"outcome\" must be "
+			    "applied, skipped or failed", j->path, lineno);
 		}
 		if (strcmp(outcome, "applied") == 0 ||
 		    strcmp(outcome, "skipped") == 0) {
@@ -120,7 +173,7 @@ load(struct sync_journal *j, const char *plan, struct sync_err *err)
 	}
 	sync_buf_release(&b);
 	/* Cut a torn tail so that appends start on a line of their own. */
-	if (keep < total && truncate(j->path, (off_t)keep) == -1)
+	if (keep < total && ftruncate(fd, (off_t)keep) == -1)
 		return sync_errno(err, "cannot repair journal '%s'", j->path);
 	return 1;
 }
@@ -142,18 +195,24 @@ sync_journal_open(const char *path, const char *plan, size_t nchanges,
 		return NULL;
 	}
 	j->nchanges = nchanges;
-	if ((fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1) {
-		sync_errno(err, "cannot open journal '%s'", path);
+	/*
+	 * One descriptor for reading back, repairing and appending, opened
+	 * without following a link: a link planted in its place would
+	 * have the repair truncate, and the appends write, another file.
+	 */
+	if ((fd = sync_open_nofollow(path, O_RDWR | O_CREAT | O_APPEND, 0600,
+	    "journal", err)) == -1) {
 		sync_journal_close(j);
 		return NULL;
 	}
-	close(fd);
-	if ((rc = load(j, plan, err)) == -1) {
+	if ((rc = load(j, fd, plan, err)) == -1) {
+		close(fd);
 		sync_journal_close(j);
 		return NULL;
 	}
-	if ((j->fp = fopen(path, "ae")) == NULL) {
+	if ((j->fp = fdopen(fd, "a")) == NULL) {
 		sync_errno(err, "cannot open journal '%s'", path);
+		close(fd);
 		sync_journal_close(j);
 		return NULL;
 	}

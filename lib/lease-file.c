@@ -52,9 +52,11 @@ file_cas(struct lease_store *s, const char *old, const char *new,
 	char *cur = NULL;
 	int fd, rc;
 
-	if ((fd = open(f->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1)
-		return sync_errno(err, "cannot open lease lock '%s'",
-		    f->lockpath);
+	/* Beside the lease, in a directory every server's account writes:
+	 * a link there is not followed. */
+	if ((fd = sync_open_nofollow(f->lockpath, O_RDWR | O_CREAT, 0660,
+	    "lease lock", err)) == -1)
+		return -1;
 	/* Blocking: the lock is held only for a read and a rename. */
 	while ((rc = flock(fd, LOCK_EX)) == -1 && errno == EINTR)
 		;
@@ -63,11 +65,13 @@ file_cas(struct lease_store *s, const char *old, const char *new,
 		close(fd);
 		return -1;
 	}
+	/* A new lease file is 0666 less the umask: the other servers'
+	 * accounts read it. */
 	if (file_read(s, &cur, err) == -1) {
 		rc = -1;
 	} else if (strcmp(cur, old) != 0) {
 		rc = 1;
-	} else if (sync_out_open(&out, f->path, err) == -1) {
+	} else if (sync_out_open_mode(&out, f->path, 0666, err) == -1) {
 		sync_errpre(err, "lease");
 		rc = -1;
 	} else if (fprintf(out.fp, "%s\n", new) < 0) {

@@ -230,6 +230,8 @@ local_read(struct sync_role *r, int *active, uint64_t *fence,
 
 	*active = 0;
 	*fence = 0;
+	if (sync_state_dir(r->statedir, 0, err) == -1)
+		return -1;
 	if (access(r->statepath, F_OK) == -1 && errno == ENOENT)
 		return 0;               /* a new server is staging */
 	if (sync_file_read(r->statepath, 4096, &b, err) == -1)
@@ -251,7 +253,7 @@ local_write(struct sync_role *r, int active, uint64_t fence,
 {
 	struct sync_out out;
 
-	if (sync_mkdirs(r->statedir, err) == -1)
+	if (sync_state_dir(r->statedir, 1, err) == -1)
 		return -1;
 	if (sync_out_open(&out, r->statepath, err) == -1)
 		return -1;

@@ -646,14 +646,62 @@ parse_obj(struct pctx *c, char *p)
 	return 0;
 }
 
+/*
+ * Where the top-level key named key starts in the header line (its
+ * opening quote), for the column of an error about it; the line itself
+ * when the key is not found as written (a key spelled with escapes).
+ * The line is valid JSON here: jansson parsed it.
+ */
+static const char *
+hkey_at(const char *line, size_t len, const char *key)
+{
+	const char *p = line, *end = line + len, *start;
+	size_t klen = strlen(key);
+	int depth = 0;
+
+	for (; p < end; p++) {
+		if (*p == '{' || *p == '[') {
+			depth++;
+			continue;
+		}
+		if (*p == '}' || *p == ']') {
+			depth--;
+			continue;
+		}
+		if (*p != '"')
+			continue;
+		start = p;
+		for (p++; p < end && *p != '"'; p++)
+			if (*p == '\\')
+				p++;
+		if (depth != 1 || (size_t)(p - start - 1) != klen ||
+		    memcmp(start + 1, key, klen) != 0)
+			continue;
+		/* a key, not a value, is followed by ':' */
+		while (p + 1 < end && (p[1] == ' ' || p[1] == '\t'))
+			p++;
+		if (p + 1 < end && p[1] == ':')
+			return start;
+	}
+	return line;
+}
+
+/* The header's keys (sync-snapshot(5)); the first six are required. */
+static const char *const hkeys[] = {
+	"connector", "connector_type", "counts", "format", "kind", "version",
+	"cookie", "source", "time",
+};
+#define NHKEYS_REQUIRED 6
+
 static int
 parse_header(struct pctx *c, char *line, size_t len)
 {
 	struct snap *s = c->s;
 	json_error_t jerr;
-	json_t *h, *v;
-	const char *fmt;
-	int rc = -1;
+	json_t *h, *v, *n;
+	const char *fmt, *key, *str;
+	size_t i;
+	int t, rc = -1;
 
 	if ((h = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
 		return perr(c, line + (jerr.column > 0 ? jerr.column - 1 : 0),
@@ -677,22 +725,90 @@ parse_header(struct pctx *c, char *line, size_t len)
 			    SYNC_SNAPSHOT_VERSION);
 		goto out;
 	}
-	if ((v = json_object_get(h, "connector")) && json_is_string(v) &&
-	    (s->connector = sync_strdup(json_string_value(v))) == NULL)
+	/*
+	 * Strict, like the object lines: a key this version does not
+	 * define means a file this reader does not understand.
+	 */
+	json_object_foreach(h, key, v) {
+		for (i = 0; i < sizeof hkeys / sizeof *hkeys; i++)
+			if (strcmp(key, hkeys[i]) == 0)
+				break;
+		if (i == sizeof hkeys / sizeof *hkeys) {
+			perr(c, hkey_at(line, len, key), "unknown header key "
+			    "'%s'", key);
+			goto out;
+		}
+	}
+	for (i = 0; i < NHKEYS_REQUIRED; i++)
+		if (json_object_get(h, hkeys[i]) == NULL) {
+			perr(c, line, "the header has no \"%s\"", hkeys[i]);
+			goto out;
+		}
+	v = json_object_get(h, "connector");
+	if ((str = json_string_value(v)) == NULL || *str == '\0') {
+		perr(c, hkey_at(line, len, "connector"), "header: "
+		    "\"connector\" must be a connector's name");
+		goto out;
+	}
+	if ((s->connector = sync_strdup(str)) == NULL)
 		goto nomem;
-	if ((v = json_object_get(h, "connector_type")) && json_is_string(v) &&
-	    (s->conntype = sync_strdup(json_string_value(v))) == NULL)
+	str = json_string_value(json_object_get(h, "connector_type"));
+	if (str == NULL || (strcmp(str, "ldap") != 0 &&
+	    strcmp(str, "ad") != 0 && strcmp(str, "graph") != 0)) {
+		perr(c, hkey_at(line, len, "connector_type"), "header: "
+		    "\"connector_type\" must be \"ldap\", \"ad\" or \"graph\"");
+		goto out;
+	}
+	if ((s->conntype = sync_strdup(str)) == NULL)
 		goto nomem;
-	if ((v = json_object_get(h, "time")) && json_is_string(v) &&
+	str = json_string_value(json_object_get(h, "kind"));
+	if (str == NULL || (strcmp(str, "full") != 0 &&
+	    strcmp(str, "delta") != 0)) {
+		perr(c, hkey_at(line, len, "kind"), "header: \"kind\" must be "
+		    "\"full\" or \"delta\"");
+		goto out;
+	}
+	s->delta = strcmp(str, "delta") == 0;
+	v = json_object_get(h, "counts");
+	if (!json_is_object(v) || json_object_size(v) != SYNC_NOBJTYPES) {
+		perr(c, hkey_at(line, len, "counts"), "header: \"counts\" must "
+		    "be an object with the keys contact, group and user");
+		goto out;
+	}
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		n = json_object_get(v, sync_objtype_name(t));
+		if (!json_is_integer(n) || json_integer_value(n) < 0 ||
+		    json_integer_value(n) > UINT32_MAX) {
+			perr(c, hkey_at(line, len, "counts"), "header: "
+			    "\"counts\" must be an object with the keys "
+			    "contact, group and user, each a number of objects");
+			goto out;
+		}
+		s->counts[t] = (size_t)json_integer_value(n);
+	}
+	if ((v = json_object_get(h, "time")) && !json_is_string(v)) {
+		perr(c, hkey_at(line, len, "time"), "header: \"time\" must be "
+		    "a string");
+		goto out;
+	}
+	if ((v = json_object_get(h, "source")) && !json_is_string(v) &&
+	    !json_is_null(v)) {
+		perr(c, hkey_at(line, len, "source"), "header: \"source\" must "
+		    "be a string or null");
+		goto out;
+	}
+	if ((v = json_object_get(h, "cookie")) && !json_is_string(v) &&
+	    !json_is_null(v)) {
+		perr(c, hkey_at(line, len, "cookie"), "header: \"cookie\" must "
+		    "be a string or null");
+		goto out;
+	}
+	if ((v = json_object_get(h, "time")) &&
 	    (s->time = sync_strdup(json_string_value(v))) == NULL)
 		goto nomem;
 	if ((v = json_object_get(h, "cookie")) && json_is_string(v) &&
 	    (s->cookie = sync_strdup(json_string_value(v))) == NULL)
 		goto nomem;
-	if (s->connector == NULL) {
-		perr(c, line, "the header names no \"connector\"");
-		goto out;
-	}
 	rc = 0;
 	goto out;
 nomem:
@@ -700,6 +816,33 @@ nomem:
 out:
 	json_decref(h);
 	return rc;
+}
+
+/*
+ * The objects of each type must number what the header counts: a file
+ * cut after a complete line (a full disk, a copy interrupted) parses
+ * line by line, and taking its missing objects for deleted ones would
+ * plan their deletion.  Reported at the line after the last.
+ */
+static int
+check_counts(struct pctx *c)
+{
+	struct snap *s = c->s;
+	size_t have[SYNC_NOBJTYPES] = { 0 }, i;
+	int t;
+
+	for (i = 0; i < s->nobjs; i++)
+		have[s->objs[i].type]++;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if (have[t] != s->counts[t])
+			break;
+	if (t == SYNC_NOBJTYPES)
+		return 0;
+	snprintf(s->err.msg, sizeof s->err.msg, "%s:%u: the file ends with "
+	    "%zu %s%s but its header counts %zu (a truncated or altered "
+	    "snapshot)", c->name, c->lineno, have[t], sync_objtype_name(t),
+	    have[t] == 1 ? "" : "s", s->counts[t]);
+	return -1;
 }
 
 static struct snap *
@@ -836,6 +979,8 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 		if (parse_obj(&c, p) == -1)
 			goto fail;
 	}
+	if (check_counts(&c) == -1)
+		goto fail;
 	free(c.ht);
 	return s;
 fail:

@@ -11,6 +11,8 @@
 #ifndef SYNC_H
 #define SYNC_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -124,16 +126,46 @@ void sync_time_now(char out[32]);
  * means standard output, which is flushed and checked on commit.
  * On abort (or a failed commit) the temporary file is removed, so a
  * failed run never leaves a half-written output behind.
+ *
+ * A new file gets mode 0600 less the umask; a file replaced keeps its
+ * mode (and, for root, its owner).  A character device or a FIFO
+ * (/dev/null, /dev/stdout, a named pipe), reached through links or not,
+ * is written into, not replaced, and cannot be taken back on abort.
+ * Any other kind of file, and a symbolic link to anything else, is
+ * refused.
  */
 struct sync_out {
 	FILE *fp;
 	char *path;     /* target path, NULL for stdout */
-	char *tmppath;  /* temporary file, NULL for stdout */
+	char *tmppath;  /* temporary file, NULL for stdout or direct */
+	int direct;     /* writing into a device or FIFO at path */
 };
 
 int sync_out_open(struct sync_out *o, const char *path, struct sync_err *err);
+/* The same, a new file getting mode (less the umask) rather than 0600. */
+int sync_out_open_mode(struct sync_out *o, const char *path, mode_t mode,
+    struct sync_err *err);
 int sync_out_commit(struct sync_out *o, struct sync_err *err);
 void sync_out_abort(struct sync_out *o);
+
+/* ------------------------------------------------------- files of state */
+
+/*
+ * Opens path (flags as open(2), mode for O_CREAT) without following a
+ * symbolic link, close-on-exec; only a regular file is accepted.  what
+ * names the file in errors ("journal", "lock file").  Returns the
+ * descriptor, the caller's to close, or -1 with err set.
+ */
+int sync_open_nofollow(const char *path, int flags, mode_t mode,
+    const char *what, struct sync_err *err);
+
+/*
+ * Checks a state directory (state_dir in sync.conf(5), or one inside
+ * it): a directory owned by this user or root, not writable by group or
+ * others.  With create, it and its missing parents are made first (mode
+ * 0700); without, a directory that does not exist is fine.
+ */
+int sync_state_dir(const char *dir, int create, struct sync_err *err);
 
 /* ------------------------------------------------------------------ locks */
 

@@ -236,6 +236,34 @@ echo "sync-import: dir: refusing a simple bind over clear text to 'ldap://127.0.
 test_cmp "... (the clear-text refusal comes after the config was read)" "$T/want" "$T/err"
 ok "... and the state directory came from the environment" test -d "$T/state"
 
+# Secret files: a FIFO is refused at once, not waited on for a writer
+# (timeout turns a hang into a failure); a NUL byte, which would cut the
+# secret short, is refused.  The clear-text bind is allowed so that the
+# secret is read before any connection.
+cat >"$T/secret.yaml" <<'EOF'
+state_dir: ${SYNC_TEST_DIR}/state
+connectors:
+  dir:
+    type: ldap
+    url: ldap://127.0.0.1:1
+    allow_cleartext_bind: true
+    bind_dn: cn=admin,dc=example,dc=org
+    password_file: ${SYNC_TEST_DIR}/pw.secret
+    base_dn: dc=example,dc=org
+EOF
+mkfifo -m 600 "$T/pw.secret"
+test_expect_code 2 "a FIFO as password_file: exit 2, without waiting" \
+	timeout 10 sync-import -c "$T/secret.yaml" dir
+echo "sync-import: dir: secret file '$T/pw.secret' is not a regular file" >"$T/want"
+test_cmp "... says so" "$T/want" "$T/err"
+rm "$T/pw.secret"
+printf 'abc\000def\n' >"$T/pw.secret"
+chmod 600 "$T/pw.secret"
+test_expect_code 2 "a password_file with a NUL byte: exit 2" \
+	timeout 10 sync-import -c "$T/secret.yaml" dir
+echo "sync-import: dir: secret file '$T/pw.secret' contains a NUL byte" >"$T/want"
+test_cmp "... says so" "$T/want" "$T/err"
+
 test_expect_code 2 "usage on a bad option" sync-import -Z
 test_grep "... prints the usage line" '^usage: sync-import ' "$T/err"
 test_expect_code 2 "usage without a connector" sync-import

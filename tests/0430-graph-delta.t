@@ -72,6 +72,15 @@ echo "3 True True True" >"$T/cookie.want"
 test_cmp "its cookie: a digest of what is selected, a deltaLink per collection" \
 	"$T/cookie.want" "$T/cookie"
 
+# A previous snapshot cut after a complete line: its missing objects
+# would be merged away as if deleted.
+head -n 25 "$T/s1.snap" >"$T/cut.snap"
+test_expect_code 2 "a delta import from a truncated snapshot: exit 2" \
+	sync-import -c "$T/sync.yaml" -d "$T/cut.snap" -o "$T/cut.out" entra
+printf 'sync-import: %s\n' "$T/cut.snap:26: the file ends with 1 group but its header counts 2 (a truncated or altered snapshot)" >"$T/want"
+test_cmp "... names the file and line" "$T/want" "$T/err"
+if [ -e "$T/cut.out" ]; then fail "... writes nothing"; else pass "... writes nothing"; fi
+
 n=$(logpos)
 test_expect_code 0 "a delta import with nothing changed" \
 	sync-import -c "$T/sync.yaml" -d "$T/s1.snap" -o "$T/s2.snap" entra
@@ -170,5 +179,13 @@ test_expect_code 2 "a previous snapshot that is not one" \
 	sync-import -c "$T/sync.yaml" -d "$T/bad.snap" -o "$T/x.snap" entra
 test_grep "... with file, line and column" "^sync-import: $T/bad.snap:1:[0-9]+: header: " "$T/err"
 if [ -e "$T/x.snap" ]; then fail "... no output file"; else pass "... no output file"; fi
+
+# Snapshots hold personal data: a rewritten one keeps its mode.
+chmod 640 "$T/s7.snap"
+test_expect_code 0 "an import over a snapshot of mode 0640" \
+	sync-import -c "$T/sync.yaml" -d "$T/s6.snap" -o "$T/s7.snap" entra
+echo 640 >"$T/want"
+stat -c %a "$T/s7.snap" >"$T/got"
+test_cmp "... keeps its mode" "$T/want" "$T/got"
 
 done_testing

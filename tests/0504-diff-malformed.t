@@ -29,6 +29,32 @@ bad version.snap "$T/version.snap:1:1: unsupported snapshot version 2 (expected 
 echo '{"format":"sync-changeset","version":1}' >"$T/format.snap"
 bad format.snap "$T/format.snap:1:1: not a snapshot (the header's format is not \"sync-snapshot\")"
 
+# A file cut after a complete line parses line by line: the header's
+# counts catch it, before the missing objects are taken for deleted ones.
+head -n 1 ad.snap >"$T/headonly.snap"
+bad headonly.snap "$T/headonly.snap:2: the file ends with 0 users but its header counts 10 (a truncated or altered snapshot)"
+head -n 12 ad.snap >"$T/short.snap"
+bad short.snap "$T/short.snap:13: the file ends with 9 users but its header counts 10 (a truncated or altered snapshot)"
+{ cat ad.snap; printf '%s\n' '{"anchor":"u-zed","attrs":{},"id":"u-zed","type":"contact"}'; } >"$T/long.snap"
+bad long.snap "$T/long.snap:15: the file ends with 1 contact but its header counts 0 (a truncated or altered snapshot)"
+
+# The header is read as strictly as the objects.
+sed '1s/"cookie":null,/"cookie":null,"comment":"x",/' ad.snap >"$T/hkey.snap"
+bad hkey.snap "$T/hkey.snap:1:55: unknown header key 'comment'"
+sed '1s/"kind":"full"/"kind":"partial"/' ad.snap >"$T/kind.snap"
+bad kind.snap "$T/kind.snap:1:123: header: \"kind\" must be \"full\" or \"delta\""
+sed '1s/"connector_type":"ad"/"connector_type":"samba"/' ad.snap >"$T/ctype.snap"
+bad ctype.snap "$T/ctype.snap:1:19: header: \"connector_type\" must be \"ldap\", \"ad\" or \"graph\""
+sed '1s/"counts":{[^}]*},//' ad.snap >"$T/nocounts.snap"
+bad nocounts.snap "$T/nocounts.snap:1:1: the header has no \"counts\""
+sed '1s/"group":2,/"group":2,"printer":0,/' ad.snap >"$T/ctypes.snap"
+bad ctypes.snap "$T/ctypes.snap:1:55: header: \"counts\" must be an object with the keys contact, group and user"
+sed '1s/"user":10/"user":-1/' ad.snap >"$T/negcount.snap"
+bad negcount.snap "$T/negcount.snap:1:55: header: \"counts\" must be an object with the keys contact, group and user, each a number of objects"
+# A delta snapshot lacks what did not change: not a side of a diff.
+sed '1s/"kind":"full"/"kind":"delta"/' ad.snap >"$T/delta.snap"
+bad delta.snap "$T/delta.snap: a delta snapshot (kind \"delta\") holds only what changed; sync-diff needs a full one"
+
 sed -n '1,4p;4p' ad.snap >"$T/dup.snap"
 bad dup.snap "$T/dup.snap:5:1: duplicate anchor 'u-alice' (also on line 4)"
 

@@ -33,19 +33,22 @@ flows:
       officeLocation: 'ImportedValue(Left("titleXYZ", 5))'
       companyName: '[company]'
 YAML
-H='"cookie":null,"format":"sync-snapshot","kind":"full","time":"2026-01-01T00:00:00Z","version":1'
+# hdr CONNECTOR TYPE USERS: a header line
+hdr() {
+	printf '{"connector":"%s","connector_type":"%s","cookie":null,"counts":{"contact":0,"group":0,"user":%d},"format":"sync-snapshot","kind":"full","time":"2026-01-01T00:00:00Z","version":1}\n' "$1" "$2" "$3"
+}
 {
-	echo "{\"connector\":\"ad\",\"connector_type\":\"ad\",$H}"
+	hdr ad ad 3
 	echo '{"anchor":"a1","attrs":{"DN":["not the dn"],"displayName":["Ann"],"title":["Boss"],"company":["AD Corp"]},"dn":"CN=Ann,DC=example,DC=com","id":"CN=Ann,DC=example,DC=com","type":"user"}'
 	echo '{"anchor":"a2","attrs":{"company":["AD Corp"],"title":["Clerk"],"displayName":["Bo"]},"dn":"CN=Bo,DC=example,DC=com","id":"ad-id-bo","type":"user"}'
 	echo '{"anchor":"a3","attrs":{"displayName":["Cy"],"skip":["1"]},"dn":"CN=Cy,DC=example,DC=com","id":"ad-id-cy","type":"user"}'
 } >ad.snap
 {
-	echo "{\"connector\":\"ldap\",\"connector_type\":\"ldap\",$H}"
+	hdr ldap ldap 2
 	echo '{"anchor":"l1","attrs":{"title":["Chef"],"company":["LDAP Inc"],"displayName":["Dee"],"id":["not the id"]},"dn":"uid=dee,dc=example,dc=org","id":"uid=dee,dc=example,dc=org","type":"user"}'
 	echo '{"anchor":"l2","attrs":{"displayName":["Eve"]},"dn":"uid=eve,dc=example,dc=org","id":"uid=eve,dc=example,dc=org","type":"user"}'
 } >ldap.snap
-echo "{\"connector\":\"entra\",\"connector_type\":\"graph\",$H}" >entra.snap
+hdr entra graph 0 >entra.snap
 
 test_expect_code 1 "two sources, all added" \
 	sync-diff -j 2 -c sync.yaml ad.snap ldap.snap entra.snap
@@ -89,12 +92,12 @@ flows:
       onPremisesImmutableId: { value: '"X-" & [anchor]', when: WHEN }
 YAML
 {
-	echo "{\"connector\":\"ad\",\"connector_type\":\"ad\",$H}"
+	hdr ad ad 2
 	echo '{"anchor":"u1","attrs":{"userPrincipalName":["u1@example.com"]},"dn":"CN=U1,DC=example,DC=com","id":"CN=U1,DC=example,DC=com","type":"user"}'
 	echo '{"anchor":"u2","attrs":{"userPrincipalName":["u2@example.com"]},"dn":"CN=U2,DC=example,DC=com","id":"CN=U2,DC=example,DC=com","type":"user"}'
 } >ad1.snap
 {
-	echo "{\"connector\":\"entra\",\"connector_type\":\"graph\",$H}"
+	hdr entra graph 1
 	echo '{"anchor":"t1","attrs":{"userPrincipalName":["u1@example.com"]},"id":"t1","type":"user"}'
 } >entra1.snap
 for when in create always; do
