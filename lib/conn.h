@@ -16,7 +16,8 @@ struct sync_ldap_objconf {
 };
 
 struct sync_ldap_conf {
-	char *url;
+	char *url;              /* one URL, or a list that libldap fails over */
+	char *cleartext_url;    /* the first ldap:// URL of url, or NULL */
 	int starttls;
 	char *ca_file;
 	int tls_verify;

@@ -52,6 +52,7 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	gc->timeout = 60;
 	gc->connections = 4;
 	gc->page_size = 999;
+	gc->max_pages = 100000;
 	gc->retry_budget = 300;
 	/* The documented quota per app and tenant: 3,000 writes in 150 s. */
 	gc->write_limit = 3000;
@@ -103,6 +104,10 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (sync_map_int(map, "page_size", 1, 999, &v, err) == -1)
 		return -1;
 	gc->page_size = v;
+	v = gc->max_pages;
+	if (sync_map_int(map, "max_pages", 1, 1000000000, &v, err) == -1)
+		return -1;
+	gc->max_pages = v;
 	v = gc->retry_budget;
 	if (sync_map_int(map, "retry_budget", 0, 86400, &v, err) == -1)
 		return -1;

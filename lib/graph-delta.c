@@ -278,6 +278,21 @@ check_cookie(struct delta *dl, const struct snap *s, const char *prev,
 			    sync_objtype_name(t));
 			return 1;
 		}
+	/*
+	 * The snapshot is a file anyone who can write it may have edited:
+	 * a deltaLink to elsewhere is an error, not a reason for a full
+	 * import, and is refused before any request is sent.
+	 */
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		char what[512];
+
+		if (!dl->c->graph->enabled[t])
+			continue;
+		snprintf(what, sizeof what, "the %s deltaLink of '%s'",
+		    sync_objtype_name(t), prev);
+		if (sync_graph_link_check(dl->c, what, links[t], err) == -1)
+			return -1;
+	}
 	return 0;
 }
 

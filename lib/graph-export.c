@@ -560,43 +560,41 @@ graph_error(json_t *body, long status, const char *request_id)
 
 static int record(struct gexp *e, struct gchange *g, struct sync_err *err);
 
+/* Adds the id of member v to the set arg. */
+static int
+member_id(void *arg, json_t *v, struct sync_err *err)
+{
+	const char *id = json_string_value(json_object_get(v, "id"));
+
+	if (id != NULL && json_object_set_new(arg, id, json_true()) == -1)
+		return sync_errf(err, "out of memory");
+	return 0;
+}
+
 /*
- * Reads every member id of a group, following nextLinks (outside any
- * batch: a nextLink is an absolute URL).
+ * Reads every member id of a group from its first page (borrowed), then
+ * the pages its nextLink leads to (outside any batch: a nextLink is an
+ * absolute URL, which sync_graph_call checks), as a listing is read,
+ * with the same bounds.
  */
 static int
 read_members(struct gexp *e, int conn, struct gchange *g, json_t *page,
     struct sync_err *err)
 {
-	struct sync_graph_resp r = { 0 };
 	json_t *v;
 	const char *next;
-	char *url = NULL;
 	size_t i;
 
-	if (g->members == NULL)
-		g->members = json_object();
-	for (;;) {
-		json_array_foreach(json_object_get(page, "value"), i, v)
-			if (json_string_value(json_object_get(v, "id")))
-				json_object_set_new(g->members, json_string_value(
-				    json_object_get(v, "id")), json_true());
-		next = json_string_value(json_object_get(page, "@odata.nextLink"));
-		if (next == NULL)
-			break;
-		free(url);
-		url = sync_strdup(next);
-		sync_graph_resp_release(&r);
-		if (sync_graph_call(e->graph, conn, "GET", url, NULL, NULL,
-		    SYNC_HTTP_IDEMPOTENT, &r, err) == -1) {
-			free(url);
+	if (g->members == NULL && (g->members = json_object()) == NULL)
+		return sync_errf(err, "out of memory");
+	json_array_foreach(json_object_get(page, "value"), i, v)
+		if (member_id(g->members, v, err) == -1)
 			return -1;
-		}
-		page = r.json;
-	}
-	free(url);
-	sync_graph_resp_release(&r);
-	return 0;
+	next = json_string_value(json_object_get(page, "@odata.nextLink"));
+	if (next == NULL)
+		return 0;
+	return sync_graph_pages(e->graph, conn, next, member_id, g->members,
+	    NULL, err);
 }
 
 /* Reads the current members of g (an existing group) directly. */

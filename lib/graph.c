@@ -149,6 +149,86 @@ sync_graph_errf(struct sync_err *err, struct sync_graph *g,
 	    r->request_id[0] ? ")" : "", spent);
 }
 
+/* Where an http(s) URL leads, as libcurl reads it (the parts are its). */
+struct where {
+	char *scheme, *host, *port, *path;
+};
+
+static void
+where_release(struct where *w)
+{
+	curl_free(w->scheme);
+	curl_free(w->host);
+	curl_free(w->port);
+	curl_free(w->path);
+}
+
+/* 0, or -1 when url is no absolute http(s) URL (w released either way). */
+static int
+where_get(const char *url, struct where *w)
+{
+	CURLU *u;
+	int rc = -1;
+
+	memset(w, 0, sizeof *w);
+	if ((u = curl_url()) == NULL)
+		return -1;
+	/* The port the scheme implies when there is none: https and
+	 * https:443 are the same service. */
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &w->scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &w->host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &w->port, CURLU_DEFAULT_PORT) ==
+	    CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PATH, &w->path, 0) == CURLUE_OK &&
+	    (strcasecmp(w->scheme, "https") == 0 ||
+	    strcasecmp(w->scheme, "http") == 0))
+		rc = 0;
+	curl_url_cleanup(u);
+	if (rc == -1)
+		where_release(w);
+	return rc;
+}
+
+int
+sync_graph_link_check(struct sync_connector *c, const char *what,
+    const char *link, struct sync_err *err)
+{
+	struct where base, to;
+	size_t n;
+	int rc = -1;
+
+	if (where_get(c->graph->graph_url, &base) == -1)
+		return sync_errf(err, "%s: graph_url '%s' is not an http(s) URL",
+		    c->name, c->graph->graph_url);
+	if (where_get(link, &to) == -1) {
+		/* not printed: it is the service's, and may be anything */
+		sync_errf(err, "%s: refusing to follow %s that is not an "
+		    "http(s) URL", c->name, what);
+		where_release(&base);
+		return -1;
+	}
+	/* graph_url's path as a prefix ending in a slash: /v1.0/ */
+	n = strlen(base.path);
+	while (n > 0 && base.path[n - 1] == '/')
+		n--;
+	if (strcasecmp(to.scheme, base.scheme) != 0 ||
+	    strcasecmp(to.host, base.host) != 0 ||
+	    strcmp(to.port, base.port) != 0)
+		sync_errf(err, "%s: refusing to follow %s to '%s://%s:%s': not "
+		    "the scheme, host and port of graph_url", c->name, what,
+		    to.scheme, to.host, to.port);
+	else if (strncasecmp(to.path, base.path, n) != 0 || to.path[n] != '/')
+		sync_errf(err, "%s: refusing to follow %s to '%.200s': not "
+		    "under '%.*s/', the path of graph_url", c->name, what,
+		    to.path, (int)n, base.path);
+	else
+		rc = 0;
+	where_release(&base);
+	where_release(&to);
+	return rc;
+}
+
 int
 sync_graph_call(struct sync_graph *g, int conn, const char *method,
     const char *path, const char *body, const char *const *headers,
@@ -165,9 +245,13 @@ sync_graph_call(struct sync_graph *g, int conn, const char *method,
 	if (conn < 0 || conn >= g->nconn)
 		return sync_errf(err, "%s: no connection %d", g->c->name, conn);
 	h = g->conns[conn];
-	if (strncmp(path, "https://", 8) == 0 || strncmp(path, "http://", 7) == 0)
+	if (strncmp(path, "https://", 8) == 0 ||
+	    strncmp(path, "http://", 7) == 0) {
+		/* the token goes with it: to graph_url's service only */
+		if (sync_graph_link_check(g->c, "a link", path, err) == -1)
+			return -1;
 		sync_buf_adds(&url, path);
-	else
+	} else
 		sync_buf_addf(&url, "%s%s%s", g->base, *path == '/' ? "" : "/",
 		    path);
 	if (url.p == NULL)
@@ -417,9 +501,10 @@ sync_graph_pages(struct sync_graph *g, int conn, const char *first,
 {
 	struct sync_graph_resp r = { 0 };
 	json_t *val, *e, *next, *dlink, *code;
-	char *url, u[512];
+	char *url, *prev = NULL, u[512];
 	size_t i;
-	int rc = -1, empty = 0;
+	long pages = 0;
+	int rc = -1, same = 0;
 
 	if ((url = sync_strdup(first)) == NULL)
 		return sync_errf(err, "%s: out of memory", g->c->name);
@@ -428,6 +513,7 @@ sync_graph_pages(struct sync_graph *g, int conn, const char *first,
 		    SYNC_HTTP_IDEMPOTENT | (deltalink ? SYNC_GRAPH_ANYSTATUS :
 		    0), &r, err) == -1)
 			goto out;
+		pages++;
 		code = json_object_get(json_object_get(r.json, "error"),
 		    "code");
 		if (deltalink && (r.status == 410 || (r.status >= 400 &&
@@ -453,23 +539,42 @@ sync_graph_pages(struct sync_graph *g, int conn, const char *first,
 		json_array_foreach(val, i, e)
 			if (item(arg, e, err) == -1)
 				goto out;
-		/*
-		 * Follow the nextLink verbatim: a page may be empty and
-		 * still have one.  Only a service gone wrong sends empty
-		 * pages without end.
-		 */
-		empty = json_array_size(val) == 0 ? empty + 1 : 0;
-		if (empty > 10000) {
-			sync_http_url_trim(url, u, sizeof u);
-			sync_errf(err, "%s: GET %s: 10000 empty pages in a row",
-			    g->c->name, u);
-			goto out;
-		}
-		free(url);
+		free(prev);
+		prev = url;
 		url = NULL;
 		next = json_object_get(r.json, "@odata.nextLink");
 		dlink = json_object_get(r.json, "@odata.deltaLink");
 		if (json_is_string(next)) {
+			/*
+			 * Follow the nextLink verbatim: a page may be empty
+			 * and have a nextLink to the same place.  Only a
+			 * service gone wrong does that without end, or sends
+			 * pages without end.
+			 */
+			same = strcmp(json_string_value(next), prev) == 0 ?
+			    same + 1 : 0;
+			if (same >= SYNC_GRAPH_SAME_MAX) {
+				sync_http_url_trim(prev, u, sizeof u);
+				sync_errf(err, "%s: GET %s: a nextLink to the page "
+				    "itself %d times in a row", g->c->name, u,
+				    same);
+				goto out;
+			}
+			if (pages >= g->gc->max_pages) {
+				/* the listing, as its first page was asked */
+				struct sync_buf b = { 0 };
+
+				sync_buf_addf(&b, "%s%s", *first == '/' ?
+				    g->base : "", first);
+				sync_http_url_trim(b.p ? b.p : first, u, sizeof u);
+				sync_buf_release(&b);
+				sync_errf(err, "%s: GET %s: more than %ld pages "
+				    "(max_pages)", g->c->name, u, pages);
+				goto out;
+			}
+			if (sync_graph_link_check(g->c, "a nextLink",
+			    json_string_value(next), err) == -1)
+				goto out;
 			if ((url = sync_strdup(json_string_value(next))) == NULL) {
 				sync_errf(err, "%s: out of memory", g->c->name);
 				goto out;
@@ -479,15 +584,21 @@ sync_graph_pages(struct sync_graph *g, int conn, const char *first,
 			    "nor a deltaLink (request-id %s)", g->c->name,
 			    r.request_id[0] ? r.request_id : "none");
 			goto out;
-		} else if (deltalink && (*deltalink =
-		    sync_strdup(json_string_value(dlink))) == NULL) {
-			sync_errf(err, "%s: out of memory", g->c->name);
-			goto out;
+		} else if (deltalink) {
+			if (sync_graph_link_check(g->c, "a deltaLink",
+			    json_string_value(dlink), err) == -1)
+				goto out;
+			if ((*deltalink = sync_strdup(json_string_value(dlink))) ==
+			    NULL) {
+				sync_errf(err, "%s: out of memory", g->c->name);
+				goto out;
+			}
 		}
 	}
 	rc = 0;
 out:
 	free(url);
+	free(prev);
 	sync_graph_resp_release(&r);
 	return rc;
 }
@@ -698,6 +809,10 @@ delta_latest(struct import *im, enum sync_objtype t, const char *sel,
 		    "groups", r.request_id[0] ? r.request_id : "none");
 		goto out;
 	}
+	/* followed by the next delta import: checked now, not written */
+	if (sync_graph_link_check(im->c, "a deltaLink", json_string_value(link),
+	    err) == -1)
+		goto out;
 	if (sync_buf_addf(cookie, "\n%s", json_string_value(link)) == -1) {
 		sync_errf(err, "%s: out of memory", im->c->name);
 		goto out;

@@ -22,6 +22,7 @@ struct sync_graph_conf {
 	long timeout;           /* seconds per request */
 	long connections;       /* parallel connections for export */
 	long page_size;         /* $top, at most 999 */
+	long max_pages;         /* pages of one listing or delta round */
 	long retry_budget;      /* seconds spent waiting on retries, at most */
 	long write_limit;       /* writes the service allows per window */
 	long write_window;      /* seconds; 0: no client-side limit */
@@ -94,6 +95,16 @@ int sync_graph_call(struct sync_graph *g, int conn, const char *method,
     const char *path, const char *body, const char *const *headers,
     int flags, struct sync_graph_resp *r, struct sync_err *err);
 
+/*
+ * Whether link (an absolute URL from the service, or from a snapshot's
+ * cookie) may be followed with the token: 0 when it has the scheme, host
+ * (in any case) and port (the scheme's by default) of graph_url, and a
+ * path under graph_url's; else -1 with err naming what (e.g. "a
+ * nextLink") and where it leads, the query never.
+ */
+int sync_graph_link_check(struct sync_connector *c, const char *what,
+    const char *link, struct sync_err *err);
+
 /* The house-style message for a Graph error response r. */
 int sync_graph_errf(struct sync_err *err, struct sync_graph *g,
     const char *method, const char *url, const struct sync_graph_resp *r);
@@ -123,12 +134,17 @@ int sync_graph_select(struct sync_connector *c, enum sync_objtype t,
     struct sync_buf *out, struct sync_err *err);
 /*
  * GETs every page from first on over connection conn (following each
- * @odata.nextLink as it is), handing each item of "value" to item.  With deltalink, the pages
- * are a delta round: *deltalink gets the last page's @odata.deltaLink
- * (the caller frees it), and where the service refuses the link (410
- * Gone, syncStateNotFound) the return is 1 with err "STATUS CODE".
- * Returns 0, or -1 with err set.
+ * @odata.nextLink as it is, when sync_graph_link_check allows it),
+ * handing each item of "value" to item.  Bounded: at most max_pages
+ * pages, and SYNC_GRAPH_SAME_MAX pages in a row whose nextLink is the
+ * URL just read (Graph may send an empty page with a nextLink to the
+ * same place, but not without end).  With deltalink, the pages are a
+ * delta round: *deltalink gets the last page's @odata.deltaLink (checked
+ * as a nextLink is; the caller frees it), and where the service refuses
+ * the link (410 Gone, syncStateNotFound) the return is 1 with err
+ * "STATUS CODE".  Returns 0, or -1 with err set.
  */
+#define SYNC_GRAPH_SAME_MAX 100
 int sync_graph_pages(struct sync_graph *g, int conn, const char *first,
     int (*item)(void *, json_t *, struct sync_err *), void *arg,
     char **deltalink, struct sync_err *err);

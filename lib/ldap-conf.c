@@ -41,6 +41,7 @@ sync_ldap_conf_free(struct sync_ldap_conf *lc)
 	if (lc == NULL)
 		return;
 	free(lc->url);
+	free(lc->cleartext_url);
 	free(lc->ca_file);
 	free(lc->bind_dn);
 	free(lc->password_file);
@@ -102,13 +103,56 @@ parse_objects(struct sync_connector *c, struct sync_node *map,
 	return 0;
 }
 
+/*
+ * The url key: libldap takes a list of URLs separated by spaces or
+ * commas and fails over from one to the next, so each of them is
+ * checked, not only the first.  Splitting on tabs and line ends too
+ * errs on the safe side: a URL libldap reads as one begins with one
+ * checked here.  Notes the first ldap:// URL, over which a simple bind
+ * would be clear text unless StartTLS is used.
+ */
+static int
+check_urls(struct sync_connector *c, struct sync_node *map,
+    struct sync_err *err)
+{
+	static const char sep[] = ", \t\r\n";
+	struct sync_ldap_conf *lc = c->ldap;
+	struct sync_node *n = sync_map_get(map, "url");
+	const char *p;
+	size_t len, nurl = 0;
+
+	for (p = lc->url + strspn(lc->url, sep); *p; p += len,
+	    p += strspn(p, sep), nurl++) {
+		len = strcspn(p, sep);
+		if (strncmp(p, "ldap://", 7) != 0 &&
+		    strncmp(p, "ldaps://", 8) != 0 &&
+		    strncmp(p, "ldapi://", 8) != 0) {
+			if (nurl == 0)
+				break;
+			return sync_node_errf(err, n, "connector '%s': each url "
+			    "of the list must start with ldap://, ldaps:// or "
+			    "ldapi://, not '%.*s'", c->name, (int)len, p);
+		}
+		if (lc->starttls && strncmp(p, "ldap://", 7) != 0)
+			return sync_node_errf(err, sync_map_get(map, "starttls"),
+			    "connector '%s': starttls needs ldap:// urls, not "
+			    "'%.*s'", c->name, (int)len, p);
+		if (lc->cleartext_url == NULL && strncmp(p, "ldap://", 7) == 0 &&
+		    (lc->cleartext_url = strndup(p, len)) == NULL)
+			return sync_node_errf(err, n, "out of memory");
+	}
+	if (nurl == 0 || *p)
+		return sync_node_errf(err, n, "connector '%s': url must start "
+		    "with ldap://, ldaps:// or ldapi://", c->name);
+	return 0;
+}
+
 int
 sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err)
 {
 	struct sync_ldap_conf *lc;
 	const char *const *bin;
-	struct sync_node *n;
 	long v;
 	size_t i;
 
@@ -133,15 +177,8 @@ sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
 	    sync_map_strv(map, "anchor", &lc->anchor, err) == -1 ||
 	    sync_map_strv(map, "binary_attributes", &lc->binary, err) == -1)
 		return -1;
-	n = sync_map_get(map, "url");
-	if (strncmp(lc->url, "ldap://", 7) != 0 &&
-	    strncmp(lc->url, "ldaps://", 8) != 0 &&
-	    strncmp(lc->url, "ldapi://", 8) != 0)
-		return sync_node_errf(err, n, "connector '%s': url must start "
-		    "with ldap://, ldaps:// or ldapi://", c->name);
-	if (lc->starttls && strncmp(lc->url, "ldap://", 7) != 0)
-		return sync_node_errf(err, sync_map_get(map, "starttls"),
-		    "connector '%s': starttls needs an ldap:// url", c->name);
+	if (check_urls(c, map, err) == -1)
+		return -1;
 	v = lc->timeout;
 	if (sync_map_int(map, "timeout", 1, 86400, &v, err) == -1)
 		return -1;

@@ -262,11 +262,12 @@ sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
 		}
 		return 0;
 	}
-	cleartext = strncmp(lc->url, "ldap://", 7) == 0 && !lc->starttls;
+	/* Any ldap:// URL of a list: libldap may fail over to it. */
+	cleartext = lc->cleartext_url != NULL && !lc->starttls;
 	if (cleartext && !lc->allow_cleartext_bind) {
 		sync_errf(err, "%s: refusing a simple bind over clear text to "
 		    "'%s'; use ldaps://, starttls: true, or set "
-		    "allow_cleartext_bind: true", c->name, lc->url);
+		    "allow_cleartext_bind: true", c->name, lc->cleartext_url);
 		goto fail;
 	}
 	if ((pw = sync_secret_read(lc->password_file, err)) == NULL) {

@@ -81,6 +81,31 @@ connectors:
     base_dn: dc=example,dc=org
 EOF
 
+bad bad-scheme-list "sync-import: bad-scheme-list.yaml:4:10: connector 'dir': each url of the list must start with ldap://, ldaps:// or ldapi://, not 'http://dc2'" <<'EOF'
+connectors:
+  dir:
+    type: ad
+    url: ldaps://dc1 http://dc2
+    base_dn: dc=example,dc=org
+EOF
+
+bad empty-url "sync-import: empty-url.yaml:4:10: connector 'dir': url must start with ldap://, ldaps:// or ldapi://" <<'EOF'
+connectors:
+  dir:
+    type: ad
+    url: ' , '
+    base_dn: dc=example,dc=org
+EOF
+
+bad starttls-list "sync-import: starttls-list.yaml:5:15: connector 'dir': starttls needs ldap:// urls, not 'ldaps://dc2'" <<'EOF'
+connectors:
+  dir:
+    type: ad
+    url: ldap://dc1 ldaps://dc2
+    starttls: true
+    base_dn: dc=example,dc=org
+EOF
+
 bad list-of-maps "sync-import: list-of-maps.yaml:5:16: 'base_dn' must be a list of strings, not of a mapping" <<'EOF'
 connectors:
   dir:
@@ -263,6 +288,45 @@ test_expect_code 2 "a password_file with a NUL byte: exit 2" \
 	timeout 10 sync-import -c "$T/secret.yaml" dir
 echo "sync-import: dir: secret file '$T/pw.secret' contains a NUL byte" >"$T/want"
 test_cmp "... says so" "$T/want" "$T/err"
+# A url may be a list that libldap fails over; every URL of it counts.
+# list NAME URL [LINE]: a config with a simple bind to URL (and LINE)
+list() {
+	cat >"$T/$1.yaml" <<EOF
+connectors:
+  dir:
+    type: ldap
+    url: $2
+    bind_dn: cn=a,dc=example,dc=org
+    password_file: $T/pw
+    base_dn: dc=example,dc=org
+    ${3:-timeout: 5}
+EOF
+}
+list clear-second 'ldaps://127.0.0.1:1 ldap://127.0.0.1:2'
+test_expect_code 2 "a list with an ldap:// URL after an ldaps:// one" \
+	sync-import -c "$T/clear-second.yaml" dir
+echo "sync-import: dir: refusing a simple bind over clear text to 'ldap://127.0.0.1:2'; use ldaps://, starttls: true, or set allow_cleartext_bind: true" >"$T/want"
+test_cmp "... refuses the simple bind, naming that URL" "$T/want" "$T/err"
+list clear-first 'ldap://127.0.0.1:1,ldaps://127.0.0.1:2'
+test_expect_code 2 "a comma-separated list with an ldap:// URL first" \
+	sync-import -c "$T/clear-first.yaml" dir
+echo "sync-import: dir: refusing a simple bind over clear text to 'ldap://127.0.0.1:1'; use ldaps://, starttls: true, or set allow_cleartext_bind: true" >"$T/want"
+test_cmp "... refuses the simple bind, naming that URL" "$T/want" "$T/err"
+list all-tls 'ldaps://127.0.0.1:1, ldaps://127.0.0.1:2 ldapi://%2Fnonexistent'
+test_expect_code 2 "a list of ldaps:// and ldapi:// URLs (nothing listens)" \
+	sync-import -c "$T/all-tls.yaml" dir
+echo "sync-import: dir: bind as 'cn=a,dc=example,dc=org' to 'ldaps://127.0.0.1:1, ldaps://127.0.0.1:2 ldapi://%2Fnonexistent' failed: Can't contact LDAP server (-1)" >"$T/want"
+test_cmp "... is accepted: the bind is tried" "$T/want" "$T/err"
+list starttls-all 'ldap://127.0.0.1:1 ldap://127.0.0.1:2' 'starttls: true'
+test_expect_code 2 "a list of ldap:// URLs with StartTLS (nothing listens)" \
+	sync-import -c "$T/starttls-all.yaml" dir
+test_grep "... is accepted: StartTLS is tried" \
+	"^sync-import: dir: StartTLS with 'ldap://127.0.0.1:1 ldap://127.0.0.1:2' failed: Can't contact LDAP server" "$T/err"
+list allowed 'ldaps://127.0.0.1:1 ldap://127.0.0.1:2' 'allow_cleartext_bind: true'
+test_expect_code 2 "a list with an ldap:// URL and allow_cleartext_bind (nothing listens)" \
+	sync-import -c "$T/allowed.yaml" dir
+test_grep "... is accepted: the bind is tried" \
+	"^sync-import: dir: bind as 'cn=a,dc=example,dc=org' to 'ldaps://127.0.0.1:1 ldap://127.0.0.1:2' failed: Can't contact LDAP server" "$T/err"
 
 test_expect_code 2 "usage on a bad option" sync-import -Z
 test_grep "... prints the usage line" '^usage: sync-import ' "$T/err"

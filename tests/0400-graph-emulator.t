@@ -362,6 +362,18 @@ done
 [ $empties -gt 0 ] && [ "$(grep -c . "$W/ids")" = 108 ] && [ "$(sort -u "$W/ids" | grep -c .)" = 108 ]
 ok $? "paging: empty pages with a nextLink lose nothing ($empties empty of $pages)"
 ctl faults '{"empty_page": 0}'
+ctl faults '{"next_link_base": "https://evil.example:8443"}'
+req GET "/v1.0/users?\$select=id&\$top=20"
+check 200 "hostile: next_link_base sends every nextLink elsewhere, path and query kept" \
+	'b["@odata.nextLink"].startswith("https://evil.example:8443/v1.0/users?$select=id&$skiptoken=")'
+ctl faults '{"next_link_base": "", "next_link_loop": true}'
+req GET "/v1.0/users?\$select=id&\$top=20"
+check 200 "hostile: next_link_loop makes every nextLink the request's own URL" \
+	'b["@odata.nextLink"] == "http://127.0.0.1:'"$PORT"'/v1.0/users?$select=id&$top=20"'
+ctl faults '{"next_link_loop": false}'
+ctl faults '{"next_link_base": "evil.example/x"}'
+[ "$(cat "$W/cs")" = 400 ]
+ok $? "hostile: a next_link_base that is not scheme://host[:port] is 400"
 req GET "/v1.0/users?\$skiptoken=garbage"
 check 400 "paging: a forged skiptoken is 400" 'b["error"]["code"] == "Request_BadRequest"'
 
@@ -554,6 +566,11 @@ check 200 "delta: replays send objects twice within a round" \
 ctl faults '{"delta_replay": 0, "page_size": 50}'
 req GET "/v1.0/users/delta?\$deltatoken=latest"
 check 200 "delta: \$deltatoken=latest returns only a deltaLink" 'b["value"] == [] and "@odata.deltaLink" in b'
+ctl faults '{"delta_link_base": "http://127.0.0.2:1"}'
+req GET "/v1.0/users/delta?\$deltatoken=latest"
+check 200 "hostile: delta_link_base sends every deltaLink elsewhere" \
+	'b["@odata.deltaLink"].startswith("http://127.0.0.2:1/v1.0/users/delta?$deltatoken=")'
+ctl faults '{"delta_link_base": ""}'
 req GET "/v1.0/groups/delta?\$select=displayName,members"
 check 200 "delta: groups carry members@delta" \
 	'[g for g in b["value"] if g["id"] == "'"$GID"'"][0]["members@delta"] and "@odata.deltaLink" in b'

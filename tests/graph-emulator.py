@@ -18,7 +18,8 @@ SYNOPSIS
         [--retry-after V] [--eventual-404 S]
         [--write-limit N] [--write-window S] [--fault-token] [--no-shuffle]
         [--page-size N] [--delta-members-chunk N] [--empty-page P]
-        [--delta-replay P]
+        [--delta-replay P] [--next-link-base URL] [--delta-link-base URL]
+        [--next-link-loop]
 
 SERVICE ENDPOINTS
     POST /{tenant}/oauth2/v2.0/token     client credentials (secret or JWT
@@ -557,6 +558,7 @@ DEFAULT_FAULTS = {
     "token_lifetime": 3599, "delta_token_lifetime": 7 * 86400, "shuffle": True,
     "page_size": 100, "rules": [], "delta_members_chunk": 100, "empty_page": 0.0,
     "delta_replay": 0.0, "fault_504": 0.0, "fault_drop_after": 0.0,
+    "next_link_base": "", "delta_link_base": "", "next_link_loop": False,
 }
 
 
@@ -600,6 +602,10 @@ class Emulator:
                 v = int(v)
             elif isinstance(DEFAULT_FAULTS[k], float):
                 v = float(v)
+            elif k in ("next_link_base", "delta_link_base"):
+                v = str(v)
+                if v and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*$", v):
+                    raise ValueError("%s must be empty or scheme://host[:port]" % k)
             self.faults[k] = v
             if k in ("write_limit", "write_window"):
                 self.writes.clear()
@@ -752,9 +758,11 @@ class Emulator:
 # Request context and routing
 
 class Req:
-    def __init__(self, method, path, query, headers, body, base, app=None, inner=False):
+    def __init__(self, method, path, query, headers, body, base, app=None, inner=False,
+                 raw=None):
         self.method = method
         self.path = path          # decoded, without /v1.0
+        self.raw = raw            # path and query as received, with /v1.0
         self.query = query        # dict of decoded query options
         self.headers = headers    # dict lower-case name -> value
         self.body = body
@@ -1930,7 +1938,7 @@ class Handler(BaseHTTPRequestHandler):
             hdr = {k.lower(): v for k, v in self.headers.items()}
             dpath = urllib.parse.unquote(path[len("/v1.0"):])
             query = parse_query(qs)
-            req = Req(self.command, dpath, query, hdr, body, self.base(), app)
+            req = Req(self.command, dpath, query, hdr, body, self.base(), app, raw=self.path)
             if dpath.rstrip("/") == "/$batch":
                 if self.command != "POST":
                     raise Service(emu).not_allowed()
@@ -2124,9 +2132,26 @@ def run_one(emu, req, rid, crid):
             emu.take_write(req.app)
         with emu.dir.lock:
             status, hdrs, out = svc.route(req)
+        if status == 200 and isinstance(out, dict):
+            relink(emu, req, out)
         return status, hdrs, out
     except GraphError as e:
         return e.status, dict(e.headers), graph_error_body(e, rid, crid)
+
+
+def relink(emu, req, out):
+    """The hostile links of next_link_base, delta_link_base and next_link_loop."""
+    f = emu.faults
+    nl = out.get("@odata.nextLink")
+    if nl and f["next_link_loop"] and req.raw:
+        nl = out["@odata.nextLink"] = req.base + req.raw
+    if nl and f["next_link_base"]:
+        u = urllib.parse.urlsplit(nl)
+        out["@odata.nextLink"] = f["next_link_base"] + nl[len(u.scheme) + 3 + len(u.netloc):]
+    dl = out.get("@odata.deltaLink")
+    if dl and f["delta_link_base"]:
+        u = urllib.parse.urlsplit(dl)
+        out["@odata.deltaLink"] = f["delta_link_base"] + dl[len(u.scheme) + 3 + len(u.netloc):]
 
 
 def run_inner(emu, outer, r, irid, crid):
@@ -2162,7 +2187,7 @@ def run_inner(emu, outer, r, irid, crid):
         try:
             q = parse_query(qs)
             req = Req(method, urllib.parse.unquote(path), q, ihdr, body, outer.base, outer.app,
-                      inner=True)
+                      inner=True, raw="/v1.0" + url)
             status, hdrs, out = run_one(emu, req, irid, crid)
         except GraphError as e:
             status, hdrs, out = e.status, dict(e.headers), graph_error_body(e, irid, crid)
@@ -2380,6 +2405,9 @@ def main(argv=None):
     ap.add_argument("--delta-members-chunk", type=int)
     ap.add_argument("--empty-page", type=float)
     ap.add_argument("--delta-replay", type=float)
+    ap.add_argument("--next-link-base")
+    ap.add_argument("--delta-link-base")
+    ap.add_argument("--next-link-loop", action="store_true", default=None)
     ap.add_argument("--fault-token", action="store_true", default=None)
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false", default=None)
     opts = ap.parse_args(argv)
