@@ -50,40 +50,40 @@ diff(const char *conf, const char *fmt, const char *outpath, int nthreads,
 	else if (strcmp(fmt, "csv") == 0)
 		f = SYNC_CS_CSV;
 	else {
-		fprintf(stderr, "%s: unknown format '%s' (json, text or csv)\n",
-		    prog, fmt);
+		sync_msg(stderr, prog, "unknown format '%s' (json, text or "
+		    "csv)", fmt);
 		return 2;
 	}
 	if ((cfg = sync_config_load(conf, &err)) == NULL) {
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "%s", err.msg);
 		return 2;
 	}
 	cs = sync_diff_run(cfg, (const char *const *)argv, (size_t)argc - 1,
 	    argv[argc - 1], nthreads, &err);
 	sync_config_free(cfg);
 	if (cs == NULL) {
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "%s", err.msg);
 		return 2;
 	}
 	if (sync_out_open(&out, outpath, &err) == -1) {
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "%s", err.msg);
 		sync_changeset_free(cs);
 		return 2;
 	}
 	if (sync_changeset_write(cs, out.fp, f, &err) == -1 ||
 	    sync_out_commit(&out, &err) == -1) {
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "%s", err.msg);
 		sync_out_abort(&out);
 		sync_changeset_free(cs);
 		return 2;
 	}
 	sync_changeset_summary(cs, &sum);
-	fprintf(stderr, "%s: %s\n", prog, sum.p ? sum.p : "out of memory");
+	sync_msg(stderr, prog, "%s", sum.p ? sum.p : "out of memory");
 	sync_buf_release(&sum);
 	rc = sync_changeset_nchanges(cs) > 0;
 	if (sync_changeset_errors(cs) > 0) {
-		fprintf(stderr, "%s: %zu objects could not be evaluated (see "
-		    "the \"error\" changes)\n", prog, sync_changeset_errors(cs));
+		sync_msg(stderr, prog, "%zu objects could not be evaluated (see "
+		    "the \"error\" changes)", sync_changeset_errors(cs));
 		rc = 2;
 	}
 	sync_changeset_free(cs);
@@ -103,11 +103,11 @@ eval(const char *expr, const struct sync_strv *binary, const char *path)
 	int rc = 0;
 
 	if ((e = sync_expr_parse(expr, &err)) == NULL) {
-		fprintf(stderr, "%s: expression: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "expression: %s", err.msg);
 		return 2;
 	}
 	if (strcmp(path, "-") != 0 && (fp = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "%s: cannot open '%s': %s\n", prog, path,
+		sync_msg(stderr, prog, "cannot open '%s': %s", path,
 		    strerror(errno));
 		sync_expr_free(e);
 		return 2;
@@ -116,18 +116,18 @@ eval(const char *expr, const struct sync_strv *binary, const char *path)
 	if (fp != stdin)
 		fclose(fp);
 	if (attrs == NULL) {
-		fprintf(stderr, "%s: %s:%d:%d: %s\n", prog, path, jerr.line,
+		sync_msg(stderr, prog, "%s:%d:%d: %s", path, jerr.line,
 		    jerr.column, jerr.text);
 		sync_expr_free(e);
 		return 2;
 	}
 	if (!json_is_object(attrs)) {
-		fprintf(stderr, "%s: %s:1:1: attributes must be a JSON "
-		    "object\n", prog, path);
+		sync_msg(stderr, prog, "%s:1:1: attributes must be a JSON "
+		    "object", path);
 		rc = 2;
 	} else if ((res = sync_expr_eval_json(e, attrs, binary, &err)) ==
 	    NULL) {
-		fprintf(stderr, "%s: expression: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "expression: %s", err.msg);
 		rc = 2;
 	} else {
 		if (json_dumpf(res, stdout, JSON_COMPACT | JSON_ENCODE_ANY) ==
@@ -153,7 +153,7 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 'b':
 			if (sync_strv_add(&binary, optarg) == -1) {
-				fprintf(stderr, "%s: out of memory\n", prog);
+				sync_msg(stderr, prog, "out of memory");
 				return 2;
 			}
 			break;
@@ -169,8 +169,8 @@ main(int argc, char *argv[])
 		case 'j':
 			nthreads = strtol(optarg, &end, 10);
 			if (*end != '\0' || nthreads < 1 || nthreads > 64) {
-				fprintf(stderr, "%s: -j: expected 1 to 64 "
-				    "threads\n", prog);
+				sync_msg(stderr, prog, "-j: expected 1 to 64 "
+				    "threads");
 				return 2;
 			}
 			break;
@@ -201,7 +201,7 @@ main(int argc, char *argv[])
 	rc = eval(expr, &binary, argc ? argv[0] : "-");
 	sync_strv_release(&binary);
 	if (fflush(stdout) == EOF || ferror(stdout) || fclose(stdout) == EOF) {
-		fprintf(stderr, "%s: cannot write standard output: %s\n", prog,
+		sync_msg(stderr, prog, "cannot write standard output: %s",
 		    strerror(errno));
 		return 2;
 	}

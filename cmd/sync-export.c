@@ -35,36 +35,41 @@ lease_check(void *ctx, struct sync_err *err)
 	return rc == SYNC_LEASE_HELD ? 0 : rc == SYNC_LEASE_LOST ? 1 : -1;
 }
 
+/*
+ * One line per failed change.  The anchor and the service's message come
+ * from the plan and the server: sync_msg escapes their control
+ * characters.
+ */
 static void
 print_failures(json_t *failures)
 {
+	struct sync_buf b = { 0 };
+	const char *code, *msg, *rid;
 	json_t *f, *e;
 	size_t i;
 
 	json_array_foreach(failures, i, f) {
 		e = json_object_get(f, "error");
-		fprintf(stderr, "%s: line %" JSON_INTEGER_FORMAT ": %s %s '%s' "
-		    "failed: ", prog, json_integer_value(json_object_get(f,
+		sync_buf_reset(&b);
+		sync_buf_addf(&b, "line %" JSON_INTEGER_FORMAT ": %s %s '%s' "
+		    "failed: ", json_integer_value(json_object_get(f,
 		    "change")), json_string_value(json_object_get(f, "op")),
 		    json_string_value(json_object_get(f, "type")),
 		    json_string_value(json_object_get(f, "anchor")));
 		if (json_integer_value(json_object_get(e, "status"))) {
-			const char *code = json_string_value(json_object_get(e,
-			    "code"));
-
-			fprintf(stderr, "%" JSON_INTEGER_FORMAT "%s%s: ",
+			code = json_string_value(json_object_get(e, "code"));
+			sync_buf_addf(&b, "%" JSON_INTEGER_FORMAT "%s%s: ",
 			    json_integer_value(json_object_get(e, "status")),
 			    code && *code ? " " : "", code ? code : "");
 		}
-		fprintf(stderr, "%s", json_string_value(json_object_get(e,
-		    "message")) ? json_string_value(json_object_get(e,
-		    "message")) : "unknown error");
-		if (json_string_value(json_object_get(e, "request_id")) &&
-		    *json_string_value(json_object_get(e, "request_id")))
-			fprintf(stderr, " (request-id %s)", json_string_value(
-			    json_object_get(e, "request_id")));
-		fprintf(stderr, "\n");
+		msg = json_string_value(json_object_get(e, "message"));
+		sync_buf_adds(&b, msg ? msg : "unknown error");
+		rid = json_string_value(json_object_get(e, "request_id"));
+		if (rid && *rid)
+			sync_buf_addf(&b, " (request-id %s)", rid);
+		sync_msg(stderr, prog, "%s", b.p ? b.p : "out of memory");
 	}
+	sync_buf_release(&b);
 }
 
 int
@@ -89,8 +94,8 @@ main(int argc, char *argv[])
 			o.allow_deletes = strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' ||
 			    o.allow_deletes < 0) {
-				fprintf(stderr, "%s: -D: invalid number of "
-				    "deletes '%s'\n", prog, optarg);
+				sync_msg(stderr, prog, "-D: invalid number of "
+				    "deletes '%s'", optarg);
 				return 2;
 			}
 			break;
@@ -138,8 +143,8 @@ main(int argc, char *argv[])
 	case SYNC_LEASE_HELD:
 		break;
 	case SYNC_LEASE_LOST:
-		fprintf(stderr, "%s: not the active server (%s): nothing was "
-		    "sent; the plan '%s' is kept for review\n", prog, err.msg,
+		sync_msg(stderr, prog, "not the active server (%s): nothing was "
+		    "sent; the plan '%s' is kept for review", err.msg,
 		    argv[0]);
 		rc = 1;
 		goto out;
@@ -162,14 +167,14 @@ main(int argc, char *argv[])
 	}
 	print_failures(st.failures);
 	if (!quiet || verbose)
-		fprintf(stderr, "%s: %zu applied, %zu already in place, %zu "
-		    "failed, %zu not applied (conflicts and errors)%s\n", prog,
+		sync_msg(stderr, prog, "%zu applied, %zu already in place, %zu "
+		    "failed, %zu not applied (conflicts and errors)%s",
 		    st.applied, st.skipped, st.failed, st.notapplied,
 		    st.resumed ? " (resumed)" : "");
 	rc = st.failed || st.notapplied ? 1 : 0;
 	goto out;
 fail:
-	fprintf(stderr, "%s: %s\n", prog, err.msg);
+	sync_msg(stderr, prog, "%s", err.msg);
 	rc = 2;
 out:
 	json_decref(st.failures);

@@ -96,8 +96,8 @@ main(int argc, char *argv[])
 		case 'm':
 			mem = strtol(optarg, &end, 10);
 			if (*end != '\0' || mem < 1 || mem > 1 << 20) {
-				fprintf(stderr, "%s: -m: invalid size '%s' "
-				    "(megabytes)\n", prog, optarg);
+				sync_msg(stderr, prog, "-m: invalid size '%s' "
+				    "(megabytes)", optarg);
 				return 2;
 			}
 			break;
@@ -145,7 +145,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "\n");
 	hdr.cookie = res.cookie;
 	if (res.why[0] && !quiet)
-		fprintf(stderr, "%s: %s: a full import: %s\n", prog, c->name,
+		sync_msg(stderr, prog, "%s: a full import: %s", c->name,
 		    res.why);
 
 	/* Nothing is written until the whole directory has been read. */
@@ -179,7 +179,7 @@ main(int argc, char *argv[])
 fail:
 	if (r.progress && r.n >= 1000)
 		fprintf(stderr, "\n");
-	fprintf(stderr, "%s: %s\n", prog, err.msg);
+	sync_msg(stderr, prog, "%s", err.msg);
 	sync_snapw_free(r.w);
 	sync_import_res_release(&res);
 	sync_lock_release(lockfd);

@@ -45,7 +45,9 @@ print_lease(FILE *fp, const struct sync_role_status *st)
 		    "free", st->fence);
 		return;
 	}
-	fprintf(fp, "%s, fence %" PRIu64 ", ", st->holder, st->fence);
+	/* The holder is read from the lease store: no escapes from there. */
+	sync_fputs_esc(st->holder, fp);
+	fprintf(fp, ", fence %" PRIu64 ", ", st->fence);
 	if (st->now < st->expires)
 		fprintf(fp, "expires %s (in %" PRId64 " s)",
 		    timestr(st->expires, tb), st->expires - st->now);
@@ -85,9 +87,9 @@ check(struct sync_role *role, int verbose, struct sync_err *err)
 	if (rc == -1)
 		return 2;
 	if (verbose && rc == SYNC_LEASE_HELD)
-		fprintf(stderr, "%s: active, fence %" PRIu64 "\n", prog, fence);
+		sync_msg(stderr, prog, "active, fence %" PRIu64, fence);
 	else if (verbose)
-		fprintf(stderr, "%s: not active: %s\n", prog, err->msg);
+		sync_msg(stderr, prog, "not active: %s", err->msg);
 	return rc == SYNC_LEASE_HELD ? 0 : 1;
 }
 
@@ -101,16 +103,16 @@ promote(struct sync_role *role, int force, struct sync_err *err)
 	if ((rc = sync_role_promote(role, force, &st, err)) == -1)
 		return 2;
 	if (rc == SYNC_LEASE_LOST) {
-		fprintf(stderr, "%s: %s is staging: %s\n", prog, st.server,
+		sync_msg(stderr, prog, "%s is staging: %s", st.server,
 		    err->msg);
 		return 1;
 	}
 	if (st.forced)
-		fprintf(stderr, "%s: took the unexpired lease from '%s'; it "
-		    "stops before its next export batch\n", prog,
+		sync_msg(stderr, prog, "took the unexpired lease from '%s'; it "
+		    "stops before its next export batch",
 		    st.taken_from);
-	fprintf(stderr, "%s: %s is active, fence %" PRIu64 ", until %s\n",
-	    prog, st.server, st.fence, timestr(st.expires, tb));
+	sync_msg(stderr, prog, "%s is active, fence %" PRIu64 ", until %s",
+	    st.server, st.fence, timestr(st.expires, tb));
 	return 0;
 }
 
@@ -186,11 +188,11 @@ main(int argc, char *argv[])
 		rc = demote(role, &err);
 	}
 	if (rc == 2)
-		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		sync_msg(stderr, prog, "%s", err.msg);
 	sync_role_free(role);
 	sync_config_free(cfg);
 	if (fclose(stdout) == EOF && rc != 2) {
-		fprintf(stderr, "%s: cannot write to standard output\n", prog);
+		sync_msg(stderr, prog, "cannot write to standard output");
 		rc = 2;
 	}
 	return rc;

@@ -29,6 +29,11 @@ is_op(const char *s)
 
 /* ------------------------------------------------------------- text view */
 
+/*
+ * A value as a JSON string: quoted, and with the C0 controls escaped by
+ * jansson; DEL and the C1 controls, which jansson leaves, are escaped
+ * here, so that no value sends a terminal an escape sequence.
+ */
 static int
 put_val(FILE *fp, json_t *v)
 {
@@ -37,9 +42,9 @@ put_val(FILE *fp, json_t *v)
 
 	if (s == NULL)
 		return -1;
-	rc = fputs(s, fp);
+	rc = sync_fputs_esc(s, fp);
 	free(s);
-	return rc == EOF ? -1 : 0;
+	return rc;
 }
 
 /* A list of values: (none), "x", or ["a", "b"]. */
@@ -91,9 +96,12 @@ text_line(FILE *fp, json_t *c)
 				continue;
 			if (fprintf(fp, "%s%s ", first ? "" : ", ", meta[i]) < 0)
 				return -1;
-			/* the names of rules need no quotes; a DN does */
+			/*
+			 * The names of rules need no quotes; a DN does.  A
+			 * reason can quote a value from the directory.
+			 */
 			if (strcmp(meta[i], "source") == 0 ? put_val(fp, x) == -1 :
-			    fputs(json_string_value(x), fp) == EOF)
+			    sync_fputs_esc(json_string_value(x), fp) == -1)
 				return -1;
 			first = 0;
 		}
@@ -123,7 +131,8 @@ text_line(FILE *fp, json_t *c)
 		json_t *nw = json_object_get(a, "new");
 		json_t *old = json_object_get(a, "old");
 
-		if (fprintf(fp, "    %s:", key) < 0)
+		if (fputs("    ", fp) == EOF || sync_fputs_esc(key, fp) == -1 ||
+		    fputc(':', fp) == EOF)
 			return -1;
 		if (add || pend || rem) {
 			json_array_foreach(add, i, v)
@@ -154,12 +163,20 @@ text_line(FILE *fp, json_t *c)
 
 /* -------------------------------------------------------------- CSV view */
 
+/*
+ * A cell.  One that starts with = + - @, a tab or a carriage return is
+ * taken for a formula by spreadsheets (formula injection: a displayName
+ * of "=HYPERLINK(...)" runs when the plan is opened), so it gets a
+ * leading single quote, as OWASP advises, and is always quoted.
+ */
 static int
 csv_field(FILE *fp, const char *s)
 {
-	if (s == NULL || strpbrk(s, ",\"\r\n") == NULL)
+	int formula = s && *s && strchr("=+-@\t\r", *s) != NULL;
+
+	if (!formula && (s == NULL || strpbrk(s, ",\"\r\n") == NULL))
 		return fputs(s ? s : "", fp) == EOF ? -1 : 0;
-	if (fputc('"', fp) == EOF)
+	if (fputc('"', fp) == EOF || (formula && fputc('\'', fp) == EOF))
 		return -1;
 	for (; *s; s++)
 		if ((*s == '"' && fputc('"', fp) == EOF) || fputc(*s, fp) == EOF)

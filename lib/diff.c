@@ -1477,7 +1477,9 @@ emit_attrs(struct scratch *sc, struct sync_buf *b)
 {
 	size_t i;
 
-	qsort(sc->ac, sc->nac, sizeof *sc->ac, ac_cmp);
+	/* qsort's array must not be NULL, even for no elements (UBSan) */
+	if (sc->nac > 1)
+		qsort(sc->ac, sc->nac, sizeof *sc->ac, ac_cmp);
 	if (sync_buf_adds(b, ",\"attrs\":{") == -1)
 		return -1;
 	for (i = 0; i < sc->nac; i++)
@@ -2480,7 +2482,8 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 		for (k = 0; k < NOPS; k++)
 			cs->counts[k] += o->counts[k];
 	}
-	qsort(cs->recs, cs->nrecs, sizeof *cs->recs, rec_cmp);
+	if (cs->nrecs > 1)       /* recs is NULL when there are none */
+		qsort(cs->recs, cs->nrecs, sizeof *cs->recs, rec_cmp);
 
 	/* policy */
 	cs->threshold_count = rules.delete_count;

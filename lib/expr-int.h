@@ -35,9 +35,16 @@ struct val {
 	size_t n, cap;
 };
 
+/*
+ * a op b op c (one priority, left to right) is one N_CHAIN node: args[0]
+ * is a, and each later arg an N_BINOP whose one arg is the operand on
+ * the right of its operator.  Flat rather than a left-deep tree, so that
+ * a chain of 60,000 terms is evaluated, walked and freed in a loop, not
+ * 60,000 frames deep.
+ */
 enum nkind {
 	N_STR, N_NUM, N_BOOL, N_NULL, N_AUTHNULL, N_IGNORE,
-	N_ATTR, N_PARAM, N_VAR, N_ENUM, N_CALL, N_BINOP, N_NEG
+	N_ATTR, N_PARAM, N_VAR, N_ENUM, N_CALL, N_CHAIN, N_BINOP, N_NEG
 };
 
 enum binop { OP_CAT, OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE,
@@ -74,8 +81,8 @@ struct node {
 	int64_t num;            /* NUM, BOOL */
 	enum binop op;          /* BINOP */
 	const struct func *fn;  /* CALL */
-	struct node **args;     /* CALL: nargs; BINOP: 2; NEG: 1 */
-	size_t nargs;
+	struct node **args;     /* CALL, CHAIN: nargs; BINOP, NEG: 1 */
+	size_t nargs, argcap;   /* argcap: room in args while parsing */
 };
 
 struct sync_expr {

@@ -257,18 +257,28 @@ struct parser {
 	int depth;
 	struct scope *scope;
 	struct sync_err *err;
+	size_t colpos;          /* the last position colof counted to */
+	int col;                /* and its column */
 };
 
+/*
+ * The column (in characters, from 1) of pos.  Counted from the last
+ * position asked for, on or back: nodes are made at or just behind the
+ * parser's position, and counting from the start each time made a
+ * 60,000-term expression take seconds.
+ */
 static int
-colof(const struct parser *p, size_t pos)
+colof(struct parser *p, size_t pos)
 {
-	size_t i;
-	int col = 1;
-
-	for (i = 0; i < pos && p->src[i]; i++)
-		if (((unsigned char)p->src[i] & 0xc0) != 0x80)
-			col++;
-	return col;
+	if (p->col == 0)
+		p->col = 1;
+	for (; p->colpos > pos; p->colpos--)
+		if (((unsigned char)p->src[p->colpos - 1] & 0xc0) != 0x80)
+			p->col--;
+	for (; p->colpos < pos && p->src[p->colpos]; p->colpos++)
+		if (((unsigned char)p->src[p->colpos] & 0xc0) != 0x80)
+			p->col++;
+	return p->col;
 }
 
 static void *
@@ -316,17 +326,23 @@ node_new(struct parser *p, enum nkind k, size_t pos)
 	return n;
 }
 
+/* Appends a to n's arguments (doubling the room); frees a on failure. */
 static int
 node_addarg(struct parser *p, struct node *n, struct node *a)
 {
-	struct node **na = realloc(n->args, (n->nargs + 1) * sizeof(*na));
+	struct node **na;
+	size_t cap;
 
-	if (na == NULL) {
-		node_free(a);
-		sync_errf(p->err, "out of memory");
-		return -1;
+	if (n->nargs == n->argcap) {
+		cap = n->argcap ? 2 * n->argcap : 2;
+		if ((na = realloc(n->args, cap * sizeof(*na))) == NULL) {
+			node_free(a);
+			sync_errf(p->err, "out of memory");
+			return -1;
+		}
+		n->args = na;
+		n->argcap = cap;
 	}
-	n->args = na;
 	n->args[n->nargs++] = a;
 	return 0;
 }
@@ -739,7 +755,7 @@ parse_op(struct parser *p, enum binop *op)
 static struct node *
 parse_expr(struct parser *p)
 {
-	struct node *l, *r, *n;
+	struct node *l, *r, *n, *chain = NULL;
 	size_t opos;
 	enum binop op;
 
@@ -749,34 +765,42 @@ parse_expr(struct parser *p)
 		skipws(p);
 		opos = p->pos;
 		if (!parse_op(p, &op))
-			return l;
-		if ((r = parse_unary(p)) == NULL) {
-			node_free(l);
-			return NULL;
+			return chain ? chain : l;
+		if (chain == NULL) {
+			if ((chain = node_new(p, N_CHAIN, opos)) == NULL) {
+				node_free(l);
+				return NULL;
+			}
+			chain->col = l->col;
+			if (node_addarg(p, chain, l) == -1) {
+				node_free(chain);
+				return NULL;
+			}
 		}
 		if ((n = node_new(p, N_BINOP, opos)) == NULL) {
-			node_free(l);
-			node_free(r);
+			node_free(chain);
 			return NULL;
 		}
 		n->op = op;
-		if (node_addarg(p, n, l) == -1) {
-			node_free(n);
-			node_free(r);
+		if (node_addarg(p, chain, n) == -1) {
+			node_free(chain);
+			return NULL;
+		}
+		if ((r = parse_unary(p)) == NULL) {
+			node_free(chain);
 			return NULL;
 		}
 		if (node_addarg(p, n, r) == -1) {
-			node_free(n);
+			node_free(chain);
 			return NULL;
 		}
-		l = n;
 	}
 }
 
 struct sync_expr *
 sync_expr_parse(const char *src, struct sync_err *err)
 {
-	struct parser p = { src, 0, 0, NULL, err };
+	struct parser p = { src, 0, 0, NULL, err, 0, 0 };
 	struct sync_expr *e;
 	struct node *n;
 	char buf[16];
@@ -963,66 +987,84 @@ binop_items(struct ectx *c, const struct node *n, const struct item *a,
  * and ordering NULL resp. False.
  */
 static int
-eval_binop(struct ectx *c, const struct node *n, struct val *out)
+binop_vals(struct ectx *c, const struct node *n, const struct val *a,
+    const struct val *b, struct val *out)
 {
-	struct val a = { K_NULL, NULL, 0, 0 }, b = { K_NULL, NULL, 0, 0 };
 	static const struct item empty = { V_STR, 0, (char *)"", 0 };
 	static const struct item f = { V_BOOL, 0, NULL, 0 };
 	const struct item *ia, *ib;
 	size_t i, cnt;
-	int r = -1;
 
-	if (expr_eval(c, n->args[0], &a) == -1 ||
-	    expr_eval(c, n->args[1], &b) == -1)
-		goto done;
-	if (a.kind == K_IGNORE || b.kind == K_IGNORE) {
+	if (a->kind == K_IGNORE || b->kind == K_IGNORE) {
 		val_null(out, K_IGNORE);
-		r = 0;
-		goto done;
+		return 0;
 	}
-	if (a.n == 0 || b.n == 0) {
-		int both = a.n == 0 && b.n == 0;
+	if (a->n == 0 || b->n == 0) {
+		int both = a->n == 0 && b->n == 0;
 
 		switch (n->op) {
 		case OP_EQ:
 		case OP_NE:
-			r = val_push(c, out, V_BOOL, NULL, 0,
+			return val_push(c, out, V_BOOL, NULL, 0,
 			    (n->op == OP_EQ) == both);
-			goto done;
 		case OP_LT: case OP_LE: case OP_GT: case OP_GE:
-			r = val_push(c, out, V_BOOL, NULL, 0, 0);
-			goto done;
+			return val_push(c, out, V_BOOL, NULL, 0, 0);
 		case OP_ADD: case OP_SUB: case OP_MUL:
-			r = 0;
-			goto done;
+			return 0;
 		case OP_CAT:
-			if (both) {
-				r = 0;
-				goto done;
-			}
+			if (both)
+				return 0;
 			break;
 		default:
 			break;
 		}
 	}
-	cnt = a.n > b.n ? a.n : b.n;
-	if (a.n > 1 && b.n > 1 && a.n != b.n) {
-		rterr(c, n, "operands have %zu and %zu values", a.n, b.n);
-		goto done;
-	}
+	cnt = a->n > b->n ? a->n : b->n;
+	if (a->n > 1 && b->n > 1 && a->n != b->n)
+		return rterr(c, n, "operands have %zu and %zu values", a->n,
+		    b->n);
 	for (i = 0; i < cnt; i++) {
-		ia = a.n == 0 ? (n->op == OP_CAT ? &empty : &f) :
-		    &a.it[a.n == 1 ? 0 : i];
-		ib = b.n == 0 ? (n->op == OP_CAT ? &empty : &f) :
-		    &b.it[b.n == 1 ? 0 : i];
+		ia = a->n == 0 ? (n->op == OP_CAT ? &empty : &f) :
+		    &a->it[a->n == 1 ? 0 : i];
+		ib = b->n == 0 ? (n->op == OP_CAT ? &empty : &f) :
+		    &b->it[b->n == 1 ? 0 : i];
 		if (binop_items(c, n, ia, ib, out) == -1)
-			goto done;
+			return -1;
 	}
-	r = 0;
-done:
-	val_release(&a);
-	val_release(&b);
-	return r;
+	return 0;
+}
+
+/*
+ * A chain a op b op c ...: the value so far, then each operator with the
+ * operand on its right, in a loop (see N_CHAIN in expr-int.h).
+ */
+static int
+eval_chain(struct ectx *c, const struct node *n, struct val *out)
+{
+	struct val acc = { K_NULL, NULL, 0, 0 }, b = { K_NULL, NULL, 0, 0 };
+	struct val r = { K_NULL, NULL, 0, 0 };
+	const struct node *op;
+	size_t i;
+
+	if (expr_eval(c, n->args[0], &acc) == -1)
+		return -1;
+	for (i = 1; i < n->nargs; i++) {
+		op = n->args[i];
+		if (expr_eval(c, op->args[0], &b) == -1 ||
+		    binop_vals(c, op, &acc, &b, &r) == -1) {
+			val_release(&acc);
+			val_release(&b);
+			val_release(&r);
+			return -1;
+		}
+		val_release(&acc);
+		val_release(&b);
+		acc = r;
+		r = (struct val){ K_NULL, NULL, 0, 0 };
+	}
+	val_release(out);
+	*out = acc;
+	return 0;
 }
 
 int
@@ -1070,8 +1112,12 @@ expr_eval(struct ectx *c, const struct node *n, struct val *out)
 		r = b ? val_copy(c, out, b->v) :
 		    rterr(c, n, "unknown variable '%s'", n->s);
 		break;
+	case N_CHAIN:
+		r = eval_chain(c, n, out);
+		break;
 	case N_BINOP:
-		r = eval_binop(c, n, out);
+		/* only inside a chain, which evaluates it */
+		r = rterr(c, n, "internal error: an operator outside a chain");
 		break;
 	case N_NEG:
 		if (expr_eval(c, n->args[0], out) == -1)

@@ -1854,10 +1854,20 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 		if (!applicable(&e.g[i]))
 			continue;
 		check_stale(&e.g[i]);
-		if (e.g[i].stale && nstale++ < 5)
-			sync_buf_addf(&why, "\n  line %zu: %s %s '%s': %s",
-			    e.g[i].x->idx + 2, e.g[i].x->op, e.g[i].x->type,
-			    e.g[i].x->anchor, e.g[i].stalewhy);
+		/*
+		 * One indented line each: the anchor and values, from the
+		 * plan and the target, are escaped so that they can neither
+		 * hold a newline nor add a line (see sync_msg).
+		 */
+		if (e.g[i].stale && nstale++ < 5) {
+			sync_buf_addf(&why, "\n  line %zu: %s %s '",
+			    e.g[i].x->idx + 2, e.g[i].x->op, e.g[i].x->type);
+			sync_buf_addesc(&why, e.g[i].x->anchor,
+			    strlen(e.g[i].x->anchor));
+			sync_buf_adds(&why, "': ");
+			sync_buf_addesc(&why, e.g[i].stalewhy,
+			    strlen(e.g[i].stalewhy));
+		}
 	}
 	if (nstale) {
 		sync_errf(err, "%s: the target changed since the plan was made "

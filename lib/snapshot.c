@@ -327,7 +327,13 @@ rec_cmp(const void *x, const void *y, void *base)
 static void
 sort_arena(struct sync_snapw *w)
 {
-	qsort_r(w->recs, w->nrecs, sizeof *w->recs, rec_cmp, w->arena.p);
+	/*
+	 * An empty import has no records and recs is NULL, which qsort_r
+	 * must not be given even for no elements (UBSan reports it).
+	 */
+	if (w->nrecs > 1)
+		qsort_r(w->recs, w->nrecs, sizeof *w->recs, rec_cmp,
+		    w->arena.p);
 }
 
 static int

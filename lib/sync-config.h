@@ -22,6 +22,7 @@ struct sync_node {
 	int quoted;             /* SCALAR: written in quotes */
 	size_t n;               /* SEQ: items; MAP: pairs */
 	struct sync_node **items;  /* SEQ: n items; MAP: 2n, key then value */
+	size_t cap;             /* room in items (yaml.c grows it) */
 	int used;               /* MAP key: consumed by a reader */
 };
 

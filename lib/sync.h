@@ -88,6 +88,29 @@ char *sync_strndup(const char *s, size_t n);
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes, else 0. */
 int sync_utf8_valid(const char *s, size_t len);
 /*
+ * Text from a directory, a snapshot, a plan or a server can hold
+ * control characters; on a terminal, ESC and CSI sequences move the
+ * cursor, recolour or retitle it, and a newline forges a line of output.
+ * sync_buf_addesc appends s[0..len) to b with those made visible: \n,
+ * \r and \t as such, other C0 bytes and DEL as \xHH, the C1 controls
+ * U+0080 to U+009F as \u00HH, and each byte that is not UTF-8 as \xHH.
+ * Other UTF-8 passes unchanged, and so do backslashes.  Returns -1 when
+ * out of memory.
+ */
+int sync_buf_addesc(struct sync_buf *b, const char *s, size_t len);
+/* fputs of s escaped as sync_buf_addesc does; -1 on failure. */
+int sync_fputs_esc(const char *s, FILE *fp);
+/*
+ * The binaries' messages: writes "prog: MESSAGE\n" to fp, where MESSAGE
+ * is the printf format and its arguments, escaped as sync_buf_addesc
+ * does.  A newline followed by two spaces is kept: it starts one of the
+ * indented lines that some messages list details on (whose text from
+ * outside the library escapes with sync_buf_addesc when it builds them);
+ * every other newline is shown as \n.  Returns -1 on a write error.
+ */
+int sync_msg(FILE *fp, const char *prog, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
  * Standard base64 (RFC 4648 section 4, with padding) of len bytes.
  * Returns a new string the caller frees, NULL when out of memory.
  */

@@ -258,46 +258,150 @@ sync_strndup(const char *s, size_t n)
 
 /* ------------------------------------------------------------------ UTF-8 */
 
+/*
+ * The length of the valid UTF-8 sequence that starts at p (before end):
+ * 1 to 4, or 0 when the bytes there are not valid UTF-8 (a stray
+ * continuation byte, a truncated sequence, an overlong form, a surrogate
+ * or a code point past U+10FFFF).
+ */
+static int
+utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned int c = *p;
+	int n, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 2;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 3;
+	else
+		return 0;
+	if (end - p <= n)
+		return 0;
+	for (i = 1; i <= n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0) ||
+	    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return n + 1;
+}
+
 int
 sync_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
-	unsigned int c;
-	int n, i;
+	int n;
+
+	for (; p < end; p += n)
+		if (*p == 0 || (n = utf8_len(p, end)) == 0)
+			return 0;
+	return 1;
+}
+
+/* ------------------------------------------------------ terminal escapes */
+
+int
+sync_buf_addesc(struct sync_buf *b, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	const unsigned char *run;
+	int n;
 
 	while (p < end) {
-		c = *p;
-		if (c == 0)
-			return 0;
-		if (c < 0x80) {
-			p++;
-			continue;
+		/* Runs of harmless bytes are copied as they are. */
+		for (run = p; p < end; p += n) {
+			if (*p < 0x20 || *p == 0x7f)
+				break;
+			if ((n = utf8_len(p, end)) == 0 ||
+			    (p[0] == 0xc2 && p[1] < 0xa0))
+				break;
 		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3;
-		else
-			return 0;
-		if (end - p <= n)
-			return 0;
-		for (i = 1; i <= n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		/* Overlong forms, surrogates and code points past U+10FFFF. */
-		if (c == 0xe0 && p[1] < 0xa0)
-			return 0;
-		if (c == 0xed && p[1] >= 0xa0)
-			return 0;
-		if (c == 0xf0 && p[1] < 0x90)
-			return 0;
-		if (c == 0xf4 && p[1] >= 0x90)
-			return 0;
-		p += n + 1;
+		if (p > run && sync_buf_add(b, run, (size_t)(p - run)) == -1)
+			return -1;
+		if (p == end)
+			break;
+		if (*p == '\n' || *p == '\r' || *p == '\t') {
+			if (sync_buf_addc(b, '\\') == -1 || sync_buf_addc(b,
+			    *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't') == -1)
+				return -1;
+			p++;
+		} else if (*p < 0x80) {
+			if (sync_buf_addf(b, "\\x%02x", *p) == -1)
+				return -1;
+			p++;
+		} else if (utf8_len(p, end) == 2) {
+			/* U+0080 to U+009F: C1 controls, CSI among them. */
+			if (sync_buf_addf(b, "\\u%04x", p[1]) == -1)
+				return -1;
+			p += 2;
+		} else {
+			/* Not UTF-8: the byte alone could be a C1 control. */
+			if (sync_buf_addf(b, "\\x%02x", *p) == -1)
+				return -1;
+			p++;
+		}
 	}
-	return 1;
+	/* An empty string still gives a string. */
+	return sync_buf_grow(b, 0);
+}
+
+int
+sync_fputs_esc(const char *s, FILE *fp)
+{
+	struct sync_buf b = { 0 };
+	int rc;
+
+	if (sync_buf_addesc(&b, s, strlen(s)) == -1) {
+		sync_buf_release(&b);
+		errno = ENOMEM;
+		return -1;
+	}
+	rc = fputs(b.p, fp) == EOF ? -1 : 0;
+	sync_buf_release(&b);
+	return rc;
+}
+
+int
+sync_msg(FILE *fp, const char *prog, const char *fmt, ...)
+{
+	struct sync_buf b = { 0 }, e = { 0 };
+	const char *p, *q;
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || sync_buf_grow(&b, (size_t)n) == -1) {
+		sync_buf_release(&b);
+		return fprintf(fp, "%s: out of memory\n", prog) < 0 ? -1 : 0;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b.p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b.len = (size_t)n;
+	rc = sync_buf_adds(&e, prog) == -1 || sync_buf_adds(&e, ": ") == -1;
+	for (p = b.p; rc == 0; p = q + 3) {
+		/* A newline and two spaces: a continuation line of ours. */
+		if ((q = strstr(p, "\n  ")) == NULL)
+			q = b.p + b.len;
+		rc = sync_buf_addesc(&e, p, (size_t)(q - p)) == -1 ||
+		    sync_buf_add(&e, "\n  ", *q ? 3 : 1) == -1;
+		if (*q == '\0')
+			break;
+	}
+	if (rc)
+		rc = fprintf(fp, "%s: out of memory\n", prog) < 0 ? -1 : 0;
+	else
+		rc = fputs(e.p, fp) == EOF ? -1 : 0;
+	sync_buf_release(&b);
+	sync_buf_release(&e);
+	return rc;
 }
 
 /* ----------------------------------------------------------------- base64 */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,19 +188,96 @@ newnode(struct loader *l, enum sync_node_kind kind, const yaml_mark_t *m,
 	return n;
 }
 
+/*
+ * Makes room for a pair (or an item) in parent; the room doubles, so
+ * that a long list or mapping is not copied once per entry.
+ */
 static int
 additem(struct loader *l, struct sync_node *parent, struct sync_node *child)
 {
 	struct sync_node **items;
 	size_t count = parent->kind == SYNC_NODE_MAP ? 2 * parent->n : parent->n;
+	size_t cap = parent->cap ? parent->cap : 8;
 
-	/* Maps grow a key or a value at a time; n counts whole pairs. */
-	if ((items = realloc(parent->items, (count + 2) * sizeof *items)) == NULL) {
+	if (count + 2 <= parent->cap)
+		return 0;
+	while (cap < count + 2)
+		cap *= 2;
+	if ((items = realloc(parent->items, cap * sizeof *items)) == NULL) {
 		sync_errf(l->err, "%s: out of memory", l->name);
 		return -1;
 	}
 	parent->items = items;
+	parent->cap = cap;
 	return 0;
+}
+
+/*
+ * The keys of one mapping being read, hashed, so that finding a
+ * duplicate costs the same at the 80,000th key as at the first (a scan
+ * of the earlier keys made a large mapping take seconds).  slot holds a
+ * pair's index + 1, or 0 when empty; nslot is 0 or a power of two.
+ */
+struct keyset {
+	size_t *slot;
+	size_t nslot;
+};
+
+static size_t
+keyhash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325u;       /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3u;
+	return (size_t)(h ^ h >> 32);
+}
+
+/* The slot of key in map: one that holds it, or the empty one to use. */
+static size_t *
+keyset_slot(const struct keyset *ks, const struct sync_node *map,
+    const char *key)
+{
+	size_t i = keyhash(key) & (ks->nslot - 1);
+
+	while (ks->slot[i] && strcmp(map->items[2 * (ks->slot[i] - 1)]->str,
+	    key) != 0)
+		i = (i + 1) & (ks->nslot - 1);
+	return &ks->slot[i];
+}
+
+/*
+ * The index of the pair of map whose key is key, or -1.  Keeps the
+ * table at most half full, rebuilding it from map's pairs as it grows.
+ */
+static long
+keyset_find(struct keyset *ks, const struct sync_node *map, const char *key,
+    int *nomem)
+{
+	size_t *s, i, n;
+
+	*nomem = 0;
+	if (2 * (map->n + 1) > ks->nslot) {
+		n = ks->nslot ? 2 * ks->nslot : 16;
+		free(ks->slot);
+		if ((ks->slot = calloc(n, sizeof *ks->slot)) == NULL) {
+			ks->nslot = 0;
+			*nomem = 1;
+			return -1;
+		}
+		ks->nslot = n;
+		for (i = 0; i < map->n; i++)
+			*keyset_slot(ks, map, map->items[2 * i]->str) = i + 1;
+	}
+	s = keyset_slot(ks, map, key);
+	return *s ? (long)(*s - 1) : -1;
+}
+
+/* Records the key of map's last pair. */
+static void
+keyset_add(struct keyset *ks, const struct sync_node *map)
+{
+	*keyset_slot(ks, map, map->items[2 * (map->n - 1)]->str) = map->n;
 }
 
 static int parse_node(struct loader *, yaml_event_t *, const char *, int,
@@ -213,25 +291,29 @@ parse_children(struct loader *l, struct sync_node *n, const char *file,
 	struct sync_node *child, *key = NULL;
 	yaml_event_type_t end = n->kind == SYNC_NODE_MAP ?
 	    YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
-	size_t i;
+	struct keyset ks = { 0 };
+	long dup;
+	int nomem, rc = -1;
 
 	for (;;) {
-		if (!yaml_parser_parse(&l->parser, &ev))
-			return parser_error(l);
+		if (!yaml_parser_parse(&l->parser, &ev)) {
+			parser_error(l);
+			break;
+		}
 		if (ev.type == end) {
 			yaml_event_delete(&ev);
-			return 0;
+			rc = 0;
+			break;
 		}
 		if (parse_node(l, &ev, file, depth + 1, &child) == -1) {
 			yaml_event_delete(&ev);
-			sync_node_free(key);
-			return -1;
+			break;
 		}
 		yaml_event_delete(&ev);
 		if (n->kind == SYNC_NODE_SEQ) {
 			if (additem(l, n, child) == -1) {
 				sync_node_free(child);
-				return -1;
+				break;
 			}
 			n->items[n->n++] = child;
 			continue;
@@ -242,30 +324,36 @@ parse_children(struct loader *l, struct sync_node *n, const char *file,
 				    "plain string, not %s",
 				    sync_node_kindname(child->kind));
 				sync_node_free(child);
-				return -1;
+				break;
 			}
-			for (i = 0; i < n->n; i++) {
-				if (strcmp(n->items[2 * i]->str, child->str) == 0) {
+			if ((dup = keyset_find(&ks, n, child->str, &nomem)) >=
+			    0 || nomem) {
+				if (nomem)
+					sync_errf(l->err, "%s: out of memory",
+					    l->name);
+				else
 					sync_node_errf(l->err, child, "duplicate "
 					    "key '%s' (first at line %d)",
-					    child->str, n->items[2 * i]->line);
-					sync_node_free(child);
-					return -1;
-				}
+					    child->str, n->items[2 * dup]->line);
+				sync_node_free(child);
+				break;
 			}
 			key = child;
 			continue;
 		}
 		if (additem(l, n, child) == -1) {
 			sync_node_free(child);
-			sync_node_free(key);
-			return -1;
+			break;
 		}
 		n->items[2 * n->n] = key;
 		n->items[2 * n->n + 1] = child;
 		n->n++;
 		key = NULL;
+		keyset_add(&ks, n);
 	}
+	sync_node_free(key);
+	free(ks.slot);
+	return rc;
 }
 
 static int
@@ -411,6 +499,7 @@ sync_yaml_loadb(const char *name, const char *buf, size_t len,
 	/* Move the document's pairs into the root. */
 	root->n = doc->n;
 	root->items = doc->items;
+	root->cap = doc->cap;
 	root->line = doc->line;
 	root->col = doc->col;
 	doc->items = NULL;

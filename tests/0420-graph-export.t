@@ -164,6 +164,8 @@ test_expect_code 2 "a plan whose target moved since is refused" \
 test_grep "... naming the change and the values" \
 	"displayName is \[\"Changed in the portal\"\], the plan expected \[\"Renamed One\"\]" "$T/err"
 test_grep "... and saying nothing was changed" "nothing was changed" "$T/err"
+test_grep "... the stale change on an indented line of its own" \
+	"^  line [0-9]*: update user 'dXNlcg0001==': displayName is \[\"Changed in the portal\"\], the plan expected \[\"Renamed One\"\]\$" "$T/err"
 ctl /_emulator/state >"$T/state2.json"
 python3 -c 'import json,sys; print([u["displayName"] for u in json.load(open(sys.argv[1]))["users"] if u["id"] == sys.argv[2]][0])' "$T/state2.json" "$uid1" >"$T/name"
 echo "Changed in the portal" >"$T/want"
@@ -323,6 +325,19 @@ test_expect_code 0 "without its journal, the plan again" \
 	beta sync-export -c "$T/sync.yaml" "$T/nojournal.plan"
 test_grep "... finds the users in place and creates the groups" '^sync-export: 3 applied, 30 already in place, 0 failed' "$T/err"
 check "... with the found users as members"
+
+# ------------------------------------------------------------ hostile anchor
+# The refused user's anchor holds ESC [31m and a newline: the failure's
+# line on stderr shows them escaped, and stays one line.
+ctl /_emulator/reset '{}' >/dev/null
+ctl /_emulator/faults '{"rules": []}' >/dev/null
+gen "$T/src.snap" 6 1 esc
+cycle esc >/dev/null 2>&1
+test_expect_code 1 "a refused change whose anchor holds control characters" \
+	beta sync-export -c "$T/sync.yaml" "$T/esc.plan"
+test_grep "... is listed with the anchor escaped" \
+	"^sync-export: line [0-9]*: add user 'dXNl\\\\x1b\\[31m\\\\nforged' failed: 400 Request_BadRequest: " "$T/err"
+test_no_grep "... and no raw ESC reaches the terminal" "$(printf '\033')" "$T/err"
 
 # ------------------------------------------------------------ credentials
 chmod 644 "$T/secret"

@@ -203,4 +203,12 @@ rm -f "$T/lease"
 test_expect_code 2 "show to a full disk fails" sh -c "sync-role $A >/dev/full"
 test_grep "write error reported" '^sync-role: cannot write to standard output' "$T/err"
 
+# A lease file holding escape sequences (anyone who can write it): the
+# message quoting it shows them escaped, so they never reach a terminal.
+printf 'holder=\033[31mx\033]0;t\007;fence=9;expires=1\n' >"$T/lease"
+test_expect_code 2 "a lease value with control characters is refused" sync-role $A
+echo "sync-role: $T/lease: malformed lease value 'holder=\\x1b[31mx\\x1b]0;t\\x07;fence=9;expires=1' (expected holder=NAME;fence=N;expires=UNIXTIME)" >"$T/want"
+test_cmp "... quoted with its control characters escaped" "$T/want" "$T/err"
+rm -f "$T/lease"
+
 done_testing

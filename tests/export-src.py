@@ -10,6 +10,8 @@ Variants:
   v2     renames user 1, drops user 2 from every group, adds user USERS+1
   gone   drops users 1..3
   bad    user 4's uid has a space (the service refuses its mailNickname)
+  esc    like bad, and user 4's anchor holds ESC [31m and a newline (an
+         anchor that would recolour a terminal and forge a line)
   churn  all at once, for the fault runs: renames user 5, drops user 6
          from every group, adds users USERS+1..USERS+3, drops users 1..4
          (so that a group loses two deleted members: the second removal
@@ -35,10 +37,12 @@ for u in users:
         name = 'Renamed One'
     # One anchor needs OData quoting and URL encoding in a $filter.
     anchor = "dXNlcg0007'Åsa+/=" if u == 7 else 'dXNlcg%04d==' % u
+    if var == 'esc' and u == 4:
+        anchor = 'dXNl\x1b[31m\nforged'
     objs.append({'anchor': anchor, 'type': 'user',
                  'dn': 'uid=u%d,ou=People,dc=example,dc=org' % u,
                  'id': 'u%d' % u,
-                 'attrs': {'uid': ['u 4' if var == 'bad' and u == 4 else
+                 'attrs': {'uid': ['u 4' if var in ('bad', 'esc') and u == 4 else
                                    'u%d' % u], 'displayName': [name]}})
 for g in range(1, ng + 1):
     members = ['uid=u%d,ou=People,dc=example,dc=org' % u for u in users
