@@ -669,6 +669,41 @@ check 404 "faults: ... and when referenced" 'b["error"]["code"] == "Request_Reso
 sleep 1.6
 req POST "/v1.0/groups/$GID/members/\$ref" "{\"@odata.id\":\"https://graph.microsoft.com/v1.0/directoryObjects/$FAY\"}"
 check 204 "faults: ... and is there afterwards" 'b is None'
+req POST /v1.0/users "{$U,\"displayName\":\"Hal\",\"mailNickname\":\"hal\",\"userPrincipalName\":\"hal@contoso.test\"}"
+HAL=$(val 'b["id"]')
+req GET "/v1.0/users?\$filter=userPrincipalName%20eq%20'hal@contoso.test'&\$select=id"
+check 200 "faults: ... a new object is missing from lists meanwhile" 'b["value"] == []'
+sleep 1.6
+req GET "/v1.0/users?\$filter=userPrincipalName%20eq%20'hal@contoso.test'&\$select=id"
+check 200 "faults: ... and listed afterwards" 'len(b["value"]) == 1'
+ctl faults '{"eventual_404": 0, "rules": [{"method": "POST", "path": "^/v1.0/users$", "action": "drop_after", "times": 1}]}'
+curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	--data-binary "{$U,\"displayName\":\"Ida\",\"mailNickname\":\"ida\",\"userPrincipalName\":\"ida@contoso.test\"}" "$BASE/v1.0/users"
+[ $? = 52 ]
+ok $? "faults: drop_after closes the connection without an answer"
+req GET "/v1.0/users/ida@contoso.test?\$select=userPrincipalName"
+check 200 "faults: ... after the request ran" 'b["userPrincipalName"] == "ida@contoso.test"'
+ctl faults '{"rules": [{"method": "POST", "path": "^/v1.0/users$", "action": "504_after", "times": 1, "body": "jon@"}]}'
+req POST /v1.0/users "{$U,\"displayName\":\"Kim\",\"mailNickname\":\"kim\",\"userPrincipalName\":\"kim@contoso.test\"}"
+check 201 "faults: a rule's body pattern picks the requests it fails" 'b["displayName"] == "Kim"'
+req POST /v1.0/users "{$U,\"displayName\":\"Jon\",\"mailNickname\":\"jon\",\"userPrincipalName\":\"jon@contoso.test\"}"
+check 504 "faults: 504_after answers 504" 'b["error"]["code"] == "GatewayTimeout"'
+req GET "/v1.0/users/jon@contoso.test?\$select=userPrincipalName"
+check 200 "faults: ... after the request ran" 'b["userPrincipalName"] == "jon@contoso.test"'
+ctl faults '{"rules": [], "fault_504": 1.0}'
+req POST '/v1.0/$batch' "{\"requests\":[{\"id\":\"1\",\"method\":\"POST\",\"url\":\"/users\",\"headers\":{\"Content-Type\":\"application/json\"},\"body\":{$U,\"displayName\":\"Lea\",\"mailNickname\":\"lea\",\"userPrincipalName\":\"lea@contoso.test\"}}]}"
+check 504 "faults: fault_504 strikes after the request ran" 'b["error"]["code"] == "GatewayTimeout"'
+ctl faults '{"fault_504": 0}'
+req GET "/v1.0/users/lea@contoso.test?\$select=userPrincipalName"
+check 200 "faults: ... (the batch and the user in it were applied)" 'b["userPrincipalName"] == "lea@contoso.test"'
+curl -s "$BASE/_emulator/log" >"$W/log504.json"
+/usr/bin/python3 -c 'import json, sys
+log = json.load(open(sys.argv[1]))
+e = [x for x in log if x.get("fault") == "504" and x["path"] == "/v1.0/users" and x.get("in_batch")]
+assert e and e[-1]["applied_status"] == 201 and e[-1]["status"] == 504, e
+d = [x for x in log if x.get("fault") == "drop_after"]
+assert d and d[-1]["applied_status"] == 201 and d[-1]["status"] is None, d' "$W/log504.json"
+ok $? "faults: the log keeps the status a late fault hid (applied_status)"
 ctl faults '{"eventual_404": 0, "rules": [{"method": "POST", "path": "^/v1.0/users$", "action": "503", "times": 1}]}'
 req POST /v1.0/users "{$U,\"displayName\":\"Gus\",\"mailNickname\":\"gus\",\"userPrincipalName\":\"gus@contoso.test\"}"
 c1=$code
