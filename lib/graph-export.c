@@ -1762,8 +1762,14 @@ dry_run(struct gexp *e, FILE *fp, struct sync_err *err)
 				if (q->body)
 					body = json_dumps(q->body, JSON_COMPACT |
 					    JSON_SORT_KEYS);
-				fprintf(fp, "%s %s%s%s\n", q->method, q->url,
-				    body ? " " : "", body ? body : "");
+				/* Values from the plan: DEL and C1 made visible. */
+				fprintf(fp, "%s ", q->method);
+				sync_fputs_esc(q->url, fp);
+				if (body) {
+					fputc(' ', fp);
+					sync_fputs_esc(body, fp);
+				}
+				fputc('\n', fp);
 				free(body);
 			}
 		units_free(e);
