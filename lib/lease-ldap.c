@@ -158,6 +158,7 @@ pdc_check(struct lease_ldap *l, struct sync_err *err)
 	char *vals[3], *owner, *pdc;
 	int rc;
 
+	l->s.dc[0] = '\0';
 	if (l->dsa == NULL) {
 		if ((rc = read_entry(l, "", rootdse, 3, vals, err)) != 0)
 			return rc;
