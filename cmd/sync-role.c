@@ -68,6 +68,12 @@ show(struct sync_role *role, struct sync_err *err)
 	    st.local_active ? "active" : "staging", st.local_fence);
 	print_lease(stdout, &st);
 	printf("\n");
+	if (st.dc[0] != '\0') {
+		/* Read from the directory: no escapes from there either. */
+		printf("dc: ");
+		sync_fputs_esc(st.dc, stdout);
+		printf(", the PDC emulator\n");
+	}
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		sync_errno(err, "cannot write to standard output");
 		return 2;

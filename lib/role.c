@@ -68,6 +68,7 @@ parse_lease(struct sync_config *cfg, struct sync_role_conf *rc,
 	struct sync_node *file = sync_map_get(lease, "file");
 	struct sync_node *ldap = sync_map_get(lease, "ldap");
 	char *conn = NULL;
+	int require_pdc = -1;
 
 	if ((file == NULL) == (ldap == NULL))
 		return sync_node_errf(err, lease, "'lease' must have one key, "
@@ -103,6 +104,14 @@ parse_lease(struct sync_config *cfg, struct sync_role_conf *rc,
 		return sync_node_errf(err, sync_map_get(ldap, "connector"),
 		    "connector '%s' is of type %s; the lease needs an ldap or "
 		    "ad connector", rc->conn->name, rc->conn->typename);
+	if (sync_map_bool(ldap, "require_pdc", &require_pdc, err) == -1)
+		return -1;
+	/* Only AD has a PDC emulator to ask; OpenLDAP's providers do not. */
+	if (require_pdc != -1 && rc->conn->kind != SYNC_CONN_AD)
+		return sync_node_errf(err, sync_map_get(ldap, "require_pdc"),
+		    "'require_pdc' applies to an ad connector; '%s' is of "
+		    "type %s", rc->conn->name, rc->conn->typename);
+	rc->require_pdc = rc->conn->kind == SYNC_CONN_AD && require_pdc != 0;
 	if (sync_map_check_unused(ldap, err) == -1)
 		return -1;
 	return sync_map_check_unused(lease, err);
@@ -320,6 +329,7 @@ fill_status(struct sync_role *r, const struct lease *l, int64_t now,
 	st->expires = l->expires;
 	st->now = now;
 	st->margin = r->rc->margin;
+	memcpy(st->dc, r->store->dc, sizeof st->dc);
 	st->active = active && fence == l->fence &&
 	    strcmp(l->holder, r->rc->server) == 0 &&
 	    now + r->rc->margin < l->expires;

@@ -20,6 +20,7 @@ struct sync_role_conf {
 	struct sync_connector *conn;    /* LDAP: borrowed from the config */
 	char *dn;                       /* LDAP: the lease entry */
 	char *attribute;                /* LDAP: its attribute */
+	int require_pdc;                /* LDAP on AD: only on the PDC emulator */
 };
 
 /* Parses map (NULL: no role section) into cfg->role. */
@@ -39,6 +40,8 @@ struct lease_store {
 	int (*cas)(struct lease_store *s, const char *old, const char *new,
 	    struct sync_err *err);
 	void (*free)(struct lease_store *s);
+	/* Set by read on AD: the DC it checked is the PDC emulator, or "". */
+	char dc[SYNC_ROLE_DCMAX];
 };
 
 struct lease_store *lease_file_open(const struct sync_role_conf *rc,

@@ -447,6 +447,7 @@ void sync_journal_close(struct sync_journal *j);
 #define SYNC_LEASE_HELD 0       /* this server holds the lease */
 #define SYNC_LEASE_LOST 1       /* it does not; the message says why */
 #define SYNC_ROLE_NAMEMAX 65    /* server names: 64 bytes and a NUL */
+#define SYNC_ROLE_DCMAX 256     /* a DC's DNS name and a NUL */
 
 struct sync_role;
 
@@ -464,6 +465,9 @@ struct sync_role_status {
 	                           now + margin < expires */
 	int forced;             /* promote: taken from an unexpired holder */
 	char taken_from[SYNC_ROLE_NAMEMAX];
+	/* An LDAP lease on AD: the DC it was read from, found to be the
+	   PDC emulator; "" for other stores and without require_pdc. */
+	char dc[SYNC_ROLE_DCMAX];
 };
 
 /*
