@@ -1,0 +1,239 @@
+#!/bin/sh
+# The examples as shipped: make install puts sync-cycle beside the
+# binaries and the examples under share/doc; the cron file's jobs run in
+# the bare environment cron gives them (its own variables only) and find
+# every tool; the CI workflow's make command works on a fresh checkout,
+# installs the build packages by their real names, and posts a comment
+# GitHub accepts however long the plan is.
+. "$(dirname "$0")/lib.sh"
+
+EX=$TOP/examples
+
+# --- make install and uninstall
+test_expect_code 0 "make install into a staging directory" \
+	make -s -C "$TOP" install DESTDIR="$T/stage" PREFIX=/opt/sync
+S=$T/stage/opt/sync
+for f in sync-import sync-diff sync-export sync-role sync-cycle; do
+	ok "installs bin/$f, executable" test -x "$S/bin/$f"
+done
+for f in sync-role.1 sync-export.1; do
+	ok "installs man1/$f" test -f "$S/share/man/man1/$f"
+done
+ok "installs man5/sync.conf.5" test -f "$S/share/man/man5/sync.conf.5"
+ok "installs man7/sync.7" test -f "$S/share/man/man7/sync.7"
+for f in ad-to-entra.yaml openldap-to-entra.yaml sync-cycle.cron \
+    sync-cycle.service sync-cycle.timer sync-role-check.service \
+    sync-role-check.timer ci-workflow.yml ci-dry-run.sh ci-truncate.sh; do
+	ok "installs the example $f" test -f "$S/share/doc/sync/examples/$f"
+done
+test_grep "the installed service runs the installed sync-cycle" \
+	'^ExecStart=/opt/sync/bin/sync-cycle ' "$S/share/doc/sync/examples/sync-cycle.service"
+test_grep "the installed cron file's PATH starts with the installed bin" \
+	'^PATH=/opt/sync/bin:' "$S/share/doc/sync/examples/sync-cycle.cron"
+
+# --- the cron file's jobs in cron's environment: only the file's own
+# variables (cron adds HOME, LOGNAME and SHELL, and PATH=/usr/bin:/bin
+# unless the file sets one).  The installed file, with its paths moved
+# under the staging directory and $T: PATH keeps the system directories
+# and adds each one's staged copy in front of it.
+CRON=$S/share/doc/sync/examples/sync-cycle.cron
+mkdir -p "$T/etc/sync" "$T/var/lib/sync" && chmod 700 "$T/var/lib/sync"
+printf 'x\n' >"$T/etc/sync/entra.secret" && chmod 600 "$T/etc/sync/entra.secret"
+# An AD that does not answer: the cycle gets as far as the import.
+cat >"$T/etc/sync/sync.yaml" <<EOF
+state_dir: $T/var/lib/sync
+connectors:
+  ad:
+    type: ad
+    url: ldap://127.0.0.1:1
+    base_dn: DC=example,DC=com
+    timeout: 2
+  entra:
+    type: graph
+    tenant: example.onmicrosoft.com
+    client_id: 00000000-0000-0000-0000-000000000000
+    client_secret_file: $T/etc/sync/entra.secret
+role:
+  server: sync1
+  lease:
+    file: $T/var/lib/sync/lease
+EOF
+# cronenv: "NAME=VALUE" per variable of the cron file, moved to $T
+awk '/^[A-Za-z_][A-Za-z0-9_]*=/' "$CRON" >"$T/cron.vars"
+awk '!/^#/ && !/^[ \t]*$/ && !/^[A-Za-z_][A-Za-z0-9_]*=/ {
+	$1 = $2 = $3 = $4 = $5 = $6 = ""; sub(/^ +/, ""); print }' "$CRON" >"$T/cron.jobs"
+test_grep "the cron file sets PATH" '^PATH=' "$T/cron.vars"
+test_grep "the cron file sets SHELL" '^SHELL=/bin/sh$' "$T/cron.vars"
+cronsh=/bin/sh
+set --
+while IFS= read -r v; do
+	case $v in
+	PATH=*)
+		p=
+		for d in $(printf '%s\n' "${v#PATH=}" | tr ':' ' '); do
+			p=$p${p:+:}$T/stage$d:$d
+		done
+		v=PATH=$p ;;
+	SHELL=*) cronsh=${v#SHELL=} ;;
+	esac
+	set -- "$@" "$(printf '%s\n' "$v" | sed "s|/etc/sync/|$T/etc/sync/|")"
+done <"$T/cron.vars"
+grep -q '^PATH=' "$T/cron.vars" || set -- "$@" PATH=/usr/bin:/bin
+set -- "$@" HOME="$T" LOGNAME=sync SHELL="$cronsh"
+for tool in sync-cycle sync-import sync-diff sync-role sync-export; do
+	env -i "$@" "$cronsh" -c "command -v $tool" >"$T/which" 2>&1
+	echo "$S/bin/$tool" >"$T/want"
+	test_cmp "in cron's environment, $tool is the installed one" "$T/want" "$T/which"
+done
+n=0
+while IFS= read -r job; do
+	n=$((n + 1))
+	job=$(printf '%s\n' "$job" | sed "s|/var/lib/sync/|$T/var/lib/sync/|g")
+	env -i "$@" "$cronsh" -c "$job" >"$T/job$n.out" 2>"$T/job$n.err" </dev/null
+	echo $? >"$T/job$n.rc"
+	case $job in
+	*sync-cycle*)
+		echo 2 >"$T/want"
+		test_cmp "cron job '$job': runs, and fails at the import of the unreachable AD" \
+			"$T/want" "$T/job$n.rc"
+		test_grep "... with sync-import's own message" '^sync-import: ' "$T/job$n.err"
+		test_grep "... and the cycle's" "^sync-cycle: import of 'ad' failed; no plan this cycle$" \
+			"$T/job$n.err"
+		test_no_grep "... every command found" 'not found' "$T/job$n.err" ;;
+	*sync-role*)
+		echo 1 >"$T/want"
+		test_cmp "cron job '$job': runs, and says staging" "$T/want" "$T/job$n.rc"
+		test_no_grep "... every command found" 'not found' "$T/job$n.err" ;;
+	*)
+		fail "cron job '$job' is one this test knows" ;;
+	esac
+done <"$T/cron.jobs"
+echo 2 >"$T/want"
+echo $n >"$T/got"
+test_cmp "the cron file has the two jobs" "$T/want" "$T/got"
+
+test_expect_code 0 "make uninstall" \
+	make -s -C "$TOP" uninstall DESTDIR="$T/stage" PREFIX=/opt/sync
+find "$T/stage" -type f >"$T/left"
+: >"$T/want"
+test_cmp "... removes every file make install put there" "$T/want" "$T/left"
+
+# --- the CI workflow
+W=$EX/ci-workflow.yml
+# The make commands of the workflow, on a fresh checkout (no bin/, no
+# build/): make -n must know how to make what they name.
+mkdir -p "$T/src/tests"
+cp -R "$TOP/Makefile" "$TOP/cmd" "$TOP/lib" "$T/src/" &&
+	cp -R "$TOP/tests/fuzz" "$T/src/tests/"
+sed -n 's/^ *\(make\b[^|;&]*\).*/\1/p' "$W" | sed 's/ *$//' >"$T/makes"
+ok "the workflow runs make" test -s "$T/makes"
+while IFS= read -r m; do
+	# shellcheck disable=SC2086
+	test_expect_code 0 "workflow: '$m' works on a fresh checkout" \
+		sh -c "cd '$T/src' && ${m%% *} -n ${m#make}"
+done <"$T/makes"
+test_grep "the workflow runs sync-diff where make puts it" \
+	'SYNC_DIFF=bin/sync-diff ' "$W"
+test_expect_code 0 "make -n all on a fresh checkout" make -n -C "$T/src" all
+test_grep "... builds bin/sync-diff" '^ln -sfn build/bin bin$' "$T/out"
+
+# The packages: every library the build links (PKGS) and pkg-config
+# itself come from a package the workflow installs, and no package it
+# installs is a transitional one (libldap2-dev, pkg-config).
+test_grep "the workflow installs the Makefile's build packages" \
+	'apt-get install -y \$\(make -s print-build-debs\)' "$W"
+make -s -C "$TOP" print-build-debs >"$T/bdebs" 2>"$T/bdebs.err"
+ok "make print-build-debs lists them" test -s "$T/bdebs"
+make -s -C "$TOP" print-debs >"$T/debs" 2>&1
+for p in $(cat "$T/bdebs"); do
+	if grep -qw -- "$p" "$T/debs"; then
+		pass "build package $p is in DEBS"
+	else
+		fail "build package $p is in DEBS"
+	fi
+	apt-cache show "$p" >"$T/show" 2>&1
+	test_grep "build package $p is a Debian package" "^Package: $p\$" "$T/show"
+	test_no_grep "... not a transitional one" '^Description.*transitional' "$T/show"
+done
+pkgs=$(sed -n 's/^PKGS *= *//p' "$TOP/Makefile")
+for m in $pkgs; do
+	pc=$(pkg-config --variable=pcfiledir "$m")/$m.pc
+	owner=$(dpkg-query -S "$pc" 2>/dev/null | sed 's/:.*//')
+	if [ -n "$owner" ] && grep -qw -- "$owner" "$T/bdebs"; then
+		pass "the build package list has $m ($owner)"
+	else
+		fail "the build package list has $m" "$pc is in '$owner'"
+	fi
+done
+owner=$(dpkg-query -S "$(command -v pkg-config)" 2>/dev/null | sed 's/:.*//')
+if grep -qw -- "$owner" "$T/bdebs"; then
+	pass "the build package list has pkg-config ($owner)"
+else
+	fail "the build package list has pkg-config" "it is in '$owner'"
+fi
+
+# The comment: GitHub refuses one over 65,536 characters.  A dry run of
+# 200,000 characters, its diff in a code block, is cut under 65,000 with
+# a note saying so and where the whole of it is.
+{
+	echo "### sync-diff dry run"
+	echo
+	echo '```diff'
+	i=0
+	while [ $i -lt 3000 ]; do
+		printf '+    description: "line %05d of a long plan, with some text to make it long"\n' $i
+		i=$((i + 1))
+	done
+	echo '```'
+} >"$T/long.md"
+wc -c <"$T/long.md" | tr -d ' ' >"$T/size"
+ok "the long dry run is over 200,000 characters" test "$(cat "$T/size")" -gt 200000
+test_expect_code 0 "ci-truncate.sh cuts a long comment" \
+	sh "$EX/ci-truncate.sh" 65000 "the whole dry run: artifact sync-dry-run" <"$T/long.md"
+cp "$T/out" "$T/short.md"
+n=$(wc -m <"$T/short.md" | tr -d ' ')
+if [ "$n" -le 65000 ]; then
+	pass "... to at most 65,000 characters ($n)"
+else
+	fail "... to at most 65,000 characters" "$n"
+fi
+b=$(wc -c <"$T/short.md" | tr -d ' ')
+if [ "$b" -gt 60000 ]; then
+	pass "... and not much less ($b bytes)"
+else
+	fail "... and not much less" "$b bytes"
+fi
+head -n 3 "$T/long.md" >"$T/want"
+head -n 3 "$T/short.md" >"$T/got"
+test_cmp "... keeping its start" "$T/want" "$T/got"
+tail -n 3 "$T/short.md" >"$T/got"
+cat >"$T/want" <<'EOF'
+```
+
+**Cut here**: this comment shows 61 KB of 202 KB; GitHub takes no more than 65,536 characters. the whole dry run: artifact sync-dry-run
+EOF
+sed 's/shows [0-9]* KB of [0-9]* KB/shows 61 KB of 202 KB/' "$T/got" >"$T/got2"
+test_cmp "... closing the code block and saying it was cut, and where the rest is" \
+	"$T/want" "$T/got2"
+test_grep "... with the sizes" 'shows [0-9]+ KB of 2[0-9][0-9] KB' "$T/got"
+awk -v n="$(wc -l <"$T/short.md")" 'NR > 3 && NR <= n - 3 &&
+	!/^\+    description: "line [0-9][0-9][0-9][0-9][0-9] of a long plan, with some text to make it long"$/' \
+	"$T/short.md" >"$T/stray"
+: >"$T/want"
+test_cmp "... and every line in between kept whole" "$T/want" "$T/stray"
+
+printf '### short\n\nnothing to see\n' >"$T/short-in.md"
+test_expect_code 0 "ci-truncate.sh: a short comment" \
+	sh "$EX/ci-truncate.sh" 65000 "note" <"$T/short-in.md"
+test_cmp "... passes unchanged" "$T/short-in.md" "$T/out"
+test_expect_code 2 "ci-truncate.sh: a limit too small for the note" \
+	sh "$EX/ci-truncate.sh" 10 "a note longer than ten" <"$T/long.md"
+test_grep "... is an error" '^ci-truncate.sh: ' "$T/err"
+
+test_grep "the workflow cuts the comment under 65,000" 'sh examples/ci-truncate\.sh 65000 ' "$W"
+test_grep "... from the whole dry run into comment.md" '^ *< dry-run\.md > comment\.md$' "$W"
+test_grep "... and posts that" '--body-file comment\.md$' "$W"
+test_grep "... and uploads the whole dry run as an artifact" \
+	'uses: actions/upload-artifact@' "$W"
+
+done_testing
