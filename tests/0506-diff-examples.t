@@ -21,8 +21,10 @@ test_cmp "ad-to-entra: the plan" ex-ad.txt "$T/out"
 cp "$T/out" "$T/ad.txt"
 test_no_grep "critical system objects, MSOL_ accounts, objects without sAMAccountName and replication victims are not synced" \
 	'krbtgt|MSOL_|No Account|CNF:' "$T/ad.txt"
-test_no_grep "a distribution group without mail and a contact without proxyAddresses are not synced" \
-	'Newsletter|Old Partner' "$T/ad.txt"
+test_no_grep "distribution groups, with mail or without, are not synced: Graph cannot create them" \
+	'Newsletter|Sales' "$T/ad.txt"
+test_no_grep "proxyAddresses are not written: they are read-only in Graph" \
+	'proxyAddresses' "$T/ad.txt"
 test_grep "accountEnabled from userAccountControl" '^    accountEnabled: "false"$' "$T/ad.txt"
 test_grep "displayName falls back to cn" '^    displayName: "Ann Smith"$' "$T/ad.txt"
 test_grep "a security group with its members (the new one by anchor)" \

@@ -4,8 +4,10 @@
 # the bare environment cron gives them (its own variables only) and find
 # every tool; the CI workflow's make command works on a fresh checkout,
 # installs the build packages by their real names, and posts a comment
-# GitHub accepts however long the plan is.
+# GitHub accepts however long the plan is; and ad-to-entra.yaml's plan
+# is one Entra ID (the Graph emulator) takes whole.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/graph.sh"
 
 EX=$TOP/examples
 
@@ -235,5 +237,94 @@ test_grep "... from the whole dry run into comment.md" '^ *< dry-run\.md > comme
 test_grep "... and posts that" '--body-file comment\.md$' "$W"
 test_grep "... and uploads the whole dry run as an artifact" \
 	'uses: actions/upload-artifact@' "$W"
+
+# --- ad-to-entra.yaml as shipped, exported to Entra ID (the Graph
+# emulator holding the recorded tenant): every change of its plan is
+# one Graph accepts (no contact, no read-only property, no group Graph
+# cannot create), phones included.  Only the connection (the emulator's
+# URLs, the secret file), the state directory and the lease (a file
+# instead of an LDAP entry) are changed.
+EMU=$TOP/tests/graph-emulator.py TENANT=example.onmicrosoft.com
+CID=6f1c2a9e-6b1d-4c55-9a0e-2b7c1d9e0a11
+emu_app "$CID" "$T/entra.secret"
+if emu_start graph; then
+	BASE=http://127.0.0.1:$(cat "$T/graph.port")
+	python3 - "$TOP/tests/data/diff/ex-entra.snap" >"$T/seed.json" <<'EOF'
+import json, sys
+lists = {"proxyAddresses", "businessPhones", "members"}
+bools = {"accountEnabled", "mailEnabled", "securityEnabled"}
+seed = {"users": [], "groups": []}
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    o = json.loads(line)
+    g = {"id": o["id"]}
+    for k, v in o["attrs"].items():
+        g[k] = v if k in lists else (v[0] == "true" if k in bools else v[0])
+    seed[o["type"] + "s"].append(g)
+print(json.dumps(seed))
+EOF
+	ctl /_emulator/seed "$(cat "$T/seed.json")" >"$T/seeded" ||
+		fail "the emulator takes the recorded tenant"
+	python3 - "$EX/ad-to-entra.yaml" "$T" "$BASE" "$TENANT" >"$T/ad.yaml" <<'EOF'
+import re, sys
+src, t, base, tenant = sys.argv[1:5]
+s = open(src).read()
+def sub(old, new):
+    global s
+    n = len(re.findall(old, s, re.M))
+    if n != 1:
+        sys.exit("%s: %d matches for %r" % (src, n, old))
+    s = re.sub(old, new, s, flags=re.M)
+sub(r"client_secret_file: /etc/sync/entra.secret$",
+    "client_secret_file: %s/entra.secret\n    token_url: %s/%s/oauth2/v2.0/token\n"
+    "    graph_url: %s/v1.0\n    allow_http: true" % (t, base, tenant, base))
+sub(r"^  lease:\n    ldap:\n(      .*\n)+", "  server: sync1\n  lease:\n    file: %s/lease\n" % t)
+print("state_dir: %s/exstate" % t)
+print(s, end="")
+EOF
+	mkdir -m 700 "$T/exstate"
+	(
+		cd "$TOP/tests/data/diff" || exit 2
+		AD_URL=ldaps://127.0.0.1:1 AD_BASE=DC=example,DC=com ENTRA_TENANT=$TENANT \
+		ENTRA_CLIENT_ID=$CID SYNC_APP_ID=0123456789abcdef0123456789abcdef
+		export AD_URL AD_BASE ENTRA_TENANT ENTRA_CLIENT_ID SYNC_APP_ID
+		test_expect_code 0 "ad-to-entra: promote" sync-role -c "$T/ad.yaml" promote
+		test_expect_code 1 "ad-to-entra: the plan" \
+			sync-diff -c "$T/ad.yaml" -o "$T/plan.json" ex-ad.snap ex-entra.snap
+		test_expect_code 0 "ad-to-entra as shipped: the export applies the whole plan" \
+			sync-export -c "$T/ad.yaml" "$T/plan.json"
+		test_grep "... every change" \
+			'^sync-export: 4 applied, 0 already in place, 0 failed, 0 not applied' "$T/err"
+		# The next cycle: Entra ID read back (the groups' anchor in the
+		# extension property included) leaves nothing to do.
+		test_expect_code 0 "ad-to-entra: import Entra ID" \
+			sync-import -c "$T/ad.yaml" -o "$T/entra2.snap" entra
+		test_expect_code 0 "... and the next plan has nothing to do" \
+			sync-diff -c "$T/ad.yaml" -f text ex-ad.snap "$T/entra2.snap"
+		echo "$_lib_count $_lib_failed" >"$T/counts"
+	)
+	read -r _lib_count _lib_failed <"$T/counts"
+	curl -sf "$BASE/_emulator/state" >"$T/state.json"
+	python3 - "$T/state.json" >"$T/tenant" <<'EOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+names = {o["id"]: o["displayName"] for o in st["users"] + st["groups"]}
+for u in sorted(st["users"], key=lambda u: u["displayName"]):
+    print(u["displayName"], u.get("businessPhones", []), u.get("mobilePhone"))
+for g in sorted(st["groups"], key=lambda g: g["displayName"]):
+    print(g["displayName"] + ":", ", ".join(sorted(names[m] for m in g["members"])),
+          g.get("extension_0123456789abcdef0123456789abcdef_syncAnchor"))
+EOF
+	cat >"$T/want" <<'EOF'
+Ann Smith ['+33 1 23 45 67 89'] +33 6 12 34 56 78
+Global Admin [] None
+John Doe [] None
+All Company: Global Admin None
+Engineering: Ann Smith, John Doe BwcHBwcHBwcHBwcHBwcHBw==
+EOF
+	test_cmp "... Entra ID has the phones, the group with its anchor and members, and no Gone Person" \
+		"$T/want" "$T/tenant"
+else
+	fail "the emulator starts"
+fi
 
 done_testing
