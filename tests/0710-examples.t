@@ -290,6 +290,17 @@ EOF
 		test_expect_code 0 "ad-to-entra: promote" sync-role -c "$T/ad.yaml" promote
 		test_expect_code 1 "ad-to-entra: the plan" \
 			sync-diff -c "$T/ad.yaml" -o "$T/plan.json" ex-ad.snap ex-entra.snap
+		# The config digest of sync(7)'s procedure: sha256sum of the
+		# file, whatever the values of its ${NAME}s.
+		sha256sum "$T/ad.yaml" | cut -d ' ' -f 1 >"$T/want"
+		python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["config"])' \
+			"$T/plan.json" >"$T/got"
+		test_cmp "the plan's config digest is sha256sum of the file" "$T/want" "$T/got"
+		env ENTRA_TENANT=other.example SYNC_APP_ID=ffffffffffffffffffffffffffffffff \
+			sync-diff -c "$T/ad.yaml" -o "$T/plan2.json" ex-ad.snap ex-entra.snap 2>/dev/null
+		python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["config"])' \
+			"$T/plan2.json" >"$T/got"
+		test_cmp "... the same with other values in the environment" "$T/want" "$T/got"
 		test_expect_code 0 "ad-to-entra as shipped: the export applies the whole plan" \
 			sync-export -c "$T/ad.yaml" "$T/plan.json"
 		test_grep "... every change" \
@@ -326,5 +337,42 @@ EOF
 else
 	fail "the emulator starts"
 fi
+
+# --- sync(7), "Trying it without a tenant": the commands of the page,
+# run as written (from the top of the source, in $T/try instead of
+# /tmp/try), print what the page shows.
+awk '/^\.Ss Trying it without a tenant$/ { on = 1 } on && /^\.Bd -literal/ { lit = 1; next }
+	lit && /^\.Ed$/ { exit } lit' "$TOP/man/sync.7" | sed 's/\\e/\\/g' >"$T/try.txt"
+awk -v out="$T/try.want" '
+	/^\$ / { sub(/^\$ /, ""); print; cont = /\\$/; if (/<<EOF$/) doc = 1; next }
+	doc { print; if ($0 == "EOF") doc = 0; next }
+	cont { print; cont = /\\$/; next }
+	{ print > out }' "$T/try.txt" |
+	sed "s|/tmp/try|$T/try|g; s|&\$|\& echo \$! >$T/try.pid|" >"$T/try.sh"
+ok "the page has the commands" grep -q 'graph-emulator.py' "$T/try.sh"
+(cd "$TOP" && sh -e "$T/try.sh" >"$T/try.out" 2>"$T/try.err" 3>&-)
+echo $? >"$T/got"
+echo 0 >"$T/want"
+test_cmp "sync(7)'s emulator commands run" "$T/want" "$T/got" ||
+	note_file "$T/try.err"
+grep -v '^{' "$T/try.want" >"$T/want"
+grep '^sync-import: ' "$T/try.err" >"$T/got"
+test_cmp "... and print what the page says" "$T/want" "$T/got"
+test_grep "... the snapshot has the seeded user" '"displayName":\["Cloud Admin"\]' "$T/try/entra.snap"
+_i=0
+while [ ! -s "$T/try/tenant.json" ] && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+test_grep "... the emulator, stopped, kept its tenant" 'Cloud Admin' "$T/try/tenant.json"
+[ -s "$T/try.pid" ] && kill "$(cat "$T/try.pid")" 2>/dev/null
+
+# --- one procedure for one configuration on every server, the same
+# text in sync(7) and sync-role(1).
+for page in sync.7 sync-role.1; do
+	awk '/^\.Ss One configuration for every server$/ { on = 1; print; next }
+		on && /^\.S[sh] / { exit } on' "$TOP/man/$page" >"$T/proc.$page"
+	ok "$page has the procedure" test -s "$T/proc.$page"
+done
+test_cmp "... the same in both" "$T/proc.sync.7" "$T/proc.sync-role.1"
+test_grep "... checking the digest the plan carries" '^\.Dl head -n 1 plan\.json \| jq -r \.config$' \
+	"$T/proc.sync.7"
 
 done_testing
