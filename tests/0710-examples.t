@@ -375,4 +375,40 @@ test_cmp "... the same in both" "$T/proc.sync.7" "$T/proc.sync-role.1"
 test_grep "... checking the digest the plan carries" '^\.Dl head -n 1 plan\.json \| jq -r \.config$' \
 	"$T/proc.sync.7"
 
+# --- sync-role(1)'s cron example, run with stand-ins that log their
+# calls: a staging server stops after the plan, not before; an error of
+# sync-role check is an error; the active server exports.
+awk '/^A cron job on every server/ { on = 1 } on && /^\.Bd -literal/ { lit = 1; next }
+	lit && /^\.Ed$/ { exit } lit' "$TOP/man/sync-role.1" >"$T/cronex.sh"
+ok "sync-role(1) has the cron example" test -s "$T/cronex.sh"
+mkdir -p "$T/stub"
+for tool in sync-import sync-diff sync-export; do
+	printf '#!/bin/sh\necho %s "$@" >>"$T/calls"\n[ %s != sync-diff ] || exit 1\n' \
+		"$tool" "$tool" >"$T/stub/$tool"
+done
+printf '#!/bin/sh\necho sync-role "$@" >>"$T/calls"\nexit "$ROLE_RC"\n' >"$T/stub/sync-role"
+chmod 755 "$T/stub/"*
+for rc in 1 2 0; do
+	: >"$T/calls"
+	(cd "$T" && ROLE_RC=$rc PATH=$T/stub:$PATH sh "$T/cronex.sh" >/dev/null 2>&1)
+	echo "exit $?" >>"$T/calls"
+	{
+		echo "sync-import -o ad.snap ad"
+		echo "sync-import -o entra.snap entra"
+		echo "sync-diff -o plan.json ad.snap entra.snap"
+		echo "sync-role check"
+		case $rc in
+		0) echo "sync-export plan.json"; echo "exit 0" ;;
+		1) echo "exit 0" ;;
+		2) echo "exit 2" ;;
+		esac
+	} >"$T/want"
+	case $rc in
+	0) what="the active server exports the plan" ;;
+	1) what="a staging server stops after the plan" ;;
+	2) what="an error of sync-role check is an error, no export" ;;
+	esac
+	test_cmp "cron example: $what" "$T/want" "$T/calls"
+done
+
 done_testing
