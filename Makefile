@@ -3,18 +3,23 @@
 #   make            build bin/ (sync-import, sync-diff, sync-export, sync-role)
 #   make check      install missing Debian packages (as root), build, run tests
 #   make demo       the same, then run the built-in example
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=  (binaries, sync-cycle, man
+#                   pages, and the examples under $(DOCDIR)/examples)
 #   make SANITIZE=address,undefined check
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/sync
 PKGS     = ldap lber libcurl jansson yaml-0.1 libcrypto
 CC      ?= cc
 
-# Debian packages the build, the tests and the demo need.
-DEBS = build-essential pkg-config libldap2-dev libcurl4-openssl-dev \
-       libjansson-dev libyaml-dev libssl-dev slapd ldap-utils samba samba-ad-dc \
+# Debian packages the build needs (by their current names, no
+# transitional ones: the same on Debian 12 and Ubuntu 24.04),
+# and those the tests and the demo need too.
+BUILD_DEBS = build-essential pkgconf libldap-dev libcurl4-openssl-dev \
+       libjansson-dev libyaml-dev libssl-dev
+DEBS = $(BUILD_DEBS) slapd ldap-utils samba samba-ad-dc \
        samba-ad-provision python3 perl \
        iproute2 procps mandoc curl
 
@@ -50,7 +55,7 @@ pkgcheck:
 	@for p in $(PKGS); do \
 	  pkg-config --exists $$p || { \
 	    echo "make: pkg-config cannot find '$$p'; install the Debian build dependencies:" >&2; \
-	    echo "  apt-get install $(DEBS)" >&2; exit 2; }; \
+	    echo "  apt-get install $(BUILD_DEBS)" >&2; exit 2; }; \
 	done
 
 # bin/ always points at the tree the last build made, so tests and the
@@ -81,9 +86,13 @@ $(OUT)/fuzz/%: tests/fuzz/%.c tests/fuzz/main.h $(OUT)/libsync.a
 deps:
 	@sh tests/deps.sh $(DEBS)
 
-# The package list, for tests/0005-deps.t.
+# The package lists, for tests/0005-deps.t and for CI
+# (examples/ci-workflow.yml installs the build packages).
 print-debs:
 	@echo $(DEBS)
+
+print-build-debs:
+	@echo $(BUILD_DEBS)
 
 check: deps
 	$(MAKE) all
@@ -96,22 +105,39 @@ demo: deps
 bench: all
 	sh bench/run.sh
 
-install: all
+# The examples that make sense on an installed system, with the
+# binaries' directory in the cron file, the systemd units and the CI
+# workflow made the installed one.
+EXAMPLES = ad-to-entra.yaml openldap-to-entra.yaml sync-cycle.cron \
+       sync-cycle.service sync-cycle.timer sync-role-check.service \
+       sync-role-check.timer ci-workflow.yml ci-dry-run.sh ci-truncate.sh
+
+# Not "all": installing needs the binaries, not the fuzz targets, and
+# must leave bin/ pointing where it did.
+install: pkgcheck $(BINS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
-	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(DOCDIR)/examples
+	install -m 755 $(BINS) examples/sync-cycle $(DESTDIR)$(BINDIR)
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	for f in $(EXAMPLES); do \
+	    sed 's|/usr/local/bin|$(BINDIR)|g' examples/$$f \
+	        >$(DESTDIR)$(DOCDIR)/examples/$$f && \
+	    chmod 644 $(DESTDIR)$(DOCDIR)/examples/$$f || exit 2; \
+	done
 
 uninstall:
-	for f in $(CMDS); do rm -f $(DESTDIR)$(BINDIR)/$$f; done
+	for f in $(CMDS) sync-cycle; do rm -f $(DESTDIR)$(BINDIR)/$$f; done
 	for f in $(notdir $(MAN1)); do rm -f $(DESTDIR)$(MANDIR)/man1/$$f; done
 	for f in $(notdir $(MAN5)); do rm -f $(DESTDIR)$(MANDIR)/man5/$$f; done
 	for f in $(notdir $(MAN7)); do rm -f $(DESTDIR)$(MANDIR)/man7/$$f; done
+	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(DOCDIR)/examples/$$f; done
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || :
 
 clean:
 	rm -rf build build-san bin tests/tmp
 
-.PHONY: all pkgcheck bin deps print-debs check demo bench install uninstall clean
+.PHONY: all pkgcheck bin deps print-debs print-build-debs check demo bench install uninstall clean
 .SECONDARY:

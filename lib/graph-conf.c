@@ -147,9 +147,13 @@ sync_graph_conf_parse(struct sync_connector *c, struct sync_node *map,
 	for (i = 0; i < SYNC_NOBJTYPES; i++) {
 		if (sync_map_map(objs, sync_objtype_name(i), 0, &o, err) == -1)
 			return -1;
-		if (o == NULL)
+		/* A type listed with an empty value ("user:") is read with
+		 * its defaults, as on LDAP connectors; o is NULL then. */
+		if (sync_map_get(objs, sync_objtype_name(i)) == NULL)
 			continue;
 		gc->enabled[i] = 1;
+		if (o == NULL)
+			continue;
 		if (sync_map_strv(o, "attributes", &gc->attrs[i], err) == -1 ||
 		    sync_map_check_unused(o, err) == -1)
 			return -1;

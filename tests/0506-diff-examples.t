@@ -1,7 +1,7 @@
 #!/bin/sh
 # The shipped rules (examples/ad-to-entra.yaml, Entra Connect's defaults;
-# examples/openldap-to-entra.yaml) on recorded snapshots, and the CI dry
-# run that compares the plans of two rule sets.
+# examples/openldap-to-entra.yaml) on recorded snapshots, their role
+# sections, and the CI dry run that compares the plans of two rule sets.
 . "$(dirname "$0")/lib.sh"
 
 D=$TOP/tests/data/diff
@@ -21,18 +21,43 @@ test_cmp "ad-to-entra: the plan" ex-ad.txt "$T/out"
 cp "$T/out" "$T/ad.txt"
 test_no_grep "critical system objects, MSOL_ accounts, objects without sAMAccountName and replication victims are not synced" \
 	'krbtgt|MSOL_|No Account|CNF:' "$T/ad.txt"
-test_no_grep "a distribution group without mail and a contact without proxyAddresses are not synced" \
-	'Newsletter|Old Partner' "$T/ad.txt"
+test_no_grep "distribution groups, with mail or without, are not synced: Graph cannot create them" \
+	'Newsletter|Sales' "$T/ad.txt"
+test_no_grep "proxyAddresses are not written: they are read-only in Graph" \
+	'proxyAddresses' "$T/ad.txt"
 test_grep "accountEnabled from userAccountControl" '^    accountEnabled: "false"$' "$T/ad.txt"
 test_grep "displayName falls back to cn" '^    displayName: "Ann Smith"$' "$T/ad.txt"
 test_grep "a security group with its members (the new one by anchor)" \
 	'^    members: \+"0a1b2c3d-0000-4000-8000-000000000001" \+new:"AgICAgICAgICAgICAgICAg=="$' "$T/ad.txt"
 test_no_grep "the cloud-only admin is untouched" 'Global Admin|000000000002"? \(' "$T/ad.txt"
+test_grep "telephoneNumber flows to businessPhones, as in Entra Connect" \
+	'^    businessPhones: "\+33 1 23 45 67 89"$' "$T/ad.txt"
+test_grep "mobile flows to mobilePhone" '^    mobilePhone: "\+33 6 12 34 56 78"$' "$T/ad.txt"
+test_no_grep "contacts are out of scope: Graph cannot write them" \
+	'contact|Vendor' "$T/ad.txt"
+test_grep "... and the plan counts none" \
+	'^Plan: 2 to add, 1 to update, 1 to delete, .* 0 errors;' "$T/ad.txt"
 
 test_expect_code 1 "openldap-to-entra: changes" \
 	sync-diff -f text -c "$EX/openldap-to-entra.yaml" ex-ldap.snap ex-entra.snap
 test_cmp "openldap-to-entra: the plan" ex-ldap.txt "$T/out"
 test_grep "the percentage threshold trips" 'or 10% of 4 EXCEEDED\.$' "$T/out"
+test_grep "openldap-to-entra: telephoneNumber to businessPhones" \
+	'^    businessPhones: "\+44 20 7946 0000"$' "$T/out"
+test_grep "... and mobile to mobilePhone" '^    mobilePhone: "\+44 7700 900000"$' "$T/out"
+
+# Both examples have a role section: sync-role gets past the
+# configuration to the lease (here on an LDAP server that is not there).
+# The state directory is moved to $T.
+mkdir -m 700 "$T/state"
+for ex in openldap-to-entra ad-to-entra; do
+	{ cat "$EX/$ex.yaml"; echo "state_dir: $T/state"; } >"$T/$ex.yaml"
+	test_expect_code 2 "$ex: sync-role reads the role section" \
+		env LDAP_URL=ldaps://127.0.0.1:1 AD_URL=ldaps://127.0.0.1:1 \
+		sync-role -c "$T/$ex.yaml"
+	test_no_grep "... it has one" "no 'role' section" "$T/err"
+	test_grep "... and goes on to the lease" '^sync-role: lease: ' "$T/err"
+done
 
 sed 's/^      jobTitle: .*/      jobTitle: '"'"'IIF(IsPresent([title]), [title], "Staff")'"'"'/' \
 	"$EX/ad-to-entra.yaml" >"$T/new.yaml"
@@ -44,14 +69,14 @@ cat >"$T/want" <<'X'
 ```diff
 --- old
 +++ new
-@@ -5,6 +5,7 @@
-     accountEnabled: "false"
+@@ -6,6 +6,7 @@
+     businessPhones: "+33 1 23 45 67 89"
      displayName: "Ann Smith"
      givenName: "Ann"
 +    jobTitle: "Staff"
      mailNickname: "asmith"
+     mobilePhone: "+33 6 12 34 56 78"
      onPremisesImmutableId: "AgICAgICAgICAgICAgICAg=="
-     surname: "Smith"
 ```
 X
 test_cmp "ci-dry-run: the difference between the plans" "$T/want" "$T/got"

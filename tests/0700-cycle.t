@@ -3,7 +3,8 @@
 # Graph emulator as Entra ID: a staging cycle sends nothing and keeps the
 # plan; the active server's cycle exports; the next cycle has nothing to
 # do; failover (demote the active, promote the staging) goes on with
-# nothing created twice; and make demo's script runs to its end.
+# nothing created twice; a role check that fails is an error, not
+# staging; and make demo's script runs to its end.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/graph.sh"
 
@@ -87,6 +88,30 @@ test_grep "... (Alan's new title)" 'jobTitle: "Cryptanalyst" -> "Computer Scient
 test_grep "... and nothing else" '^Plan: 0 to add, 1 to update, 0 to delete' "$T/sync2/cycle/plan.txt"
 test_expect_code 0 "... promote sync2" env SYNC_SERVER=sync2 sync-role promote
 test_expect_code 0 "sync2's cycle exports the change" cycle sync2
+test_grep "... one update" '^sync-export: 1 applied, 0 already in place, 0 failed, 0 not applied' "$T/err"
+
+# sync-role check on the active server fails (its lease store gives a
+# malformed value): an error, exit 2, never "staging" with exit 0, with
+# changes to export and without.
+cp "$T/lease" "$T/lease.good"
+printf 'garbage\n' >"$T/lease"
+test_expect_code 2 "a cycle with nothing to do whose role check fails: an error" cycle sync2
+test_grep "... saying why" '^sync-role: .*malformed lease value' "$T/err"
+test_grep "... and what it means" '^sync-cycle: sync-role check failed: cannot tell whether this server is active$' "$T/err"
+cat >"$T/change.ldif" <<EOF
+dn: uid=alan,ou=People,dc=example,dc=org
+changetype: modify
+replace: title
+title: Mathematician
+EOF
+slapd_modify "$T/change.ldif" || fail "change Alan's title again"
+test_expect_code 2 "a cycle with changes whose role check fails: an error" cycle sync2
+test_grep "... saying why" '^sync-role: .*malformed lease value' "$T/err"
+test_grep "... and that nothing was exported" \
+	"^sync-cycle: sync-role check failed: nothing exported; the plan is in $T/sync2/cycle/plan.txt$" "$T/err"
+test_no_grep "... not staging" 'staging' "$T/err"
+cp "$T/lease.good" "$T/lease"
+test_expect_code 0 "the lease repaired, the next cycle exports the change" cycle sync2
 test_grep "... one update" '^sync-export: 1 applied, 0 already in place, 0 failed, 0 not applied' "$T/err"
 test_expect_code 0 "the demoted sync1's cycle finds nothing left to do" cycle sync1
 test_expect_code 1 "... and sync1 is staging" env SYNC_SERVER=sync1 sync-role check
