@@ -65,6 +65,13 @@ diff(const char *conf, const char *fmt, const char *outpath, int nthreads,
 		sync_msg(stderr, prog, "%s", err.msg);
 		return 2;
 	}
+	{
+		const struct sync_strv *w = sync_changeset_warnings(cs);
+		size_t i;
+
+		for (i = 0; i < w->n; i++)
+			sync_msg(stderr, prog, "%s", w->v[i]);
+	}
 	if (sync_out_open(&out, outpath, &err) == -1) {
 		sync_msg(stderr, prog, "%s", err.msg);
 		sync_changeset_free(cs);

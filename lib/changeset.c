@@ -66,6 +66,128 @@ put_list(FILE *fp, json_t *a)
 	return fputc(']', fp) == EOF ? -1 : 0;
 }
 
+/* The most values of one attribute the text view lists one by one. */
+#define TEXT_MAXVALS 20
+
+/* n with thousands separators: 1,234,567.  Into buf (32 bytes). */
+static const char *
+thousands(size_t n, char *buf)
+{
+	char tmp[32];
+	int len = snprintf(tmp, sizeof tmp, "%zu", n), i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* A value added or removed as the view shows it: its object's name. */
+struct shown {
+	json_t *name;           /* borrowed */
+	int pending;            /* an object the plan creates */
+};
+
+static int
+shown_cmp(const void *x, const void *y)
+{
+	const struct shown *a = x, *b = y;
+
+	return strcmp(json_string_value(a->name), json_string_value(b->name));
+}
+
+/*
+ * The values of vals (and pend, objects to be created) with their names
+ * (a parallel array of names, or NULL) into a new array of *n, sorted by
+ * name; NULL when there are none or out of memory (*n is then 0 or not).
+ */
+static struct shown *
+shown_list(json_t *vals, json_t *pend, json_t *names, size_t *n)
+{
+	size_t nv = json_array_size(vals), np = json_array_size(pend), i;
+	struct shown *s;
+
+	*n = nv + np;
+	if (*n == 0 || (s = calloc(*n, sizeof *s)) == NULL)
+		return NULL;
+	for (i = 0; i < *n; i++) {
+		json_t *nm = json_array_get(names, i);
+
+		s[i].name = json_is_string(nm) && json_string_length(nm) > 0 ?
+		    nm : i < nv ? json_array_get(vals, i) :
+		    json_array_get(pend, i - nv);
+		s[i].pending = i >= nv;
+	}
+	qsort(s, *n, sizeof *s, shown_cmp);
+	return s;
+}
+
+/*
+ * One direction of a large change: "+ 1,234: "Ada", "Alan", ... and
+ * 1,214 more" on a line of its own.
+ */
+static int
+put_summary(FILE *fp, char sign, const struct shown *s, size_t n)
+{
+	char b[32];
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (fprintf(fp, "      %c %s:", sign, thousands(n, b)) < 0)
+		return -1;
+	for (i = 0; i < n && i < TEXT_MAXVALS; i++)
+		if (fputs(i ? ", " : " ", fp) == EOF ||
+		    (s[i].pending && fputs("new:", fp) == EOF) ||
+		    put_val(fp, s[i].name) == -1)
+			return -1;
+	if (n > TEXT_MAXVALS && fprintf(fp, ", ... and %s more",
+	    thousands(n - TEXT_MAXVALS, b)) < 0)
+		return -1;
+	return fputc('\n', fp) == EOF ? -1 : 0;
+}
+
+/*
+ * The values added and removed, by name: inline when there are few,
+ * else a count and the first names of each direction.
+ */
+static int
+put_addrem(FILE *fp, json_t *a)
+{
+	size_t na, nr, i;
+	struct shown *add = shown_list(json_object_get(a, "add"),
+	    json_object_get(a, "add_anchors"), json_object_get(a, "add_names"),
+	    &na);
+	struct shown *rem = shown_list(json_object_get(a, "remove"), NULL,
+	    json_object_get(a, "remove_names"), &nr);
+	int rc = -1;
+
+	if ((na && add == NULL) || (nr && rem == NULL))
+		goto out;
+	if (na + nr > TEXT_MAXVALS) {
+		if (fputc('\n', fp) == EOF || put_summary(fp, '+', add, na) ==
+		    -1 || put_summary(fp, '-', rem, nr) == -1)
+			goto out;
+		rc = 0;
+		goto out;
+	}
+	for (i = 0; i < na; i++)
+		if (fputs(add[i].pending ? " +new:" : " +", fp) == EOF ||
+		    put_val(fp, add[i].name) == -1)
+			goto out;
+	for (i = 0; i < nr; i++)
+		if (fputs(" -", fp) == EOF || put_val(fp, rem[i].name) == -1)
+			goto out;
+	rc = fputc('\n', fp) == EOF ? -1 : 0;
+out:
+	free(add);
+	free(rem);
+	return rc;
+}
+
 static int
 text_line(FILE *fp, json_t *c)
 {
@@ -79,14 +201,17 @@ text_line(FILE *fp, json_t *c)
 	sym = strcmp(op, "add") == 0 ? "+" : strcmp(op, "update") == 0 ? "~" :
 	    strcmp(op, "delete") == 0 ? "-" : strcmp(op, "conflict") == 0 ?
 	    "!" : strcmp(op, "error") == 0 ? "x" : ">";
+	/* Named for people; the anchor and id say which object exactly. */
+	if ((x = json_object_get(c, "name")) == NULL)
+		x = json_object_get(c, "anchor");
 	if (fprintf(fp, "%s %s %s ", sym, op,
 	    json_string_value(json_object_get(c, "type"))) < 0 ||
+	    put_val(fp, x) == -1 || fputs(" (anchor ", fp) == EOF ||
 	    put_val(fp, json_object_get(c, "anchor")) == -1)
 		return -1;
-	if (id && (fputs(" id ", fp) == EOF || put_val(fp, id) == -1))
+	if (id && (fputs(", id ", fp) == EOF || put_val(fp, id) == -1))
 		return -1;
-	if (fputs(" (", fp) == EOF)
-		return -1;
+	first = 0;
 	{
 		static const char *const meta[] = { "flow", "join", "reason",
 		    "source", NULL };
@@ -135,16 +260,9 @@ text_line(FILE *fp, json_t *c)
 		    fputc(':', fp) == EOF)
 			return -1;
 		if (add || pend || rem) {
-			json_array_foreach(add, i, v)
-				if (fputs(" +", fp) == EOF || put_val(fp, v) == -1)
-					return -1;
-			json_array_foreach(pend, i, v)
-				if (fputs(" +new:", fp) == EOF ||
-				    put_val(fp, v) == -1)
-					return -1;
-			json_array_foreach(rem, i, v)
-				if (fputs(" -", fp) == EOF || put_val(fp, v) == -1)
-					return -1;
+			if (put_addrem(fp, a) == -1)
+				return -1;
+			continue;
 		} else {
 			if (fputc(' ', fp) == EOF)
 				return -1;
@@ -184,25 +302,35 @@ csv_field(FILE *fp, const char *s)
 	return fputc('"', fp) == EOF ? -1 : 0;
 }
 
-/* Values joined by newlines; prefix for each (NULL: none).  New memory. */
+/*
+ * Values joined by newlines, those of b with bprefix (NULL: none).  With
+ * names (a parallel array over a then b, or NULL), a value whose object
+ * has a name is written "name (value)".  New memory.
+ */
 static char *
-joinvals(json_t *a, json_t *b, const char *bprefix)
+joinvals(json_t *a, json_t *b, const char *bprefix, json_t *names)
 {
 	struct sync_buf buf = { 0 };
-	size_t i;
-	json_t *v;
+	size_t i, na = json_array_size(a), n = na + json_array_size(b);
 
 	sync_buf_adds(&buf, "");
-	json_array_foreach(a, i, v) {
+	for (i = 0; i < n; i++) {
+		const char *v = json_string_value(i < na ? json_array_get(a, i) :
+		    json_array_get(b, i - na));
+		const char *nm = json_string_value(json_array_get(names, i));
+
 		if (buf.len)
 			sync_buf_addc(&buf, '\n');
-		sync_buf_adds(&buf, json_string_value(v));
-	}
-	json_array_foreach(b, i, v) {
-		if (buf.len)
-			sync_buf_addc(&buf, '\n');
-		sync_buf_adds(&buf, bprefix);
-		sync_buf_adds(&buf, json_string_value(v));
+		if (nm && *nm && strcmp(nm, v) != 0) {
+			sync_buf_adds(&buf, nm);
+			sync_buf_adds(&buf, " (");
+		} else
+			nm = NULL;
+		if (i >= na)
+			sync_buf_adds(&buf, bprefix);
+		sync_buf_adds(&buf, v);
+		if (nm)
+			sync_buf_addc(&buf, ')');
 	}
 	return sync_buf_detach(&buf);
 }
@@ -211,9 +339,13 @@ static int
 csv_row(FILE *fp, json_t *c, const char *attr, const char *old,
     const char *nw, const char *added, const char *removed)
 {
+	json_t *dn = json_object_get(c, "dn");
 	const char *f[] = {
 		json_string_value(json_object_get(c, "op")),
 		json_string_value(json_object_get(c, "type")),
+		json_string_value(json_object_get(c, "name")),
+		/* the target's DN, else the source's: an LDAP DN either way */
+		json_string_value(dn ? dn : json_object_get(c, "source")),
 		json_string_value(json_object_get(c, "anchor")),
 		json_string_value(json_object_get(c, "id")),
 		json_string_value(json_object_get(c, "flow")),
@@ -243,11 +375,13 @@ csv_line(FILE *fp, json_t *c)
 		rows++;
 	}
 	json_object_foreach(attrs, key, a) {
-		char *o = joinvals(json_object_get(a, "old"), NULL, NULL);
-		char *n = joinvals(json_object_get(a, "new"), NULL, NULL);
+		char *o = joinvals(json_object_get(a, "old"), NULL, NULL, NULL);
+		char *n = joinvals(json_object_get(a, "new"), NULL, NULL, NULL);
 		char *ad = joinvals(json_object_get(a, "add"),
-		    json_object_get(a, "add_anchors"), "anchor:");
-		char *rm = joinvals(json_object_get(a, "remove"), NULL, NULL);
+		    json_object_get(a, "add_anchors"), "anchor:",
+		    json_object_get(a, "add_names"));
+		char *rm = joinvals(json_object_get(a, "remove"), NULL, NULL,
+		    json_object_get(a, "remove_names"));
 
 		if (o == NULL || n == NULL || ad == NULL || rm == NULL)
 			rc = -1;
@@ -272,7 +406,7 @@ int
 sync_changeset_write(const struct sync_changeset *cs, FILE *fp,
     enum sync_csfmt fmt, struct sync_err *err)
 {
-	size_t i, n = sync_changeset_nchanges(cs), len;
+	size_t i, n = sync_changeset_nchanges(cs), len, *order = NULL;
 	const char *line;
 	json_error_t jerr;
 	json_t *c;
@@ -291,22 +425,31 @@ sync_changeset_write(const struct sync_changeset *cs, FILE *fp,
 		}
 		return 0;
 	}
-	if (fmt == SYNC_CS_CSV && fputs("op,type,anchor,id,flow,join,"
+	if (fmt == SYNC_CS_CSV && fputs("op,type,name,dn,anchor,id,flow,join,"
 	    "attribute,old,new,added,removed,reason\r\n", fp) == EOF)
 		return sync_errno(err, "cannot write the change set");
+	/* people read the plan by object type and name */
+	if (fmt == SYNC_CS_TEXT && n > 0 &&
+	    (order = changeset_name_order(cs)) == NULL)
+		return sync_errf(err, "out of memory");
 	for (i = 0; i < n; i++) {
-		line = sync_changeset_line(cs, i, &len);
-		if ((c = json_loadb(line, len, 0, &jerr)) == NULL)
+		line = sync_changeset_line(cs, order ? order[i] : i, &len);
+		if ((c = json_loadb(line, len, 0, &jerr)) == NULL) {
+			free(order);
 			return sync_errf(err, "change %zu: %s", i + 1, jerr.text);
+		}
 		if (fmt == SYNC_CS_TEXT && i > 0 && fputc('\n', fp) == EOF)
 			rc = -1;
 		else
 			rc = fmt == SYNC_CS_TEXT ? text_line(fp, c) :
 			    csv_line(fp, c);
 		json_decref(c);
-		if (rc == -1)
+		if (rc == -1) {
+			free(order);
 			return sync_errno(err, "cannot write the change set");
+		}
 	}
+	free(order);
 	if (fmt == SYNC_CS_TEXT) {
 		struct sync_buf b = { 0 };
 
@@ -340,10 +483,10 @@ static const char *
 check_change(json_t *c)
 {
 	static const char *const keys[] = { "anchor", "attrs", "binary",
-	    "candidates", "disable", "dn", "flow", "id", "join", "new_dn",
-	    "op", "reason", "source", "type", NULL };
-	static const char *const akeys[] = { "add", "add_anchors", "new",
-	    "old", "remove", NULL };
+	    "candidates", "disable", "dn", "flow", "id", "join", "name",
+	    "new_dn", "op", "reason", "source", "type", NULL };
+	static const char *const akeys[] = { "add", "add_anchors",
+	    "add_names", "new", "old", "remove", "remove_names", NULL };
 	const char *key, *op, *ak;
 	json_t *v, *a, *x;
 	size_t i;
@@ -378,6 +521,8 @@ check_change(json_t *c)
 		return "\"binary\" must be an array of strings";
 	if ((x = json_object_get(c, "candidates")) && !check_strings(x))
 		return "\"candidates\" must be an array of strings";
+	if ((x = json_object_get(c, "name")) && !json_is_string(x))
+		return "\"name\" must be a string";
 	if ((a = json_object_get(c, "attrs")) == NULL)
 		return NULL;
 	if (!json_is_object(a))

@@ -287,15 +287,21 @@ mmb_flush(struct mmbatch *b)
 /* -------------------------------------------------------------- context */
 
 enum state { ST_NONE, ST_OUT, ST_JOIN, ST_ADD, ST_CONFLICT, ST_ERROR };
+#define JOIN_NONE (-2)
 
 struct item {
 	uint32_t snap, obj;
 	int32_t flow;           /* -1: no flow takes this type */
 	uint8_t state, inscope, acted;
-	int16_t join;           /* -1: hard match; else the soft rule */
+	int16_t join;           /* -1: hard match; else the soft rule;
+	                         * JOIN_NONE: an add that became a conflict */
 	uint32_t tgt;           /* target object + 1, 0 for none */
 	uint32_t hard;          /* phase 1: first hard match + 1, or 0 */
 	uint8_t hardmany;       /* phase 1: the anchor matched several */
+	/* flows pass 1: the thread + 1 and record + 1 that hold the planned
+	 * name of an object to be created (in padding: costs no memory) */
+	uint8_t recout;
+	uint32_t rec;
 	const char *anchor;     /* borrowed from the snapshot, or anchorbuf */
 	char *anchorbuf;
 	char *msg;              /* conflict or error message */
@@ -316,6 +322,35 @@ struct fstate {
 	/* an attribute flow writes the anchor attribute: when adding, when
 	 * updating (then the anchor is not stamped apart) */
 	int anchor_add, anchor_upd;
+	/* per flow attribute: a U_* when its values must be unique in a
+	 * Graph target (predicted conflicts), else -1; the anchor's too */
+	signed char *uniq;
+	signed char anchor_uniq;
+	long upn_ai, name_ai;   /* the attributes that name an object, or -1 */
+	int mailnick_ai;        /* mailNickname, checked for Graph, or -1 */
+};
+
+/*
+ * Values that Microsoft Graph keeps unique across a tenant, checked at
+ * plan time so that export does not fail on them: the userPrincipalName,
+ * the addresses (mail and proxyAddresses share one space: smtp:a@x in one
+ * object's proxyAddresses takes a@x as another's mail), a user's
+ * mailNickname, and onPremisesImmutableId.  Each kind is a name space.
+ */
+enum { U_UPN, U_MAIL, U_PROXY, U_NICK, U_IMMUTABLE, NUNIQ };
+static const char *const uniq_names[NUNIQ] = { "userPrincipalName", "mail",
+    "proxyAddresses", "mailNickname", "onPremisesImmutableId" };
+static const int uniq_ns[NUNIQ] = { 0, 1, 1, 2, 3 };
+#define NUNIQNS 4
+#define TOVER_DEL 0x80          /* tover: the target object is deleted */
+
+/* A value an add or update gives to an attribute of uniq_names. */
+struct claim {
+	uint32_t item;          /* the item */
+	uint32_t owner;         /* target object, or nobjs + item when added */
+	size_t off;             /* the value in tout.ckeys */
+	uint32_t len;
+	uint8_t u;              /* U_* */
 };
 
 struct rec {
@@ -324,6 +359,8 @@ struct rec {
 	uint8_t type;
 	const char *line;
 	size_t len;
+	const char *name;       /* the object's name, for the text view */
+	size_t namelen;
 };
 
 enum op { OP_ADD, OP_UPDATE, OP_DELETE, OP_MOVE, OP_RENAME, OP_CONFLICT,
@@ -333,12 +370,16 @@ static const char *const opnames[NOPS] = { "add", "update", "delete", "move",
 
 struct tout {
 	struct sync_buf buf;
-	struct { size_t aoff, alen, loff, llen; uint8_t type; } *recs;
+	struct { size_t aoff, alen, loff, llen, noff, nlen; uint32_t item;
+	    uint8_t type, op, dropped; } *recs;
 	size_t nrecs, cap;
 	size_t counts[NOPS];
 	size_t disables;
 	int failed;
 	struct sync_err err;
+	struct claim *claims;   /* pass 1's values to keep unique */
+	size_t nclaims, capclaims;
+	struct sync_buf ckeys;  /* their bytes */
 };
 
 struct sync_changeset {
@@ -351,6 +392,7 @@ struct sync_changeset {
 	long threshold_count, threshold_percent;
 	size_t target_objects;
 	int exceeded;
+	struct sync_strv warnings;      /* for standard error */
 };
 
 struct dctx {
@@ -372,6 +414,16 @@ struct dctx {
 	size_t norphans;
 	struct mmap addanchors; /* anchors of objects to be created */
 	int nthreads;
+	int graph;              /* the target is Microsoft Graph */
+	struct tout *outs;      /* the threads' outputs (pass 1's records) */
+	long t_upn, t_name;     /* target names' indexes, or -1 */
+	long tuniq[NUNIQ];      /* target names of uniq_names, or -1 */
+	long *s_upn, *s_name;   /* per source snapshot, the same */
+	struct mmap trefs;      /* target id (canonical DN) -> object */
+	char *trefarena;        /* the target's canonical DNs */
+	uint8_t *tover;         /* per target object: U_* bits the plan
+	                         * changes, TOVER_DEL */
+	struct sync_strv warnings;
 };
 
 /* ------------------------------------------------------------ evaluation */
@@ -1215,13 +1267,19 @@ ac_push(struct scratch *sc, const char *name, size_t off)
 	return 0;
 }
 
+static int add_names(struct dctx *d, struct sync_buf *b, const char *key,
+    const struct val *v, size_t n, int *first);
+
 /*
  * Compares want (sorted) with have (sorted) for attribute name and, when
  * they differ, records the attribute's change.  delta: write the values
- * added and removed rather than old and new.  Returns 1 when changed.
+ * added and removed rather than old and new.  refs: the values are
+ * references, whose objects' names are written too (add_names,
+ * remove_names), or NULL.  Returns 1 when changed.
  */
 static int
-attr_change(struct scratch *sc, const char *name, int delta, int adding)
+attr_change(struct scratch *sc, const char *name, int delta, int adding,
+    struct dctx *refs)
 {
 	struct valv *w = &sc->want, *h = &sc->have;
 	size_t i = 0, j = 0, off = sc->tmp.len;
@@ -1280,8 +1338,12 @@ attr_change(struct scratch *sc, const char *name, int delta, int adding)
 		    0) == -1 ||
 		    add_vals(sc, &sc->tmp, "add_anchors", add.v, add.n, name,
 		    &first, 1) == -1 ||
+		    (refs && add_names(refs, &sc->tmp, "add_names", add.v, add.n,
+		    &first) == -1) ||
 		    add_vals(sc, &sc->tmp, "remove", rem.v, rem.n, name, &first,
-		    0) == -1)
+		    0) == -1 ||
+		    (refs && add_names(refs, &sc->tmp, "remove_names", rem.v,
+		    rem.n, &first) == -1))
 			goto out;
 		changed = add.n + rem.n > 0;
 	}
@@ -1338,6 +1400,130 @@ tref(struct dctx *d, uint32_t t, const char **p, size_t *len)
 
 	*p = d->tgt->buf + off;
 	*len = strlen(*p);
+}
+
+/* ----------------------------------------------------------------- names */
+
+static const char *src_name(const struct snap *s, const struct dobj *o);
+
+/* A name for people: len bytes at p, not NUL-terminated; p NULL: none. */
+struct oname {
+	const char *p;
+	size_t len;
+};
+
+/* Takes p as the name unless one is chosen already or p is empty or not
+ * text. */
+static void
+name_try(struct oname *n, const char *p, size_t len)
+{
+	if (n->p == NULL && p != NULL && len > 0 && sync_utf8_valid(p, len)) {
+		n->p = p;
+		n->len = len;
+	}
+}
+
+/* The first value of attribute idx of o (in s), when it is text. */
+static void
+name_try_attr(struct oname *n, const struct snap *s, const struct dobj *o,
+    long idx)
+{
+	const struct dattr *a;
+
+	if (n->p != NULL || o == NULL || (a = attr_idx(s, o, idx)) == NULL ||
+	    a->binary || dattr_nv(a) == 0)
+		return;
+	name_try(n, s->buf + s->vals[a->v].off, s->vals[a->v].len);
+}
+
+static void
+name_try_str(struct oname *n, const char *s)
+{
+	if (s != NULL)
+		name_try(n, s, strlen(s));
+}
+
+/* A target object's name: userPrincipalName (users), displayName, DN, id. */
+static void
+tgt_name(const struct dctx *d, const struct dobj *t, struct oname *n)
+{
+	if (t->type == SYNC_USER)
+		name_try_attr(n, d->tgt, t, d->t_upn);
+	name_try_attr(n, d->tgt, t, d->t_name);
+	if (t->dn)
+		name_try_str(n, d->tgt->buf + t->dn);
+	name_try_str(n, d->tgt->buf + t->id);
+}
+
+/* A source object's attributes that name it (as tgt_name's). */
+static void
+src_attr_name(const struct dctx *d, size_t si, const struct dobj *o, int user,
+    struct oname *n)
+{
+	if (user)
+		name_try_attr(n, d->src[si], o, d->s_upn[si]);
+	name_try_attr(n, d->src[si], o, d->s_name[si]);
+}
+
+/* The name of the object a reference value refers to; the value itself
+ * when it is not known. */
+static void
+ref_name(struct dctx *d, const struct val *v, struct oname *n)
+{
+	const struct mment *e;
+
+	if (v->pending) {
+		if ((e = mm_get(&d->addanchors, v->p, v->len)) != NULL) {
+			const struct item *it = &d->items[e->val];
+			const struct dobj *o = &d->src[it->snap]->objs[it->obj];
+
+			/* the name its add record has, written in pass 1 (an
+			 * object with references is written in pass 2, maybe
+			 * now by another thread: named from its source) */
+			if (!d->fs[it->flow].has_refs && it->rec) {
+				const struct tout *to = &d->outs[it->recout - 1];
+
+				name_try(n, to->buf.p + to->recs[it->rec - 1].noff,
+				    to->recs[it->rec - 1].nlen);
+			}
+			src_attr_name(d, it->snap, o, o->type == SYNC_USER, n);
+			name_try_str(n, src_name(d->src[it->snap], o));
+		}
+	} else if (d->trefs.slot != NULL &&
+	    (e = mm_get(&d->trefs, v->key, v->keylen)) != NULL)
+		tgt_name(d, &d->tgt->objs[e->val], n);
+	if (!v->bin)
+		name_try(n, v->p, v->len);
+}
+
+/* ,"key":[names of the objects v refers to: not pending, then pending] */
+static int
+add_names(struct dctx *d, struct sync_buf *b, const char *key,
+    const struct val *v, size_t n, int *first)
+{
+	size_t i;
+	int pend, any = 0;
+
+	for (pend = 0; pend < 2; pend++)
+		for (i = 0; i < n; i++) {
+			struct oname nm = { 0 };
+
+			if (v[i].pending != pend)
+				continue;
+			ref_name(d, &v[i], &nm);
+			if (!any && ((!*first && sync_buf_addc(b, ',') == -1) ||
+			    sync_buf_addf(b, "\"%s\":[", key) == -1))
+				return -1;
+			if ((any && sync_buf_addc(b, ',') == -1) ||
+			    sync_json_addstr(b, nm.p ? nm.p : "", nm.p ? nm.len :
+			    0) == -1)
+				return -1;
+			any = 1;
+			*first = 0;
+		}
+	if (any && sync_buf_addc(b, ']') == -1)
+		return -1;
+	return 0;
 }
 
 /* Resolves source DNs (in res) to target references, into sc->want. */
@@ -1526,6 +1712,8 @@ struct line {
 	size_t ncands;
 	const char *dn, *new_dn;
 	const char *flow, *id, *join, *reason, *source;
+	struct oname name;      /* NULL p: the anchor */
+	uint32_t item;          /* the item + 1, or 0 */
 	int attrs;              /* write "attrs" */
 	int disable;
 };
@@ -1535,10 +1723,18 @@ emit(struct dctx *d, struct job *j, struct scratch *sc, const struct line *l)
 {
 	struct tout *out = j->out;
 	struct sync_buf *b = &out->buf;
-	size_t aoff, loff, i;
+	struct oname nm = l->name;
+	size_t aoff, loff, noff, i;
 
+	if (nm.p == NULL) {
+		nm.p = l->anchor;
+		nm.len = strlen(l->anchor);
+	}
 	aoff = b->len;
 	if (sync_buf_adds(b, l->anchor) == -1)
+		return -1;
+	noff = b->len;
+	if (sync_buf_add(b, nm.p, nm.len) == -1)
 		return -1;
 	loff = b->len;
 	if (sync_buf_adds(b, "{\"anchor\":") == -1 ||
@@ -1564,6 +1760,8 @@ emit(struct dctx *d, struct job *j, struct scratch *sc, const struct line *l)
 	    (l->flow && addkv(b, "flow", l->flow) == -1) ||
 	    (l->id && addkv(b, "id", l->id) == -1) ||
 	    (l->join && addkv(b, "join", l->join) == -1) ||
+	    sync_buf_adds(b, ",\"name\":") == -1 ||
+	    sync_json_addstr(b, nm.p, nm.len) == -1 ||
 	    (l->new_dn && addkv(b, "new_dn", l->new_dn) == -1) ||
 	    addkv(b, "op", opnames[l->op]) == -1 ||
 	    (l->reason && addkv(b, "reason", l->reason) == -1) ||
@@ -1581,10 +1779,15 @@ emit(struct dctx *d, struct job *j, struct scratch *sc, const struct line *l)
 		out->cap = cap;
 	}
 	out->recs[out->nrecs].aoff = aoff;
-	out->recs[out->nrecs].alen = loff - aoff;
+	out->recs[out->nrecs].alen = noff - aoff;
+	out->recs[out->nrecs].noff = noff;
+	out->recs[out->nrecs].nlen = loff - noff;
 	out->recs[out->nrecs].loff = loff;
 	out->recs[out->nrecs].llen = b->len - loff;
 	out->recs[out->nrecs].type = (uint8_t)l->type;
+	out->recs[out->nrecs].item = l->item;
+	out->recs[out->nrecs].op = (uint8_t)l->op;
+	out->recs[out->nrecs].dropped = 0;
 	out->nrecs++;
 	out->counts[l->op]++;
 	out->disables += l->disable;
@@ -1636,12 +1839,14 @@ emit_disable(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
 		    load_have(d, sc, to, name_index(d->tgt,
 		    f->disable_names.v[i]), 0) == -1)
 			return -1;
-		if ((r = attr_change(sc, f->disable_names.v[i], 0, 0)) == -1)
+		if ((r = attr_change(sc, f->disable_names.v[i], 0, 0,
+		    NULL)) == -1)
 			return -1;
 		any |= r;
 	}
 	if (!any)
 		return 0;
+	tgt_name(d, to, &l.name);
 	l.op = OP_UPDATE;
 	l.anchor = anchor;
 	l.type = f->totype;
@@ -1681,6 +1886,7 @@ emit_delete(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
 		    ac_push(sc, f->anchor_attr, off) == -1)
 			return -1;
 	}
+	tgt_name(d, to, &l.name);
 	l.op = OP_DELETE;
 	l.anchor = anchor;
 	l.type = f->totype;
@@ -1692,6 +1898,152 @@ emit_delete(struct dctx *d, struct job *j, struct scratch *sc, size_t fi,
 	l.reason = reason;
 	l.source = source;
 	return emit(d, j, sc, &l);
+}
+
+/*
+ * Why Microsoft Graph refuses value p as the mailNickname of an object of
+ * type t, or NULL: at most 64 ASCII characters, none of @ ( ) \ [ ] " ; :
+ * < > , or space, and for groups no period either (the rule Graph
+ * documents for groups; users' aliases such as first.last are common).
+ */
+static const char *
+mailnick_bad(const char *p, size_t len, enum sync_objtype t)
+{
+	size_t i;
+
+	if (len > 64)
+		return "more than 64 characters";
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c > 127)
+			return "a character that is not ASCII";
+		if (c == ' ')
+			return "a space";
+		if (c != '\0' && (strchr("@()\\[]\";:<>,", c) != NULL ||
+		    (c == '.' && t != SYNC_USER)))
+			return "a character Graph does not allow there";
+	}
+	return NULL;
+}
+
+/*
+ * Records the values of w as what the plan gives to unique attribute u
+ * of the object owner (item k), for predict_conflicts.
+ */
+static int
+claim_values(struct tout *out, uint32_t k, uint32_t owner, int u,
+    const struct valv *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		const char *p = w->v[i].p;
+		size_t len = w->v[i].len;
+		struct claim *c;
+
+		if (w->v[i].bin || len == 0)
+			continue;
+		/* smtp:a@x and SMTP:a@x are the address a@x */
+		if (u == U_PROXY && len > 5 && strncasecmp(p, "smtp:", 5) == 0) {
+			p += 5;
+			len -= 5;
+		}
+		if (out->nclaims == out->capclaims) {
+			size_t cap = out->capclaims ? out->capclaims * 2 : 64;
+			struct claim *nc = realloc(out->claims, cap * sizeof *nc);
+
+			if (nc == NULL)
+				return -1;
+			out->claims = nc;
+			out->capclaims = cap;
+		}
+		c = &out->claims[out->nclaims];
+		c->item = k;
+		c->owner = owner;
+		c->off = out->ckeys.len;
+		c->len = (uint32_t)len;
+		c->u = (uint8_t)u;
+		if (sync_buf_add(&out->ckeys, p, len) == -1)
+			return -1;
+		out->nclaims++;
+	}
+	return 0;
+}
+
+/*
+ * An attribute of a graph target changed to sc->want: checks it
+ * (mailNickname) and records unique values.  Returns 0, 1 when a value
+ * is refused (err set), -1 when out of memory.
+ */
+static int
+graph_attr(struct dctx *d, struct job *j, struct scratch *sc,
+    const struct item *it, int u, int mailnick, struct sync_err *err)
+{
+	const struct flow *f = &d->r->flows[it->flow];
+	uint32_t k = (uint32_t)(it - d->items);
+	size_t i;
+
+	if (mailnick)
+		for (i = 0; i < sc->want.n; i++) {
+			const struct val *v = &sc->want.v[i];
+			const char *why = mailnick_bad(v->p, v->len, f->totype);
+
+			if (why == NULL)
+				continue;
+			sync_errf(err, "mailNickname '%.*s' would be refused by "
+			    "Microsoft Graph: it has %s (at most 64 ASCII "
+			    "characters, none of @ ( ) \\ [ ] \" ; : < > , or a "
+			    "space%s)", (int)(v->len < 200 ? v->len : 200),
+			    v->bin ? "" : v->p, why, f->totype == SYNC_USER ?
+			    "" : ", no period in a group's");
+			return 1;
+		}
+	if (u < 0 || j->pass != 1)
+		return 0;
+	if (it->state == ST_JOIN)
+		__atomic_or_fetch(&d->tover[it->tgt - 1], 1u << u,
+		    __ATOMIC_RELAXED);
+	return claim_values(j->out, k, it->state == ST_JOIN ? it->tgt - 1 :
+	    (uint32_t)d->tgt->nobjs + k, u, &sc->want);
+}
+
+/* The name of item it's object, with the planned values (may be NULL). */
+static void
+item_name(const struct dctx *d, const struct item *it, const struct dobj *to,
+    const struct oname *pupn, const struct oname *pname, const char *pdn,
+    struct oname *n)
+{
+	const struct snap *s = d->src[it->snap];
+	const struct dobj *o = &s->objs[it->obj];
+	int user = d->r->flows[it->flow].totype == SYNC_USER;
+
+	if (user) {
+		if (pupn)
+			name_try(n, pupn->p, pupn->len);
+		if (to)
+			name_try_attr(n, d->tgt, to, d->t_upn);
+	}
+	if (pname)
+		name_try(n, pname->p, pname->len);
+	if (to)
+		name_try_attr(n, d->tgt, to, d->t_name);
+	src_attr_name(d, it->snap, o, user, n);
+	if (to && to->dn)
+		name_try_str(n, d->tgt->buf + to->dn);
+	name_try_str(n, pdn);
+	name_try_str(n, src_name(s, o));
+}
+
+/* The first value of sc->want as a name, checked for text only when the
+ * name is used (item_name): most objects have no change to name. */
+static void
+want_name(const struct scratch *sc, struct oname *n)
+{
+	if (sc->want.n > 0 && !sc->want.v[0].bin) {
+		n->p = sc->want.v[0].p;
+		n->len = sc->want.v[0].len;
+	}
 }
 
 /*
@@ -1710,6 +2062,7 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	const struct dobj *to = NULL;
 	struct line l = { 0 };
 	struct sync_expr_result *dnres = NULL;
+	struct oname pupn = { 0 }, pname = { 0 };
 	size_t ai, fi;
 	int adding, r, stamp;
 
@@ -1721,6 +2074,19 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	l.type = f->totype;
 	l.flow = f->name;
 	l.source = src_name(s, o);
+	l.item = (uint32_t)(it - d->items) + 1;
+	/*
+	 * An object with references is done in pass 2: the records that
+	 * need no evaluation are written then, not also in the dry pass 1.
+	 */
+	if (dry && (it->state == ST_ERROR || it->state == ST_CONFLICT ||
+	    it->state == ST_OUT))
+		return 0;
+	/* named as its own target object, when it has one: a candidate may
+	 * be another object */
+	if (it->state == ST_ERROR || it->state == ST_CONFLICT)
+		item_name(d, it, it->tgt ? &d->tgt->objs[it->tgt - 1] : NULL,
+		    NULL, NULL, NULL, &l.name);
 	switch (it->state) {
 	case ST_ERROR:
 		l.op = OP_ERROR;
@@ -1731,7 +2097,8 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 		l.reason = it->msg ? it->msg : "out of memory";
 		l.cands = it->cands;
 		l.ncands = it->ncands;
-		l.join = it->join < 0 ? "anchor" : f->joins[it->join].name;
+		l.join = it->join == JOIN_NONE ? NULL : it->join < 0 ? "anchor" :
+		    f->joins[it->join].name;
 		return emit(d, j, sc, &l);
 	case ST_OUT:
 		/* a source object in scope of a flow holds this target */
@@ -1765,23 +2132,39 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 			goto fail;
 		if (r == 1)
 			continue;       /* IgnoreThisFlow */
+		if ((long)ai == d->fs[fi].upn_ai)
+			want_name(sc, &pupn);
+		else if ((long)ai == d->fs[fi].name_ai)
+			want_name(sc, &pname);
 		if (adding) {
 			sc->have.n = 0;
 		} else if (load_have(d, sc, to, d->fs[fi].tattr[ai],
 		    fa->reference) == -1)
 			return sync_errf(err, "out of memory");
-		if (attr_change(sc, fa->name, fa->reference ||
+		if ((r = attr_change(sc, fa->name, fa->reference ||
 		    sc->want.n > (size_t)d->r->large ||
-		    sc->have.n > (size_t)d->r->large, adding) == -1)
+		    sc->have.n > (size_t)d->r->large, adding, fa->reference ?
+		    d : NULL)) == -1)
 			return sync_errf(err, "out of memory");
+		if (r == 1 && d->graph && (r = graph_attr(d, j, sc, it,
+		    d->fs[fi].uniq[ai], (int)ai == d->fs[fi].mailnick_ai,
+		    err)) != 0) {
+			if (r == -1)
+				return sync_errf(err, "out of memory");
+			goto fail;
+		}
 	}
 	if (stamp) {
 		sc->want.n = 0;
 		if (valv_add(&sc->want, l.anchor, strlen(l.anchor), 0) == -1 ||
 		    load_have(d, sc, to, d->fs[fi].tanchor, 0) == -1 ||
-		    attr_change(sc, f->anchor_attr, 0, adding) == -1)
+		    (r = attr_change(sc, f->anchor_attr, 0, adding, NULL)) == -1)
+			return sync_errf(err, "out of memory");
+		if (r == 1 && d->graph && graph_attr(d, j, sc, it,
+		    d->fs[fi].anchor_uniq, 0, err) == -1)
 			return sync_errf(err, "out of memory");
 	}
+
 	l.attrs = 1;
 	if (f->dn && (adding || (to && to->dn))) {
 		if (push_res(sc, &dnres) == -1)
@@ -1799,11 +2182,19 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	}
 	if (dry)
 		return 0;
+	if (!adding && sc->nac == 0 && (dnres == NULL || to->dn == 0))
+		return 0;       /* in sync (a DN is compared below) */
+	item_name(d, it, to, &pupn, &pname, dnres ? dnres->v[0].p : NULL,
+	    &l.name);
 	if (adding) {
 		l.op = OP_ADD;
 		if (dnres)
 			l.dn = dnres->v[0].p;
-		return emit(d, j, sc, &l);
+		if (emit(d, j, sc, &l) == -1)
+			return -1;
+		it->recout = (uint8_t)(j->out - d->outs + 1);
+		it->rec = (uint32_t)j->out->nrecs;
+		return 0;
 	}
 	l.id = d->tgt->buf + to->id;
 	l.dn = tdn(d, to);
@@ -1843,6 +2234,8 @@ fail:
 
 		snprintf(msg, sizeof msg, "%s", err->msg);
 		scratch_reset(sc);
+		item_name(d, it, to, NULL, NULL, NULL, &e.name);
+		e.item = l.item;
 		e.op = OP_ERROR;
 		e.anchor = l.anchor;
 		e.type = l.type;
@@ -1974,6 +2367,357 @@ phase_flows(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------- predicted conflicts */
+
+struct pclaim {
+	const char *k;
+	uint32_t len, item, owner;
+	uint8_t u;
+};
+
+/* Makes item c->item a conflict with reason msg, unless it is one. */
+static int
+collide(struct dctx *d, uint8_t *hit, const struct pclaim *c, const char *msg,
+    const uint32_t *cand)
+{
+	struct item *it = &d->items[c->item];
+
+	if (hit[c->item])
+		return 0;
+	hit[c->item] = 1;
+	if (it->state == ST_ADD)
+		it->join = JOIN_NONE;
+	return set_conflict(it, msg, cand, cand ? 1 : 0);
+}
+
+/*
+ * A cheap fingerprint of a key (its length, first and last 8 bytes):
+ * most values of the target match no claim, and a bit set of the claims'
+ * fingerprints turns them away before the full hash.
+ */
+#define FP_BITS 16
+static inline uint32_t
+fingerprint(const char *p, size_t n, int icase)
+{
+	uint64_t a = 0, b = 0;
+
+	if (n >= 8) {
+		memcpy(&a, p, 8);
+		memcpy(&b, p + n - 8, 8);
+	} else
+		memcpy(&a, p, n);
+	if (icase) {
+		a = lower8(a);
+		b = lower8(b);
+	}
+	a = (a ^ (b * 0x9e3779b97f4a7c15ull) ^ n) * 0xff51afd7ed558ccdull;
+	return (uint32_t)(a >> (64 - FP_BITS));
+}
+
+#define FP_SET(bits, f) ((bits)[(f) >> 6] |= 1ull << ((f) & 63))
+#define FP_HAS(bits, f) ((bits)[(f) >> 6] >> ((f) & 63) & 1)
+
+struct scanjob {
+	const struct dctx *d;
+	const struct mmap *m;           /* the claims, per name space */
+	const uint64_t *fp;             /* their fingerprints, per space */
+	const signed char *nameu;       /* target attribute name -> U_*, -1 */
+	const struct pclaim *all;
+	size_t lo, hi;                  /* target objects */
+	struct { uint32_t c, t; uint8_t u; } *hits;
+	size_t nhits, cap;
+	int nomem;
+};
+
+/* The claims that values of target objects lo..hi collide with. */
+static void *
+scan_targets(void *arg)
+{
+	struct scanjob *sj = arg;
+	const struct dctx *d = sj->d;
+	const struct snap *tg = d->tgt;
+	size_t t;
+	int u;
+
+	for (t = sj->lo; t < sj->hi && !sj->nomem; t++) {
+		const struct dobj *to = &tg->objs[t];
+		uint32_t ai;
+
+		if ((d->tover[t] & TOVER_DEL) || to->type == SYNC_CONTACT)
+			continue;
+		/* one pass over the object's attributes */
+		for (ai = to->a; ai < to->a + to->na; ai++) {
+			const struct dattr *a = &tg->attrs[ai];
+			const struct mmap *m;
+			const uint64_t *fp;
+			uint32_t v;
+
+			if ((u = sj->nameu[a->name]) < 0 ||
+			    (d->tover[t] & (1u << u)) ||
+			    (to->type == SYNC_GROUP && u != U_MAIL &&
+			    u != U_PROXY))
+				continue;
+			m = &sj->m[uniq_ns[u]];
+			fp = sj->fp + ((size_t)uniq_ns[u] << (FP_BITS - 6));
+			for (v = a->v; v < a->v + dattr_nv(a); v++) {
+				const char *p = tg->buf + tg->vals[v].off;
+				size_t len = tg->vals[v].len;
+				const struct mment *e;
+
+				if (u == U_PROXY && len > 5 &&
+				    strncasecmp(p, "smtp:", 5) == 0) {
+					p += 5;
+					len -= 5;
+				}
+				if (len == 0 || !FP_HAS(fp, fingerprint(p, len,
+				    m->icase)))
+					continue;
+				for (e = mm_get(m, p, len); e; e = e->next ?
+				    &m->e[e->next - 1] : NULL) {
+					if (sj->all[e->val].owner == t)
+						continue;
+					if (sj->nhits == sj->cap) {
+						size_t cap = sj->cap ? sj->cap * 2 : 16;
+						void *nh = realloc(sj->hits, cap *
+						    sizeof *sj->hits);
+
+						if (nh == NULL) {
+							sj->nomem = 1;
+							return NULL;
+						}
+						sj->hits = nh;
+						sj->cap = cap;
+					}
+					sj->hits[sj->nhits].c = e->val;
+					sj->hits[sj->nhits].t = (uint32_t)t;
+					sj->hits[sj->nhits].u = (uint8_t)u;
+					sj->nhits++;
+				}
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Predicted conflicts on Graph's unique values (uniq_names): a value the
+ * plan gives to an object that another object holds, or is given too;
+ * Graph would refuse the second at export.  Runs between the passes, so
+ * that the objects stopped become conflicts before any reference to them
+ * is resolved; the records pass 1 wrote for them are replaced.  Costs a
+ * look-up per unique value of the target only when the plan sets one.
+ */
+static int
+predict_conflicts(struct dctx *d, struct sync_changeset *cs,
+    struct sync_err *err)
+{
+	const struct snap *tg = d->tgt;
+	struct mmap m[NUNIQNS];
+	struct pclaim *all = NULL;
+	uint64_t *fp = NULL;
+	signed char *nameu = NULL;
+	uint8_t *hit = NULL;
+	char msg[1024];
+	size_t n = 0, t, i, k, nhit = 0;
+	int u, rc = -1;
+
+	memset(m, 0, sizeof m);
+	for (t = 0; t < cs->nouts; t++)
+		n += cs->outs[t].nclaims;
+	if (n == 0)
+		return 0;
+	/* the objects the plan deletes free their values (as orphans are
+	 * found in phase_flows and do_item) */
+	for (i = 0; i < d->norphans; i++) {
+		const struct dobj *to = &tg->objs[d->orphans[i]];
+		size_t fi;
+
+		for (fi = 0; fi < d->r->nflows; fi++)
+			if (d->fs[fi].active && d->r->flows[fi].totype == to->type)
+				break;
+		if (d->r->flows[fi].oos == OOS_DELETE)
+			d->tover[d->orphans[i]] |= TOVER_DEL;
+	}
+	for (k = 0; k < d->nitems; k++) {
+		const struct item *it = &d->items[k];
+
+		if (it->state == ST_OUT && it->tgt != 0 &&
+		    d->tclaim[it->tgt - 1] == 0 &&
+		    d->r->flows[it->flow].oos == OOS_DELETE)
+			d->tover[it->tgt - 1] |= TOVER_DEL;
+	}
+	if ((all = malloc(n * sizeof *all)) == NULL ||
+	    (hit = calloc(d->nitems + 1, 1)) == NULL ||
+	    (fp = calloc((size_t)NUNIQNS << (FP_BITS - 6), sizeof *fp)) == NULL ||
+	    (nameu = malloc(tg->names.n + 1)) == NULL)
+		goto nomem;
+	memset(nameu, -1, tg->names.n + 1);
+	for (u = 0; u < NUNIQ; u++)
+		if (d->tuniq[u] >= 0)
+			nameu[d->tuniq[u]] = (signed char)u;
+	for (u = 0; u < NUNIQNS; u++)
+		if (mm_init(&m[u], 64, u != uniq_ns[U_IMMUTABLE]) == -1)
+			goto nomem;
+	for (t = 0, n = 0; t < cs->nouts; t++) {
+		const struct tout *o = &cs->outs[t];
+
+		for (i = 0; i < o->nclaims; i++) {
+			const struct claim *c = &o->claims[i];
+			struct pclaim *p = &all[n];
+
+			/* an object that failed in pass 1 is not written */
+			if (d->items[c->item].state != ST_ADD &&
+			    d->items[c->item].state != ST_JOIN)
+				continue;
+			p->k = o->ckeys.p + c->off;
+			p->len = c->len;
+			p->item = c->item;
+			p->owner = c->owner;
+			p->u = c->u;
+			if (mm_add(&m[uniq_ns[c->u]], p->k, p->len,
+			    (uint32_t)n) == -1)
+				goto nomem;
+			FP_SET(fp + ((size_t)uniq_ns[c->u] << (FP_BITS - 6)),
+			    fingerprint(p->k, p->len, m[uniq_ns[c->u]].icase));
+			n++;
+		}
+	}
+	/* two objects of the plan given one value */
+	for (i = 0; i < n; i++) {
+		const struct pclaim *c = &all[i];
+		const struct mment *e;
+
+		for (e = mm_get(&m[uniq_ns[c->u]], c->k, c->len); e; e = e->next ?
+		    &m[uniq_ns[c->u]].e[e->next - 1] : NULL) {
+			const struct pclaim *o = &all[e->val];
+			const struct item *oi = &d->items[o->item];
+			const struct dobj *so = &d->src[oi->snap]->objs[oi->obj];
+			struct oname nm = { 0 };
+
+			if (o->owner == c->owner)
+				continue;
+			src_attr_name(d, oi->snap, so, so->type == SYNC_USER, &nm);
+			name_try_str(&nm, src_name(d->src[oi->snap], so));
+			snprintf(msg, sizeof msg, "%s '%.*s' would also be given "
+			    "to %s '%.*s' (anchor '%s'%s%s)", uniq_names[c->u],
+			    (int)(c->len < 200 ? c->len : 200), c->k,
+			    sync_objtype_name(d->r->flows[oi->flow].totype),
+			    (int)(nm.len < 200 ? nm.len : 200), nm.p ? nm.p : "",
+			    oi->anchor ? oi->anchor : "", o->u != c->u ? ", in " :
+			    "", o->u != c->u ? uniq_names[o->u] : "");
+			if (collide(d, hit, c, msg, o->owner < tg->nobjs ?
+			    &o->owner : NULL) == -1)
+				goto nomem;
+			break;
+		}
+	}
+	/* a value an object of the target holds and keeps: looked for by
+	 * the threads, each in a part of the target, found in target order */
+	{
+		struct scanjob sj[64];
+		pthread_t tid[64];
+		int nj = d->nthreads, q, started[64];
+		size_t per = (tg->nobjs + (size_t)nj - 1) / (size_t)nj;
+
+		memset(sj, 0, sizeof sj);
+		for (q = 0; q < nj; q++) {
+			sj[q].d = d;
+			sj[q].m = m;
+			sj[q].fp = fp;
+			sj[q].nameu = nameu;
+			sj[q].all = all;
+			sj[q].lo = (size_t)q * per < tg->nobjs ? (size_t)q * per :
+			    tg->nobjs;
+			sj[q].hi = sj[q].lo + per < tg->nobjs ? sj[q].lo + per :
+			    tg->nobjs;
+			started[q] = q > 0 && pthread_create(&tid[q], NULL,
+			    scan_targets, &sj[q]) == 0;
+		}
+		for (q = 0; q < nj; q++)
+			if (!started[q])
+				scan_targets(&sj[q]);
+		for (q = 1; q < nj; q++)
+			if (started[q])
+				pthread_join(tid[q], NULL);
+		for (q = 0; q < nj && rc == -1; q++) {
+			for (i = 0; i < sj[q].nhits && !sj[q].nomem; i++) {
+				const struct pclaim *c = &all[sj[q].hits[i].c];
+				const struct dobj *to = &tg->objs[sj[q].hits[i].t];
+				int hu = sj[q].hits[i].u;
+				struct oname nm = { 0 };
+
+				if (hit[c->item])
+					continue;
+				tgt_name(d, to, &nm);
+				snprintf(msg, sizeof msg, "%s '%.*s' is already "
+				    "used by %s '%.*s' (id '%s'%s%s)",
+				    uniq_names[c->u], (int)(c->len < 200 ? c->len :
+				    200), c->k, sync_objtype_name(to->type),
+				    (int)(nm.len < 200 ? nm.len : 200), nm.p,
+				    tg->buf + to->id, hu != c->u ? ", in " : "",
+				    hu != c->u ? uniq_names[hu] : "");
+				if (collide(d, hit, c, msg, &sj[q].hits[i].t) == -1)
+					sj[q].nomem = 1;
+			}
+			if (sj[q].nomem)
+				rc = -2;
+		}
+		for (q = 0; q < nj; q++)
+			free(sj[q].hits);
+		if (rc == -2)
+			goto nomem;
+	}
+	for (k = 0; k < d->nitems; k++)
+		nhit += hit[k];
+	if (nhit > 0) {
+		struct job j;
+		struct scratch sc = { 0 };
+
+		/* pass 1 wrote the objects without references: replaced */
+		for (t = 0; t < cs->nouts; t++) {
+			struct tout *o = &cs->outs[t];
+
+			for (i = 0; i < o->nrecs; i++) {
+				uint32_t it = o->recs[i].item;
+
+				if (it == 0 || !hit[it - 1] || o->recs[i].dropped)
+					continue;
+				o->recs[i].dropped = 1;
+				o->counts[o->recs[i].op]--;
+			}
+		}
+		memset(&j, 0, sizeof j);
+		j.d = d;
+		j.out = &cs->outs[0];
+		for (k = 0; k < d->nitems; k++) {
+			if (!hit[k] || d->fs[d->items[k].flow].has_refs)
+				continue;
+			if (do_item(d, &j, &sc, &d->items[k], 0, err) == -1) {
+				scratch_free(&sc);
+				goto nomem;
+			}
+			scratch_reset(&sc);
+		}
+		scratch_free(&sc);
+		if (j.out->failed) {
+			*err = j.out->err;
+			goto out;
+		}
+	}
+	rc = 0;
+	goto out;
+nomem:
+	sync_errf(err, "out of memory");
+out:
+	for (u = 0; u < NUNIQNS; u++)
+		mm_free(&m[u]);
+	free(all);
+	free(fp);
+	free(nameu);
+	free(hit);
+	return rc;
+}
+
 /* --------------------------------------------------------------- driver */
 
 /* Runs fn over nthreads jobs (the caller's thread runs the first). */
@@ -2035,6 +2779,60 @@ need_dns(const struct rules *r)
 }
 
 /*
+ * The U_* of target attribute name of flow f, or -1: on Graph, every
+ * kind for users, the addresses for groups (a security group's
+ * mailNickname need not be unique).
+ */
+static int
+uniq_of(const struct dctx *d, const struct flow *f, const char *name)
+{
+	int u;
+
+	if (!d->graph || name == NULL || f->totype == SYNC_CONTACT)
+		return -1;
+	for (u = 0; u < NUNIQ; u++)
+		if (strcasecmp(name, uniq_names[u]) == 0)
+			break;
+	if (u == NUNIQ || (f->totype == SYNC_GROUP && u != U_MAIL &&
+	    u != U_PROXY))
+		return -1;
+	return u;
+}
+
+/*
+ * The index of the target's objects by what references call them (ids;
+ * canonical DNs on LDAP), to name the members of a group in a plan.
+ */
+static int
+index_trefs(struct dctx *d)
+{
+	const struct snap *t = d->tgt;
+	struct mmbatch b = { 0 };
+	size_t i, off = 0;
+
+	if (mm_init(&d->trefs, t->nobjs, 0) == -1)
+		return -1;
+	if (d->tgt_dns && (d->trefarena = malloc(t->aoff - t->arena + 1)) ==
+	    NULL)
+		return -1;
+	b.m = &d->trefs;
+	for (i = 0; i < t->nobjs; i++) {
+		const struct dobj *o = &t->objs[i];
+		size_t n;
+
+		if (d->tgt_dns && o->dn) {
+			n = dn_canon_into(t->buf + o->dn, d->trefarena + off);
+			if (mmb_add(&b, d->trefarena + off, n, (uint32_t)i) == -1)
+				return -1;
+			off += n + 1;
+		} else if (!d->tgt_dns && mmb_add(&b, t->buf + o->id,
+		    strlen(t->buf + o->id), (uint32_t)i) == -1)
+			return -1;
+	}
+	return mmb_flush(&b);
+}
+
+/*
  * The target's side of the preparation: which flows are active, and the
  * hard- and soft-match indexes.  Runs in the thread that parsed the
  * target, as soon as it has, while the sources may still be parsed;
@@ -2048,7 +2846,18 @@ prepare_target(struct dctx *d)
 	const struct rules *r = d->r;
 	size_t fi, ai, j;
 
+	int refs = 0, u;
+
 	if ((d->fs = calloc(r->nflows, sizeof *d->fs)) == NULL)
+		return -1;
+	d->tgt_dns = d->tgt->conntype && (strcmp(d->tgt->conntype, "ldap") ==
+	    0 || strcmp(d->tgt->conntype, "ad") == 0);
+	d->graph = d->tgt->conntype && strcmp(d->tgt->conntype, "graph") == 0;
+	d->t_upn = name_index(d->tgt, "userPrincipalName");
+	d->t_name = name_index(d->tgt, "displayName");
+	for (u = 0; u < NUNIQ; u++)
+		d->tuniq[u] = name_index(d->tgt, uniq_names[u]);
+	if ((d->tover = calloc(d->tgt->nobjs + 1, 1)) == NULL)
 		return -1;
 	for (fi = 0; fi < r->nflows; fi++) {
 		const struct flow *f = &r->flows[fi];
@@ -2057,6 +2866,9 @@ prepare_target(struct dctx *d)
 		fs->active = strcmp(f->to, d->tgt->connector) == 0;
 		if (!fs->active)
 			continue;
+		fs->upn_ai = fs->name_ai = -1;
+		fs->mailnick_ai = -1;
+		fs->anchor_uniq = (signed char)uniq_of(d, f, f->anchor_attr);
 		fs->tanchor = name_index(d->tgt, f->anchor_attr);
 		for (j = 0; j < fi; j++)
 			if (d->fs[j].active && d->fs[j].hard &&
@@ -2075,16 +2887,26 @@ prepare_target(struct dctx *d)
 				return -1;
 		}
 		if ((fs->soft = calloc(f->njoins + 1, sizeof *fs->soft)) == NULL ||
-		    (fs->tattr = calloc(f->nattrs + 1, sizeof *fs->tattr)) == NULL)
+		    (fs->tattr = calloc(f->nattrs + 1, sizeof *fs->tattr)) ==
+		    NULL || (fs->uniq = calloc(f->nattrs + 1, 1)) == NULL)
 			return -1;
 		for (j = 0; j < f->njoins; j++)
 			if (build_index(d, &fs->soft[j], f->totype,
 			    f->joins[j].target, 1) == -1)
 				return -1;
 		for (ai = 0; ai < f->nattrs; ai++) {
-			fs->tattr[ai] = name_index(d->tgt, f->attrs[ai].name);
+			const char *an = f->attrs[ai].name;
+
+			fs->tattr[ai] = name_index(d->tgt, an);
+			fs->uniq[ai] = (signed char)uniq_of(d, f, an);
+			if (strcasecmp(an, "userPrincipalName") == 0)
+				fs->upn_ai = (long)ai;
+			else if (strcasecmp(an, "displayName") == 0)
+				fs->name_ai = (long)ai;
+			else if (d->graph && strcasecmp(an, "mailNickname") == 0)
+				fs->mailnick_ai = (int)ai;
 			if (f->attrs[ai].reference)
-				fs->has_refs = 1;
+				fs->has_refs = refs = 1;
 			if (strcasecmp(f->attrs[ai].name, f->anchor_attr) == 0) {
 				fs->anchor_add = 1;
 				if (!f->attrs[ai].create_only)
@@ -2092,7 +2914,7 @@ prepare_target(struct dctx *d)
 			}
 		}
 	}
-	return 0;
+	return refs ? index_trefs(d) : 0;
 }
 
 /*
@@ -2132,6 +2954,90 @@ prepare_source(struct dctx *d, size_t si, const struct snap *s)
 		off += n + 1;
 	}
 	return mmb_flush(&b);
+}
+
+/* 1 when s has an object of type t. */
+static int
+has_type(const struct snap *s, enum sync_objtype t)
+{
+	size_t i;
+
+	for (i = 0; i < s->nobjs; i++)
+		if (s->objs[i].type == t)
+			return 1;
+	return 0;
+}
+
+/*
+ * Warnings for the source attributes a flow reads that no object of its
+ * source snapshots has: a typo ([givenNme]) would otherwise give empty
+ * values without a word.  Only a warning: in a small directory an
+ * attribute may be empty everywhere.  Once per flow attribute and name.
+ */
+static int
+missing_attrs(struct dctx *d)
+{
+	const struct rules *r = d->r;
+	struct sync_strv names = { 0 }, files = { 0 };
+	struct sync_buf msg = { 0 };
+	struct sync_err e2;
+	size_t fi, ai, i, j, si;
+	int rc = 0;
+
+	for (fi = 0; fi < r->nflows && rc == 0; fi++) {
+		const struct flow *f = &r->flows[fi];
+
+		if (!d->fs[fi].active)
+			continue;
+		for (ai = 0; ai < f->nattrs && rc == 0; ai++) {
+			const struct flowattr *fa = &f->attrs[ai];
+
+			if (fa->e == NULL || fa->kind == FA_CONST)
+				continue;
+			sync_strv_release(&names);
+			if (sync_expr_attrs(fa->e, &names, &e2) == -1) {
+				rc = -1;
+				break;
+			}
+			for (i = 0; i < names.n && rc == 0; i++) {
+				size_t objs = 0, found = 0;
+
+				if (attr_ref(d->src[0], names.v[i]) <= PSEUDO_ANCHOR)
+					continue;
+				sync_strv_release(&files);
+				for (j = 0; j < f->nfrom; j++)
+					for (si = 0; si < d->nsrc; si++) {
+						const struct snap *s = d->src[si];
+
+						if (strcmp(s->connector, f->from[j].conn) != 0)
+							continue;
+						objs += has_type(s, f->from[j].type);
+						if (sync_strv_contains(&files, s->path))
+							continue;
+						found |= name_index(s, names.v[i]) >= 0;
+						if (sync_strv_add(&files, s->path) == -1)
+							rc = -1;
+					}
+				if (found || objs == 0 || files.n == 0)
+					continue;
+				sync_buf_reset(&msg);
+				sync_buf_addf(&msg, "%s: warning: flow '%s', attribute '%s': no "
+				    "object in ", fa->pos.p ? fa->pos.p : "?",
+				    f->name, fa->name);
+				for (j = 0; j < files.n; j++)
+					sync_buf_addf(&msg, "%s'%s'", j ? (j + 1 ==
+					    files.n ? " or " : ", ") : "", files.v[j]);
+				if (sync_buf_addf(&msg, " has the source attribute "
+				    "'%s'", names.v[i]) == -1 ||
+				    sync_strv_add(&d->warnings, msg.p) == -1)
+					rc = -1;
+			}
+		}
+	}
+	sync_strv_release(&names);
+	sync_strv_release(&files);
+	sync_buf_release(&msg);
+	return rc;
 }
 
 /* The rest, once every snapshot is parsed and prepared. */
@@ -2176,9 +3082,15 @@ prepare(struct dctx *d, struct sync_err *err)
 	if (fi == r->nflows)
 		return sync_errf(err, "no flow goes to connector '%s' (the "
 		    "target snapshot's)", d->tgt->connector);
-	d->tgt_dns = d->tgt->conntype && (strcmp(d->tgt->conntype, "ldap") == 0 ||
-	    strcmp(d->tgt->conntype, "ad") == 0);
-	if ((d->snapbase = calloc(d->nsrc + 1, sizeof *d->snapbase)) == NULL)
+	if ((d->snapbase = calloc(d->nsrc + 1, sizeof *d->snapbase)) == NULL ||
+	    (d->s_upn = calloc(d->nsrc + 1, sizeof *d->s_upn)) == NULL ||
+	    (d->s_name = calloc(d->nsrc + 1, sizeof *d->s_name)) == NULL)
+		return sync_errf(err, "out of memory");
+	for (si = 0; si < d->nsrc; si++) {
+		d->s_upn[si] = name_index(d->src[si], "userPrincipalName");
+		d->s_name[si] = name_index(d->src[si], "displayName");
+	}
+	if (missing_attrs(d) == -1)
 		return sync_errf(err, "out of memory");
 	for (si = 0; si < d->nsrc; si++) {
 		d->snapbase[si] = d->nitems;
@@ -2252,6 +3164,7 @@ dctx_release(struct dctx *d)
 				mm_free(&d->fs[i].soft[j]);
 			free(d->fs[i].soft);
 			free(d->fs[i].tattr);
+			free(d->fs[i].uniq);
 			for (j = 0; d->fs[i].sattr && j < d->nsrc; j++)
 				free(d->fs[i].sattr[j]);
 			free(d->fs[i].sattr);
@@ -2272,6 +3185,12 @@ dctx_release(struct dctx *d)
 	free(d->dnarena);
 	free(d->dncanon);
 	free(d->snapbase);
+	free(d->s_upn);
+	free(d->s_name);
+	mm_free(&d->trefs);
+	free(d->trefarena);
+	free(d->tover);
+	sync_strv_release(&d->warnings);
 	free(d->tclaim);
 	free(d->tseen);
 	free(d->orphans);
@@ -2440,6 +3359,7 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 		goto out;
 	}
 	cs->nouts = (size_t)nthreads;
+	d.outs = cs->outs;
 	k = (d.norphans + (size_t)nthreads - 1) / (size_t)nthreads;
 	for (t = 0; t < nthreads; t++) {
 		jobs[t].out = &cs->outs[t];
@@ -2451,6 +3371,13 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 	for (t = 0; t < nthreads; t++)
 		jobs[t].pass = 1;
 	run_jobs(jobs, nthreads, phase_flows);
+	for (t = 0; t < nthreads; t++)
+		if (cs->outs[t].failed) {
+			*err = cs->outs[t].err;
+			goto fail;
+		}
+	if (d.graph && predict_conflicts(&d, cs, err) == -1)
+		goto fail;
 	for (t = 0; t < nthreads; t++)
 		jobs[t].pass = 2;
 	run_jobs(jobs, nthreads, phase_flows);
@@ -2471,8 +3398,13 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 		struct tout *o = &cs->outs[t];
 
 		for (i = 0; i < o->nrecs; i++) {
-			struct rec *r = &cs->recs[cs->nrecs++];
+			struct rec *r;
 
+			if (o->recs[i].dropped)
+				continue;
+			r = &cs->recs[cs->nrecs++];
+			r->name = o->buf.p + o->recs[i].noff;
+			r->namelen = o->recs[i].nlen;
 			r->anchor = o->buf.p + o->recs[i].aoff;
 			r->anchorlen = (uint32_t)o->recs[i].alen;
 			r->line = o->buf.p + o->recs[i].loff;
@@ -2497,6 +3429,8 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 		cs->exceeded = 1;
 	if (add_header(cs, &d, cfg, srcpaths, tgtpath, err) == -1)
 		goto fail;
+	cs->warnings = d.warnings;
+	memset(&d.warnings, 0, sizeof d.warnings);
 	goto out;
 fail:
 	sync_changeset_free(cs);
@@ -2520,7 +3454,10 @@ sync_changeset_free(struct sync_changeset *cs)
 	for (i = 0; i < cs->nouts; i++) {
 		sync_buf_release(&cs->outs[i].buf);
 		free(cs->outs[i].recs);
+		free(cs->outs[i].claims);
+		sync_buf_release(&cs->outs[i].ckeys);
 	}
+	sync_strv_release(&cs->warnings);
 	free(cs->outs);
 	free(cs->recs);
 	sync_buf_release(&cs->header);
@@ -2565,4 +3502,52 @@ sync_changeset_summary(const struct sync_changeset *cs, struct sync_buf *b)
 		sync_buf_addf(b, " or %ld%% of %zu", cs->threshold_percent,
 		    cs->target_objects);
 	sync_buf_adds(b, cs->exceeded ? " EXCEEDED" : " not exceeded");
+}
+
+const struct sync_strv *
+sync_changeset_warnings(const struct sync_changeset *cs)
+{
+	return &cs->warnings;
+}
+
+static int
+name_cmp(const void *x, const void *y)
+{
+	const struct rec *a = *(const struct rec *const *)x;
+	const struct rec *b = *(const struct rec *const *)y;
+	size_t n;
+	int c;
+
+	if (a->type != b->type)
+		return a->type < b->type ? -1 : 1;
+	n = a->namelen < b->namelen ? a->namelen : b->namelen;
+	if ((c = strncasecmp(a->name, b->name, n)) != 0)
+		return c;
+	if (a->namelen != b->namelen)
+		return a->namelen < b->namelen ? -1 : 1;
+	if ((c = memcmp(a->name, b->name, n)) != 0)
+		return c;
+	/* equal names: the change set's order (anchor, then line) */
+	return a < b ? -1 : a > b;
+}
+
+size_t *
+changeset_name_order(const struct sync_changeset *cs)
+{
+	const struct rec **p;
+	size_t *order, i;
+
+	if ((p = malloc((cs->nrecs + 1) * sizeof *p)) == NULL ||
+	    (order = malloc((cs->nrecs + 1) * sizeof *order)) == NULL) {
+		free(p);
+		return NULL;
+	}
+	for (i = 0; i < cs->nrecs; i++)
+		p[i] = &cs->recs[i];
+	if (cs->nrecs > 1)
+		qsort(p, cs->nrecs, sizeof *p, name_cmp);
+	for (i = 0; i < cs->nrecs; i++)
+		order[i] = (size_t)(p[i] - cs->recs);
+	free(p);
+	return order;
 }

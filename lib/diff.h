@@ -115,6 +115,7 @@ struct flowattr {
 	struct sync_strv konst; /* FA_CONST: the values */
 	int create_only;
 	int reference;          /* values are source DNs to resolve */
+	struct sync_buf pos;    /* "file:line:column" of its key */
 };
 
 struct joinrule {
@@ -156,6 +157,14 @@ struct rules {
 	long delete_percent;    /* -1 when not set */
 	long large;             /* values past which add/remove is used */
 };
+
+/*
+ * The indexes of cs's changes in the order of the text view: by object
+ * type, then name (ignoring ASCII case), then as in the change set.
+ * Returns a new array of sync_changeset_nchanges(cs) indexes the caller
+ * frees, or NULL when out of memory.
+ */
+size_t *changeset_name_order(const struct sync_changeset *cs);
 
 /* Parses the flows and policy sections of cfg->root into r. */
 int rules_load(struct rules *r, struct sync_config *cfg, struct sync_err *err);

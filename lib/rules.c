@@ -291,8 +291,81 @@ dup_attr(const struct flow *f, int *nomem)
 	return first;
 }
 
+/*
+ * The properties of Microsoft Graph's user and group resources (v1.0),
+ * sorted ignoring case.  A flow that writes another name to a Graph
+ * target would fail every object at export ("Property 'x' does not exist
+ * as a declared property or extension property"), so it is refused when
+ * the config is read.  Directory extensions (extension_<app>_<name>) are
+ * the tenant's own and always allowed.
+ */
+static const char *const graph_props[] = {
+	"aboutMe", "accountEnabled", "ageGroup", "assignedLicenses",
+	"birthday", "businessPhones", "city", "classification",
+	"companyName", "consentProvidedForMinor", "country",
+	"createdDateTime", "creationOptions", "creationType",
+	"deletedDateTime", "department", "description", "directReports",
+	"displayName", "employeeHireDate", "employeeId",
+	"employeeLeaveDateTime", "employeeOrgData", "employeeType",
+	"expirationDateTime", "externalUserState", "faxNumber", "givenName",
+	"groupTypes", "identities", "imAddresses", "interests",
+	"isAssignableToRole", "isResourceAccount", "jobTitle",
+	"lastPasswordChangeDateTime", "licenseAssignmentStates", "mail",
+	"mailEnabled", "mailNickname", "manager", "memberOf", "members",
+	"membershipRule", "membershipRuleProcessingState", "mobilePhone",
+	"mySite", "officeLocation", "onPremisesDistinguishedName",
+	"onPremisesDomainName", "onPremisesExtensionAttributes",
+	"onPremisesImmutableId", "onPremisesLastSyncDateTime",
+	"onPremisesNetBiosName", "onPremisesProvisioningErrors",
+	"onPremisesSamAccountName", "onPremisesSecurityIdentifier",
+	"onPremisesSipInfo", "onPremisesSyncEnabled",
+	"onPremisesUserPrincipalName", "otherMails", "owners",
+	"passwordPolicies", "passwordProfile", "pastProjects", "postalCode",
+	"preferredDataLocation", "preferredLanguage", "preferredName",
+	"proxyAddresses", "renewedDateTime", "resourceBehaviorOptions",
+	"resourceProvisioningOptions", "responsibilities", "schools",
+	"securityEnabled", "securityIdentifier", "serviceProvisioningErrors",
+	"showInAddressList", "signInActivity",
+	"signInSessionsValidFromDateTime", "skills", "state",
+	"streetAddress", "surname", "theme", "uniqueName", "usageLocation",
+	"userPrincipalName", "userType", "visibility",
+	"writebackConfiguration", NULL
+};
+
+/*
+ * Checks a target attribute name of a flow to a Graph connector; a.b
+ * names a property of a nested object (onPremisesExtensionAttributes).
+ * Returns 0, or -1 with err at the attribute's key.
+ */
 static int
-parse_attrs(struct flow *f, struct sync_node *map, struct sync_err *err)
+check_graph_prop(const struct sync_node *k, const char *name,
+    struct sync_err *err)
+{
+	size_t i, n = strcspn(name, ".");
+	const char *near = NULL;
+
+	if (strncmp(name, "extension_", 10) == 0)
+		return 0;
+	for (i = 0; graph_props[i]; i++) {
+		if (strlen(graph_props[i]) != n)
+			continue;
+		if (strncmp(graph_props[i], name, n) == 0)
+			return 0;
+		if (strncasecmp(graph_props[i], name, n) == 0)
+			near = graph_props[i];
+	}
+	if (near)
+		return sync_node_errf(err, k, "'%.*s' is not a Microsoft Graph "
+		    "property (did you mean '%s'?)", (int)n, name, near);
+	return sync_node_errf(err, k, "'%.*s' is not a Microsoft Graph user "
+	    "or group property (see sync.conf(5), FLOWS; directory "
+	    "extensions are written extension_<app id>_<name>)", (int)n, name);
+}
+
+/* graph: the flow goes to a Graph connector (property names checked). */
+static int
+parse_attrs(struct flow *f, struct sync_node *map, int graph,
+    struct sync_err *err)
 {
 	size_t i;
 	long dup;
@@ -310,8 +383,12 @@ parse_attrs(struct flow *f, struct sync_node *map, struct sync_err *err)
 
 		k->used = 1;
 		f->nattrs++;
-		if ((fa->name = sync_strdup(k->str)) == NULL)
+		if ((fa->name = sync_strdup(k->str)) == NULL ||
+		    sync_buf_addf(&fa->pos, "%s:%d:%d", k->file, k->line,
+		    k->col) == -1)
 			return sync_errf(err, "out of memory");
+		if (graph && check_graph_prop(k, fa->name, err) == -1)
+			return -1;
 		if (v->kind == SYNC_NODE_MAP) {
 			if ((src = sync_map_get(v, "value")) == NULL)
 				return sync_node_errf(err, v, "attribute '%s' "
@@ -372,6 +449,7 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	struct sync_node *n, *sub;
 	char *oos = NULL;
 	size_t i;
+	int graph = 0;
 
 	if (m->kind != SYNC_NODE_MAP)
 		return sync_node_errf(err, m, "a flow must be a mapping, not %s",
@@ -406,6 +484,15 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	if (parse_source(n, &f->to, &f->totype, err) == -1 ||
 	    check_conn(cfg, n, f->to, err) == -1)
 		return -1;
+	for (i = 0; i < cfg->nconns; i++)
+		if (strcmp(cfg->conns[i].name, f->to) == 0)
+			graph = strcmp(cfg->conns[i].typename, "graph") == 0;
+	/* Graph has no write for organizational contacts (orgContact is
+	 * read-only there): sync-export would fail every one. */
+	if (graph && f->totype == SYNC_CONTACT)
+		return sync_node_errf(err, n, "flow '%s': contacts cannot be "
+		    "written to connector '%s': Microsoft Graph cannot create "
+		    "or change organizational contacts", f->name, f->to);
 	if (sync_map_map(m, "scope", 0, &sub, err) == -1 ||
 	    parse_scope(f, sub, err) == -1)
 		return -1;
@@ -441,7 +528,7 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	    (f->dn = node_expr(n, "dn", err)) == NULL)
 		return -1;
 	if (sync_map_map(m, "attributes", 0, &sub, err) == -1 ||
-	    parse_attrs(f, sub, err) == -1)
+	    parse_attrs(f, sub, graph, err) == -1)
 		return -1;
 	return sync_map_check_unused(m, err);
 }
@@ -520,6 +607,7 @@ rules_release(struct rules *r)
 		free(f->joins);
 		for (j = 0; j < f->nattrs; j++) {
 			free(f->attrs[j].name);
+			sync_buf_release(&f->attrs[j].pos);
 			sync_expr_free(f->attrs[j].e);
 			free(f->attrs[j].direct);
 			sync_strv_release(&f->attrs[j].konst);

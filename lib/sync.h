@@ -375,6 +375,12 @@ size_t sync_changeset_nchanges(const struct sync_changeset *cs);
 size_t sync_changeset_errors(const struct sync_changeset *cs);
 const char *sync_changeset_line(const struct sync_changeset *cs, size_t i,
     size_t *len);
+/*
+ * Warnings about the rules found while computing cs, one message a
+ * string, "file:line:col: ..." (borrowed): source attributes that no
+ * object has.
+ */
+const struct sync_strv *sync_changeset_warnings(const struct sync_changeset *cs);
 /* "N to add, N to update, ...; deletion threshold ..." appended to b. */
 void sync_changeset_summary(const struct sync_changeset *cs,
     struct sync_buf *b);

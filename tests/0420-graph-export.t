@@ -288,7 +288,7 @@ test_expect_code 0 "the new active server finishes the plan" \
 check "... and the target is complete"
 
 # ------------------------------------------------------------ partial failure
-# One user the service refuses (a mailNickname with a space): the rest of
+# One user the service refuses (a userPrincipalName with a space): the rest of
 # its batch and of the plan is applied; the failure is listed.
 ctl /_emulator/reset '{}' >/dev/null
 ctl /_emulator/faults '{"latency_ms": 0, "token_lifetime": 3}' >/dev/null
@@ -297,7 +297,7 @@ cycle bad >/dev/null 2>&1
 test_expect_code 1 "a plan with one change the service refuses" \
 	beta sync-export -c "$T/sync.yaml" "$T/bad.plan"
 test_grep "... lists the failure with Graph's error and request-id" \
-	"^sync-export: line [0-9]*: add user 'dXNlcg0004==' failed: 400 Request_BadRequest: Invalid value specified for property 'mailNickname' of resource 'User'. \(request-id [-0-9a-f]*\)$" "$T/err"
+	"^sync-export: line [0-9]*: add user 'dXNlcg0004==' failed: 400 Request_BadRequest: Invalid value specified for property 'userPrincipalName' of resource 'User'. \(request-id [-0-9a-f]*\)$" "$T/err"
 test_grep "... the group that should contain it says why it is incomplete" \
 	"^sync-export: line [0-9]*: add group 'Z3JvdXA001' failed: a member created by this plan has no id \(its creation failed\)$" "$T/err"
 test_grep "... and both are counted" '^sync-export: 31 applied, 0 already in place, 2 failed, 0 not applied' "$T/err"

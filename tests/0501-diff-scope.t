@@ -19,12 +19,12 @@ test_expect_code 0 "in sync before the moves: exit 0" \
 test_expect_code 1 "after the moves: changes" \
 	sync-diff -c "$T/delete.yaml" -f text scope-after.snap scope-entra.snap
 cat >"$T/want" <<'X'
-- delete user "u2" id "t2" (flow users, join anchor, reason out of scope, source "CN=U2,OU=Other,DC=example,DC=com")
-    onPremisesImmutableId: "u2" -> (deleted)
-
-+ add user "u3" (flow users, source "CN=U3,OU=Staff,DC=example,DC=com")
++ add user "Three" (anchor "u3", flow users, source "CN=U3,OU=Staff,DC=example,DC=com")
     displayName: "Three"
     onPremisesImmutableId: "u3"
+
+- delete user "Two" (anchor "u2", id "t2", flow users, join anchor, reason out of scope, source "CN=U2,OU=Other,DC=example,DC=com")
+    onPremisesImmutableId: "u2" -> (deleted)
 
 Plan: 1 to add, 0 to update, 1 to delete, 0 to move, 0 to rename, 0 conflicts, 0 errors; deletion threshold 500 not exceeded.
 X
@@ -33,7 +33,7 @@ test_cmp "moved out: deleted; moved in: added" "$T/want" "$T/out"
 test_expect_code 1 "out_of_scope: disable" \
 	sync-diff -c "$T/disable.yaml" scope-after.snap scope-entra.snap
 test_grep "disable sets the flow's disable attributes" \
-	'^\{"anchor":"u2","attrs":\{"accountEnabled":\{"new":\["false"\],"old":\["true"\]\}\},"disable":true,"flow":"users","id":"t2","join":"anchor","op":"update","reason":"out of scope"' "$T/out"
+	'^\{"anchor":"u2","attrs":\{"accountEnabled":\{"new":\["false"\],"old":\["true"\]\}\},"disable":true,"flow":"users","id":"t2","join":"anchor","name":"Two","op":"update","reason":"out of scope"' "$T/out"
 test_no_grep "disable deletes nothing" '"op":"delete"' "$T/out"
 
 test_expect_code 1 "out_of_scope: leave" \

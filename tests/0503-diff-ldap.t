@@ -16,9 +16,9 @@ test_grep "move: new parent" \
 	'"anchor":"0003",.*"new_dn":"uid=carol,ou=staff,dc=target,dc=org","op":"move"' "$T/plan"
 test_no_grep "DNs that differ only in case and spaces are the same DN" '"anchor":"0001"' "$T/plan"
 test_grep "add: the DN from the flow's dn expression" \
-	'"anchor":"0004",.*"dn":"uid=dan,ou=people,dc=target,dc=org","flow":"people","op":"add"' "$T/plan"
+	'"anchor":"0004",.*"dn":"uid=dan,ou=people,dc=target,dc=org","flow":"people","name":"uid=dan,ou=people,dc=target,dc=org","op":"add"' "$T/plan"
 test_grep "member DNs compared parsed; the new member by anchor" \
-	'"member":\{"add":\["uid=bob,ou=people,dc=target,dc=org"\],"add_anchors":\["0004"\],"remove":\["uid=carol,ou=people,dc=target,dc=org"\]\}' "$T/plan"
+	'"member":\{"add":\["uid=bob,ou=people,dc=target,dc=org"\],"add_anchors":\["0004"\],"add_names":\["uid=bob,ou=people,dc=target,dc=org","uid=dan,ou=people,dc=target,dc=org"\],"remove":\["uid=carol,ou=people,dc=target,dc=org"\],"remove_names":\["uid=carol,ou=people,dc=target,dc=org"\]\}' "$T/plan"
 test_expect_code 1 "text view" sync-diff -f text -c ldap.yaml src.snap dst.snap
 test_cmp "the text plan" ldap.txt "$T/out"
 
@@ -30,7 +30,7 @@ test_expect_code 0 "diff(a, a) as text" sync-diff -f text -c same.yaml same.snap
 echo "Plan: 0 to add, 0 to update, 0 to delete, 0 to move, 0 to rename, 0 conflicts, 0 errors; deletion threshold 500 not exceeded." >"$T/want"
 test_cmp "diff(a, a): the text plan says nothing to do" "$T/want" "$T/out"
 test_expect_code 0 "diff(a, a) as csv" sync-diff -f csv -c same.yaml same.snap same.snap
-printf 'op,type,anchor,id,flow,join,attribute,old,new,added,removed,reason\r\n' >"$T/want"
+printf 'op,type,name,dn,anchor,id,flow,join,attribute,old,new,added,removed,reason\r\n' >"$T/want"
 test_cmp "diff(a, a): the CSV has its header row only" "$T/want" "$T/out"
 
 done_testing

@@ -26,7 +26,7 @@ sed "s/displayName: '\[displayName\]'$/displayName: 'IIF([displayName]=\"Bob\",E
 test_expect_code 2 "an evaluation error: exit 2" \
 	sync-diff -c "$T/err.yaml" ad.snap entra.snap
 test_grep "the error record" \
-	'^\{"anchor":"u-bob","flow":"users","op":"error","reason":"no Bobs","source":"CN=Bob,OU=Staff,DC=example,DC=com","type":"user"\}$' "$T/out"
+	'^\{"anchor":"u-bob","flow":"users","name":"bob@example.com","op":"error","reason":"no Bobs","source":"CN=Bob,OU=Staff,DC=example,DC=com","type":"user"\}$' "$T/out"
 test_grep "the others are planned" '"anchor":"u-alice".*"op":"update"' "$T/out"
 test_grep "stderr says why" "1 objects could not be evaluated" "$T/err"
 test_no_grep "a member that cannot be evaluated is dropped" 'add_anchors' "$T/out"

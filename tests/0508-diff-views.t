@@ -35,15 +35,15 @@ user() {   # anchor displayName upn
 test_expect_code 1 "csv view" sync-diff -f csv -c sync.yaml ad.snap entra.snap
 cp "$T/out" plan.csv
 test_grep "= at the start of a cell: a quote in front, quoted" \
-	"^add,user,u-eq,,users,,displayName,,\"'=cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
+	"^add,user,eq@example.com,\"CN=u-eq,OU=Staff,DC=example,DC=com\",u-eq,,users,,displayName,,\"'=cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
 test_grep "+ likewise" \
-	"^add,user,u-plus,,users,,displayName,,\"'\\+2\\+3\\+cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
+	"^add,user,plus@example.com,\"CN=u-plus,OU=Staff,DC=example,DC=com\",u-plus,,users,,displayName,,\"'\\+2\\+3\\+cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
 test_grep "- likewise" \
-	"^add,user,u-minus,,users,,displayName,,\"'-2\\+3\\+cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
+	"^add,user,minus@example.com,\"CN=u-minus,OU=Staff,DC=example,DC=com\",u-minus,,users,,displayName,,\"'-2\\+3\\+cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
 test_grep "@ likewise" \
-	"^add,user,u-at,,users,,displayName,,\"'@SUM\\(1\\+1\\)\\*cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
+	"^add,user,at@example.com,\"CN=u-at,OU=Staff,DC=example,DC=com\",u-at,,users,,displayName,,\"'@SUM\\(1\\+1\\)\\*cmd\\|' /C calc'!A0\",,,$CR\$" plan.csv
 test_grep "an ordinary cell is left alone" \
-	"^add,user,u-eq,,users,,userPrincipalName,,eq@example.com,,,$CR\$" plan.csv
+	"^add,user,eq@example.com,\"CN=u-eq,OU=Staff,DC=example,DC=com\",u-eq,,users,,userPrincipalName,,eq@example.com,,,$CR\$" plan.csv
 test_no_grep "no cell starts with a formula character" \
 	'(^|,)[=+@-]' plan.csv
 
@@ -54,8 +54,8 @@ test_no_grep "no raw ESC in the text view" "$ESC" plan.txt
 test_grep "a value with ESC and a newline is shown escaped" \
 	'^    displayName: "\\u001B\[31mred\\nforged line"$' plan.txt
 test_no_grep "the newline forged no line" '^forged line' plan.txt
-printf '%s\n' '! conflict user "u-heidi" (flow users, join upn, reason join rule '"'"'upn'"'"' matched a target object that already carries the anchor '"'"'\x1b[31mevil\nX\u009b2J\x7f'"'"', source "CN=u-heidi,OU=Staff,DC=example,DC=com")' >want
-grep '^! conflict user "u-heidi"' plan.txt >got
+printf '%s\n' '! conflict user "heidi@example.com" (anchor "u-heidi", flow users, join upn, reason join rule '"'"'upn'"'"' matched a target object that already carries the anchor '"'"'\x1b[31mevil\nX\u009b2J\x7f'"'"', source "CN=u-heidi,OU=Staff,DC=example,DC=com")' >want
+grep '^! conflict user "heidi@example.com"' plan.txt >got
 test_cmp "a reason quoting a target value: ESC, newline, C1 and DEL escaped" want got
 
 # ------------------------------------------------------ messages on stderr

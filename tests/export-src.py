@@ -9,7 +9,8 @@ anchor needs quoting and URL encoding in a $filter.
 Variants:
   v2     renames user 1, drops user 2 from every group, adds user USERS+1
   gone   drops users 1..3
-  bad    user 4's uid has a space (the service refuses its mailNickname)
+  bad    user 4's uid has a space (the service refuses its
+         userPrincipalName, which sync-diff does not check)
   esc    like bad, and user 4's anchor holds ESC [31m and a newline (an
          anchor that would recolour a terminal and forge a line)
   churn  all at once, for the fault runs: renames user 5, drops user 6
