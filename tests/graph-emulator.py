@@ -950,8 +950,12 @@ class Service:
 
     def check_mailnick(self, v, kind):
         res = "User" if kind == "user" else "Group"
+        # The group documentation lists '.' among the characters refused;
+        # user aliases like first.last are ordinary (Exchange allows dots
+        # inside an alias).
+        bad_chars = MAILNICK_BAD if kind != "user" else MAILNICK_BAD - {"."}
         if not isinstance(v, str) or not v or len(v) > 64 or \
-                any(c in MAILNICK_BAD or ord(c) > 127 for c in v):
+                any(c in bad_chars or ord(c) > 127 for c in v):
             raise bad("Invalid value specified for property 'mailNickname' of resource '%s'."
                       % res)
 
