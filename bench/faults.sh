@@ -19,6 +19,7 @@
 #
 # Environment: FAULT_SEEDS (default "1 2 ... 20"), FAULT_USERS (200),
 # FAULT_GROUPS (10), FAULT_RETRY_AFTER (1), FAULT_CONNECTIONS (4),
+# FAULT_SETTLE (create_settle, 10; empty: no such line, for older builds),
 # SYNC_BIN, KEEP_TMP=1.  Needs python3, curl and GNU time.
 
 . "$(dirname "$0")/../tests/lib.sh"
@@ -40,7 +41,7 @@ emu_start emu || { echo "bench/faults.sh: the emulator does not start" >&2; exit
 BASE=http://127.0.0.1:$(cat "$T/emu.port")
 . "$TOP/tests/export-faults.sh"
 
-fx_conf "$CONNS" 300 10
+fx_conf "$CONNS" 300 ${FAULT_SETTLE-10}
 sync-role -c "$T/sync.yaml" promote >/dev/null || exit 2
 
 runs=0 bad=0 dups=0

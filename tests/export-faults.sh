@@ -2,7 +2,7 @@
 # for tests/0450-graph-export-faults.t and bench/faults.sh.  Source it
 # after lib.sh and graph.sh, once the emulator runs ($BASE set).
 #
-#   fx_conf CONNS BUDGET SETTLE  $T/sync.yaml: connector "entra" with CONNS
+#   fx_conf CONNS BUDGET [SETTLE]  $T/sync.yaml: connector "entra" with CONNS
 #                                connections, retry_budget BUDGET and
 #                                create_settle SETTLE; "src" (LDAP); the
 #                                flows of tests/data/graph-export-flows.yaml;
@@ -28,8 +28,9 @@
 EXT=extension_0123456789abcdef0123456789abcdef_syncAnchor
 
 fx_conf() {
+	# No SETTLE: no create_settle line (for builds that predate it).
 	emu_conf "$T/sync.yaml" "connections: $1" "retry_budget: $2" \
-		"create_settle: $3"
+		${3:+"create_settle: $3"}
 	printf '%s\n' "  src:" "    type: ldap" "    url: ldapi:///" \
 		"    base_dn: dc=example,dc=org" "role:" "  server: alpha" \
 		"  duration: 3600" "  lease:" "    file: lease" >>"$T/sync.yaml"
