@@ -1,6 +1,7 @@
 /*
  * sync-export: apply a change set to its target, on the active server only.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +12,76 @@
 #include "sync.h"
 
 
+#ifndef SYNC_BUILD_VERSION
+#define SYNC_BUILD_VERSION SYNC_VERSION
+#endif
+
 static const char *prog = "sync-export";
+
+enum { OPT_HELP = 256, OPT_VERSION };
+
+static const struct option longopts[] = {
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 }
+};
 
 struct lease {
 	struct sync_role *role;
 	uint64_t fence;
 };
 
+/* The usage lines, the SYNOPSIS of the manual page word for word. */
+static void
+print_usage(FILE *fp)
+{
+	fprintf(fp, "usage: %s [-nqv] [-c config] [-D deletes] "
+	    "[-j journal] plan\n"
+	    "       %s --help | --version\n", prog, prog);
+}
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-nqv] [-c config] [-D deletes] "
-	    "[-j journal] plan\n", prog);
+	print_usage(stderr);
 	exit(2);
+}
+
+/* --help: the usage and one line per option, on standard output. */
+static void
+help(void)
+{
+	print_usage(stdout);
+	fputs("Applies a change set to its target directory; see "
+	    "sync-export(1).\n"
+	    "  -c config     the configuration (default $SYNC_CONFIG or "
+	    "/etc/sync/sync.yaml)\n"
+	    "  -D deletes    allow a plan over the delete threshold "
+	    "(at most deletes)\n"
+	    "  -j journal    the journal file (default "
+	    "STATE_DIR/journal/SHA256.jsonl)\n"
+	    "  -n            dry run: print the writes, send nothing\n"
+	    "  -q            quiet: say nothing unless something changed or "
+	    "failed\n"
+	    "  -v            print the summary line even with -q\n"
+	    "  --help        print this and exit\n"
+	    "  --version     print the version and exit\n", stdout);
+	if (fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
+}
+
+static void
+version(void)
+{
+	if (sync_version_print(stdout, prog, SYNC_BUILD_VERSION) == -1 ||
+	    fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
 }
 
 static int
@@ -85,7 +143,8 @@ main(int argc, char *argv[])
 	int ch, quiet = 0, verbose = 0, lockfd = -1, rc = 2;
 	char *end;
 
-	while ((ch = getopt(argc, argv, "c:D:j:nqv")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:D:j:nqv", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
@@ -110,6 +169,12 @@ main(int argc, char *argv[])
 			break;
 		case 'v':
 			verbose = 1;
+			break;
+		case OPT_HELP:
+			help();
+			break;
+		case OPT_VERSION:
+			version();
 			break;
 		default:
 			usage();

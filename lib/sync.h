@@ -19,6 +19,13 @@
 
 #define SYNC_VERSION "0.1.0"
 
+/*
+ * --version: "PROG VERSION" (version: the build's, see the Makefile),
+ * then a line with the versions of libsync and of the libraries the
+ * binary runs with.  Returns -1 when fp has a write error.
+ */
+int sync_version_print(FILE *fp, const char *prog, const char *version);
+
 /* ---------------------------------------------------------------- errors */
 
 #define SYNC_ERRMAX 2048
