@@ -98,6 +98,18 @@ add(void *ctx, struct sync_obj *o, struct sync_err *err)
 }
 
 /*
+ * The library's notices of a service that keeps failing (it waits, then
+ * retries): said on a line of its own, so that a long wait is not
+ * silence.
+ */
+static void
+notify(void *ctx, const char *msg)
+{
+	/* On a terminal it overwrites the progress line, longer than it. */
+	sync_msg(stderr, prog, "%s", msg);
+}
+
+/*
  * When the connector is a target of flows, the attributes they write
  * are read too, whatever its attribute lists say.
  */
@@ -203,6 +215,10 @@ main(int argc, char *argv[])
 		goto fail;
 	r.name = c->name;
 	r.progress = !quiet && (verbose || isatty(STDERR_FILENO));
+	if (!quiet) {
+		c->notify = notify;
+		c->notify_ctx = NULL;
+	}
 	if (sync_import(c, prev, add, &r, &res, &err) == -1)
 		goto fail;
 	if (r.progress)
