@@ -513,6 +513,15 @@ take_tokens(struct gexp *e, size_t n)
 		if (wait > 0.05 && e->inflight)
 			wait = 0.05;
 		pthread_mutex_unlock(&e->mu);
+		/* A long pause of the writer's own: say why. */
+		if (wait >= SYNC_RETRY_NOTICE) {
+			char msg[256];
+
+			snprintf(msg, sizeof msg, "%s: the write quota of %.0f "
+			    "writes per %.0f s is used up; writes wait %.0f s",
+			    e->p->target->name, e->cap, e->window, wait);
+			sync_graph_notice(e->graph, msg);
+		}
 		sleep_for(wait > 0.001 ? wait : 0.001);
 	}
 }

@@ -250,6 +250,19 @@ test_grep "... says that every connection waits" \
 test_expect_code 0 "-q: the same" sync-export -q -c "$T/sync.yaml" "$T/n429.plan"
 test_cmp "... is quiet (all done already)" "$T/empty" "$T/err"
 
+# The writer's own quota: 20 writes per 6 s, and 40 users to create.
+sed 's/^    create_settle: 10$/&\n    write_limit: 20\n    write_window: 6/' \
+	"$T/sync.yaml" >"$T/quota.yaml"
+cp "$T/quota.yaml" "$T/sync.yaml"
+fx_fresh
+fx_gen "$T/src.snap" 40 0
+fx_plan quota || fail "a plan of 40 users"
+test_expect_code 0 "writes held back by write_limit for 6 s" \
+	sync-export -c "$T/sync.yaml" "$T/quota.plan"
+test_grep "... says why it pauses" \
+	'^sync-export: entra: the write quota of 20 writes per 6 s is used up; writes wait [56] s$' \
+	"$T/err"
+
 # An unreachable service: the emulator starts 8 s after the export, on
 # the port of the configuration.  The export retries the token request,
 # and says so while it waits, instead of staying silent.
@@ -267,12 +280,14 @@ until ctl /_emulator/faults >/dev/null 2>&1; do
 	[ $i -gt 100 ] && break
 	sleep 0.05
 done
+fx_gen "$T/src.snap" 3 0
 fx_plan late || fail "a plan against the emulator on port $P"
 kill "$late"
 wait "$late" 2>/dev/null
 (sleep 8; exec python3 "$EMU" --port "$P" --apps-file "$T/apps.json" \
 	--tenant "$TENANT" --log "$T/late.log" >"$T/late.out" 2>&1 3>&-) &
 _lib_pids="$_lib_pids $!"
+late2=$!
 test_expect_code 0 "an export while the service is unreachable for 8 s" \
 	sync-export -c "$T/sync.yaml" -S "$T/late.json" "$T/late.plan"
 test_grep "... says that it retries, and why" \
@@ -281,7 +296,19 @@ test_grep "... says that it retries, and why" \
 grep -c 'retrying in' "$T/err" >"$T/n"
 test_grep "... at most one notice per 5 s" '^[12]$' "$T/n"
 test_grep "... then applies the plan" '^sync-export: 3 applied, 0 already in place, 0 failed' "$T/err"
-note_file "$T/err"
+
+# sync-import goes through the same HTTP layer: the same notice.
+kill "$late2" 2>/dev/null
+wait "$late2" 2>/dev/null
+(sleep 8; exec python3 "$EMU" --port "$P" --apps-file "$T/apps.json" \
+	--tenant "$TENANT" --log "$T/late2.log" >"$T/late2.out" 2>&1 3>&-) &
+_lib_pids="$_lib_pids $!"
+test_expect_code 0 "an import while the service is unreachable for 8 s" \
+	sync-import -c "$T/sync.yaml" -o "$T/late.entra" entra
+test_grep "... says that it retries, and why" \
+	"^sync-import: entra: POST $BASE/$TENANT/oauth2/v2\.0/token: Failed to connect to 127\.0\.0\.1 port $P [^;]*; retrying in [0-9.]+ s \(attempt [0-9]+\)$" \
+	"$T/err"
+test_grep "... then reads the users" '^sync-import: entra: 0 users, 0 groups' "$T/err"
 BASE=$BASE0
 
 done_testing
