@@ -22,6 +22,15 @@ rfc3339(double t, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Seconds, to the millisecond; never below 0 (the clock may be set back). */
+static double
+duration(const struct sync_export_report *r)
+{
+	double d = r->ended - r->started;
+
+	return d > 0 ? (double)(long long)(d * 1000) / 1000 : 0.0;
+}
+
 int
 sync_export_summary_write(const struct sync_export_report *r,
     const char *path, struct sync_err *err)
@@ -40,8 +49,7 @@ sync_export_summary_write(const struct sync_export_report *r,
 	    "program", r->prog, "version", r->version, "plan", r->plan,
 	    "target", st->target, "dry_run", r->dry_run,
 	    "started", started, "ended", ended,
-	    "duration_seconds", r->ended - r->started >= 0 ?
-	    (double)(long long)((r->ended - r->started) * 1000) / 1000 : 0.0,
+	    "duration_seconds", duration(r),
 	    "exit_status", r->exit_status, "error", r->error,
 	    "applied", (json_int_t)st->applied,
 	    "skipped", (json_int_t)st->skipped,
@@ -143,8 +151,7 @@ sync_export_metrics_write(const struct sync_export_report *r,
 	metric(&b, t, "sync_export_throttled", "Requests answered 429 or 503 "
 	    "in the last run.", NULL, (double)st->throttled, 1);
 	metric(&b, t, "sync_export_duration_seconds", "How long the last run "
-	    "took.", NULL, (double)(long long)((r->ended - r->started) *
-	    1000) / 1000, 1);
+	    "took.", NULL, duration(r), 1);
 	metric(&b, t, "sync_export_last_run_timestamp_seconds", "When the "
 	    "last run ended, in seconds since the epoch.", NULL,
 	    (double)(long long)r->ended, 1);

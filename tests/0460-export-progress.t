@@ -193,6 +193,16 @@ test_expect_code 1 "without -q" sync-export -c "$T/sync.yaml" "$T/bad.plan"
 test_grep "... says so" "^sync-export: not the active server" "$T/err"
 test_expect_code 0 "promote this server again" sync-role -c "$T/sync.yaml" promote
 
+# A dry run has its summary too; not on standard output, which is its.
+test_expect_code 0 "-n with -S" sync-export -n -c "$T/sync.yaml" -S "$T/dry.json" "$T/bad.plan"
+python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); print(s["dry_run"], s["exit_status"], s["applied"])' \
+	"$T/dry.json" >"$T/got"
+echo "True 0 0" >"$T/want"
+test_cmp "... the summary says dry run" "$T/want" "$T/got"
+test_expect_code 2 "-n with -S -" sync-export -n -c "$T/sync.yaml" -S - "$T/bad.plan"
+echo "sync-export: -n writes to standard output: give -M and -S a file" >"$T/want"
+test_cmp "... is refused" "$T/want" "$T/err"
+
 # ---------------------------------------------------------- on a terminal
 # script(1) gives the export a terminal; -e passes its exit status on.
 fx_fresh
