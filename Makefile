@@ -70,9 +70,30 @@ $(OUT)/lib/%.o: lib/%.c lib/*.h
 $(OUT)/libsync.a: $(LIBOBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(OUT)/bin/%: cmd/%.c $(OUT)/libsync.a lib/*.h
+# The version the binaries report (--version): `git describe` in a git
+# checkout of this tree ("0.1.0-12-gabc1234-dirty"), else SYNC_VERSION of
+# lib/sync.h (a release tarball).  $(OUT)/version is rewritten only when
+# the version changes, and only the binaries' own files are compiled with
+# it: a commit recompiles four small files, never the library, and a
+# build with nothing changed does nothing.
+$(OUT)/version: FORCE
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libsync.a $(LIBS)
+	@base=$$(sed -n 's/^#define SYNC_VERSION "\(.*\)"$$/\1/p' lib/sync.h); \
+	v=$$base; \
+	if [ -e .git ] && d=$$(git describe --tags --always --dirty \
+	    --match 'v[0-9]*' 2>/dev/null); then \
+		case $$d in \
+		v[0-9]*) v=$${d#v} ;; \
+		*) v=$$base-g$$d ;; \
+		esac; \
+	fi; \
+	v=$$(printf '%s' "$$v" | tr -cd 'A-Za-z0-9._+-'); \
+	[ "$$(cat $@ 2>/dev/null)" = "$$v" ] || printf '%s\n' "$$v" >$@
+
+$(OUT)/bin/%: cmd/%.c $(OUT)/libsync.a lib/*.h $(OUT)/version
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DSYNC_BUILD_VERSION="\"$$(cat $(OUT)/version)\"" \
+	    $(LDFLAGS) -o $@ $< $(OUT)/libsync.a $(LIBS)
 
 # Fuzz targets are always compiled (as plain programs that read their
 # input files) so they do not rot; tests/fuzz/README says how to run them
@@ -139,5 +160,5 @@ uninstall:
 clean:
 	rm -rf build build-san bin tests/tmp
 
-.PHONY: all pkgcheck bin deps print-debs print-build-debs check demo bench install uninstall clean
+.PHONY: FORCE all pkgcheck bin deps print-debs print-build-debs check demo bench install uninstall clean
 .SECONDARY:

@@ -10,6 +10,7 @@
  * JSON object, and prints the values it produces.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,15 +20,71 @@
 #include "sync.h"
 #include "sync-expr.h"
 
+#ifndef SYNC_BUILD_VERSION
+#define SYNC_BUILD_VERSION SYNC_VERSION
+#endif
+
 static const char *prog = "sync-diff";
+
+enum { OPT_HELP = 256, OPT_VERSION };
+
+static const struct option longopts[] = {
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* The usage lines, the SYNOPSIS of the manual page word for word. */
+static void
+print_usage(FILE *fp)
+{
+	fprintf(fp, "usage: %s [-c config] [-f json | text | csv] "
+	    "[-j threads] [-o file] source ... target\n"
+	    "       %s -e expression [-b attribute] ... [file]\n"
+	    "       %s --help | --version\n", prog, prog, prog);
+}
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-c config] [-f json | text | csv] "
-	    "[-j threads] [-o file] source ... target\n"
-	    "       %s -e expression [-b attribute] ... [file]\n", prog, prog);
+	print_usage(stderr);
 	exit(2);
+}
+
+/* --help: the usage and one line per option, on standard output. */
+static void
+help(void)
+{
+	print_usage(stdout);
+	fputs("Computes a change set from snapshots; see sync-diff(1).\n"
+	    "  -c config     the configuration (default $SYNC_CONFIG or "
+	    "/etc/sync/sync.yaml)\n"
+	    "  -f format     json (the change set, default), text (for people) "
+	    "or csv\n"
+	    "  -j threads    threads that evaluate the flows, 1 to 64\n"
+	    "  -o file       write to file, atomically (default standard "
+	    "output)\n"
+	    "  -e expression evaluate a sync-rule expression against an object "
+	    "in JSON\n"
+	    "  -b attribute  with -e: an attribute whose values are base64\n"
+	    "  --help        print this and exit\n"
+	    "  --version     print the version and exit\n", stdout);
+	if (fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
+}
+
+static void
+version(void)
+{
+	if (sync_version_print(stdout, prog, SYNC_BUILD_VERSION) == -1 ||
+	    fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
 }
 
 /* The diff mode; returns the exit status. */
@@ -156,7 +213,8 @@ main(int argc, char *argv[])
 	char *end;
 	int ch, rc;
 
-	while ((ch = getopt(argc, argv, "b:c:e:f:j:o:")) != -1) {
+	while ((ch = getopt_long(argc, argv, "b:c:e:f:j:o:", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'b':
 			if (sync_strv_add(&binary, optarg) == -1) {
@@ -183,6 +241,12 @@ main(int argc, char *argv[])
 			break;
 		case 'o':
 			outpath = optarg;
+			break;
+		case OPT_HELP:
+			help();
+			break;
+		case OPT_VERSION:
+			version();
 			break;
 		default:
 			usage();

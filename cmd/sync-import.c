@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,7 +12,19 @@
 #include "sync.h"
 
 
+#ifndef SYNC_BUILD_VERSION
+#define SYNC_BUILD_VERSION SYNC_VERSION
+#endif
+
 static const char *prog = "sync-import";
+
+enum { OPT_HELP = 256, OPT_VERSION };
+
+static const struct option longopts[] = {
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 }
+};
 
 struct run {
 	struct sync_snapw *w;
@@ -20,12 +33,56 @@ struct run {
 	size_t n;
 };
 
+/* The usage lines, the SYNOPSIS of the manual page word for word. */
+static void
+print_usage(FILE *fp)
+{
+	fprintf(fp, "usage: %s [-qv] [-c config] [-d previous] "
+	    "[-m megabytes] [-o file] connector\n"
+	    "       %s --help | --version\n", prog, prog);
+}
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-qv] [-c config] [-d previous] "
-	    "[-m megabytes] [-o file] connector\n", prog);
+	print_usage(stderr);
 	exit(2);
+}
+
+/* --help: the usage and one line per option, on standard output. */
+static void
+help(void)
+{
+	print_usage(stdout);
+	fputs("Reads the directory of a connector into a snapshot; see "
+	    "sync-import(1).\n"
+	    "  -c config     the configuration (default $SYNC_CONFIG or "
+	    "/etc/sync/sync.yaml)\n"
+	    "  -d previous   a delta import from the snapshot previous\n"
+	    "  -m megabytes  memory for sorting the snapshot (default 256)\n"
+	    "  -o file       write the snapshot to file, atomically, not "
+	    "to stdout\n"
+	    "  -q            quiet: errors only\n"
+	    "  -v            progress even when standard error is not a "
+	    "terminal\n"
+	    "  --help        print this and exit\n"
+	    "  --version     print the version and exit\n", stdout);
+	if (fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
+}
+
+static void
+version(void)
+{
+	if (sync_version_print(stdout, prog, SYNC_BUILD_VERSION) == -1 ||
+	    fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
 }
 
 static int
@@ -38,6 +95,18 @@ add(void *ctx, struct sync_obj *o, struct sync_err *err)
 	if (r->progress && ++r->n % 1000 == 0)
 		fprintf(stderr, "%s: %s: %zu objects\r", prog, r->name, r->n);
 	return 0;
+}
+
+/*
+ * The library's notices of a service that keeps failing (it waits, then
+ * retries): said on a line of its own, so that a long wait is not
+ * silence.
+ */
+static void
+notify(void *ctx, const char *msg)
+{
+	/* On a terminal it overwrites the progress line, longer than it. */
+	sync_msg(stderr, prog, "%s", msg);
 }
 
 /*
@@ -85,7 +154,8 @@ main(int argc, char *argv[])
 	int ch, quiet = 0, verbose = 0, lockfd = -1, t;
 	char *end;
 
-	while ((ch = getopt(argc, argv, "c:d:m:o:qv")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:d:m:o:qv", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
@@ -109,6 +179,12 @@ main(int argc, char *argv[])
 			break;
 		case 'v':
 			verbose = 1;
+			break;
+		case OPT_HELP:
+			help();
+			break;
+		case OPT_VERSION:
+			version();
 			break;
 		default:
 			usage();
@@ -139,6 +215,10 @@ main(int argc, char *argv[])
 		goto fail;
 	r.name = c->name;
 	r.progress = !quiet && (verbose || isatty(STDERR_FILENO));
+	if (!quiet) {
+		c->notify = notify;
+		c->notify_ctx = NULL;
+	}
 	if (sync_import(c, prev, add, &r, &res, &err) == -1)
 		goto fail;
 	if (r.progress)

@@ -1,6 +1,7 @@
 /*
  * sync-role: show and switch this server's role, staging or active.
  */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,16 +11,70 @@
 #include "sync.h"
 
 
+#ifndef SYNC_BUILD_VERSION
+#define SYNC_BUILD_VERSION SYNC_VERSION
+#endif
+
 static const char *prog = "sync-role";
+
+enum { OPT_HELP = 256, OPT_VERSION };
+
+static const struct option longopts[] = {
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* The usage lines, the SYNOPSIS of the manual page word for word. */
+static void
+print_usage(FILE *fp)
+{
+	fprintf(fp, "usage: %s [-c config]\n"
+	    "       %s [-c config] check [-v]\n"
+	    "       %s [-c config] promote [-f]\n"
+	    "       %s [-c config] demote\n"
+	    "       %s --help | --version\n", prog, prog, prog, prog, prog);
+}
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-c config]\n"
-	    "       %s [-c config] check [-v]\n"
-	    "       %s [-c config] promote [-f]\n"
-	    "       %s [-c config] demote\n", prog, prog, prog, prog);
+	print_usage(stderr);
 	exit(2);
+}
+
+/* --help: the usage and one line per option, on standard output. */
+static void
+help(void)
+{
+	print_usage(stdout);
+	fputs("Shows and changes this server's role, active or staging; see "
+	    "sync-role(1).\n"
+	    "  -c config     the configuration (default $SYNC_CONFIG or "
+	    "/etc/sync/sync.yaml)\n"
+	    "  (none)        print this server's role and the lease\n"
+	    "  check [-v]    exit 0 when this server is the active one (-v: "
+	    "say why)\n"
+	    "  promote [-f]  make this server the active one (-f: force)\n"
+	    "  demote        make this server staging, releasing the lease\n"
+	    "  --help        print this and exit\n"
+	    "  --version     print the version and exit\n", stdout);
+	if (fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
+}
+
+static void
+version(void)
+{
+	if (sync_version_print(stdout, prog, SYNC_BUILD_VERSION) == -1 ||
+	    fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		exit(2);
+	}
+	exit(0);
 }
 
 static const char *
@@ -145,10 +200,16 @@ main(int argc, char *argv[])
 	int ch, verbose = 0, force = 0, rc;
 
 	/* "+": options end at the command, whose own options follow it. */
-	while ((ch = getopt(argc, argv, "+c:")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
+			break;
+		case OPT_HELP:
+			help();
+			break;
+		case OPT_VERSION:
+			version();
 			break;
 		default:
 			usage();

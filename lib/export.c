@@ -80,6 +80,16 @@ xplan_lease(struct xplan *p, struct sync_err *err)
 	return rc;
 }
 
+void
+xplan_progress(struct xplan *p, const struct sync_export_progress *pr)
+{
+	if (p->o->progress == NULL)
+		return;
+	pthread_mutex_lock(&p->pmu);
+	p->o->progress(p->o->progress_ctx, pr);
+	pthread_mutex_unlock(&p->pmu);
+}
+
 /* The flow's anchor attribute on the target, for change x. */
 static const char *
 anchor_attr(struct rules *r, const char *flow)
@@ -122,6 +132,7 @@ sync_export_run(struct sync_config *cfg, const char *path,
 		return sync_errf(err, "out of memory");
 	json_object_seed(0);
 	pthread_mutex_init(&p.mu, NULL);
+	pthread_mutex_init(&p.pmu, NULL);
 	if (sync_file_read(path, MAXPLAN, &raw, err) == -1)
 		goto out;
 	if (sync_changeset_check(strcmp(path, "-") == 0 ? "<stdin>" : path,
@@ -171,6 +182,7 @@ sync_export_run(struct sync_config *cfg, const char *path,
 	if (tname == NULL ||
 	    (p.target = sync_config_connector(cfg, tname, err)) == NULL)
 		goto out;
+	st->target = p.target->name;
 
 	/* The deletion threshold: all or nothing. */
 	deletes = (long)json_integer_value(json_object_get(
@@ -248,5 +260,6 @@ out:
 	sync_buf_release(&raw);
 	sync_buf_release(&jpath);
 	pthread_mutex_destroy(&p.mu);
+	pthread_mutex_destroy(&p.pmu);
 	return rc;
 }

@@ -27,6 +27,7 @@ struct xplan {
 	size_t n;
 	struct sync_export_stats *st;
 	pthread_mutex_t mu;     /* journal, stats, lease checks */
+	pthread_mutex_t pmu;    /* progress calls, one at a time */
 };
 
 /* Records change x's outcome in the journal and the stats (locked). */
@@ -36,6 +37,8 @@ int xplan_record(struct xplan *p, struct xchange *x, const char *outcome,
 int xplan_sync(struct xplan *p, struct sync_err *err);
 /* Checks the lease before a batch: 0 held, 1 lost, -1 error (locked). */
 int xplan_lease(struct xplan *p, struct sync_err *err);
+/* Hands pr to the caller's progress callback, if any (one at a time). */
+void xplan_progress(struct xplan *p, const struct sync_export_progress *pr);
 
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 

@@ -84,6 +84,7 @@ struct unit {
 	int throttled;          /* the last retry was for a 429 */
 	int free_retry;         /* the next retry is not a failed attempt */
 	int refretries;         /* member adds refused: a member not seen yet */
+	size_t weight;          /* changes it stands for, for progress */
 
 	/*
 	 * A create whose outcome is unknown (its answer lost, a 5xx) may
@@ -131,6 +132,10 @@ struct gexp {
 	size_t wqhead, wqlen, wqcap;    /* answered writes, oldest first */
 	size_t inwin, inflight;         /* writes in wq; writes not answered */
 	unsigned long writes, throttled;
+
+	/* progress: changes of the phase done and queued, batches answered */
+	size_t wdone, wtotal, batches;
+	char notice[512];       /* a long pause after a 429, to tell */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -508,6 +513,15 @@ take_tokens(struct gexp *e, size_t n)
 		if (wait > 0.05 && e->inflight)
 			wait = 0.05;
 		pthread_mutex_unlock(&e->mu);
+		/* A long pause of the writer's own: say why. */
+		if (wait >= SYNC_RETRY_NOTICE) {
+			char msg[256];
+
+			snprintf(msg, sizeof msg, "%s: the write quota of %.0f "
+			    "writes per %.0f s is used up; writes wait %.0f s",
+			    e->p->target->name, e->cap, e->window, wait);
+			sync_graph_notice(e->graph, msg);
+		}
 		sleep_for(wait > 0.001 ? wait : 0.001);
 	}
 }
@@ -760,7 +774,8 @@ verified(struct gexp *e, struct unit *u, long status, json_t *body,
 		if (*wait < 0)
 			*wait = backoff(u);
 		if (status == 429) {
-			e->throttled++;
+			/* Outside the lock: other threads count too. */
+			__atomic_add_fetch(&e->throttled, 1, __ATOMIC_RELAXED);
 			u->throttled = 1;
 		}
 		if (u->attempts + 1 >= MAXATTEMPTS) {
@@ -913,7 +928,8 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 		if (*wait < 0)
 			*wait = backoff(u);
 		if (status == 429) {
-			e->throttled++;
+			/* Outside the lock: other threads count too. */
+			__atomic_add_fetch(&e->throttled, 1, __ATOMIC_RELAXED);
 			u->throttled = 1;
 		}
 		if (u->attempts + 1 >= MAXATTEMPTS) {
@@ -997,8 +1013,15 @@ unit_after(struct gexp *e, struct unit *u, size_t done, int st, double wait,
 			st = -1;
 		}
 		/* A throttled service: every connection waits. */
-		if (st == 1 && u->throttled && e->pause_until < u->not_before)
+		if (st == 1 && u->throttled && e->pause_until < u->not_before) {
+			if (wait >= SYNC_RETRY_NOTICE)
+				snprintf(e->notice, sizeof e->notice, "%s: POST "
+				    "%s/$batch: a request throttled (429); "
+				    "every connection waits %.0f s (attempt %d)",
+				    e->p->target->name, e->gc->graph_url, wait,
+				    u->attempts + 1);
 			e->pause_until = u->not_before;
+		}
 		u->throttled = 0;
 	}
 	if (st == -1) {
@@ -1008,6 +1031,7 @@ unit_after(struct gexp *e, struct unit *u, size_t done, int st, double wait,
 	if (u->next == u->n) {
 		u->finished = 1;
 		e->left--;
+		e->wdone += u->weight;
 		/* Complete (or failed): into the journal now. */
 		if ((u->g->failed || e->phase >= u->g->last_phase) &&
 		    record(e, u->g, err) == -1 && !e->abort) {
@@ -1051,6 +1075,38 @@ batch_lost(struct gexp *e, struct unit **us, size_t nus,
 	pthread_mutex_unlock(&e->mu);
 }
 
+static const char *const phase_what[] = { "reads", "users", "groups",
+    "members" };
+
+/* Where the run stands, to the caller's progress callback. */
+static void
+progress(struct gexp *e, const char *notice, int end)
+{
+	struct sync_export_progress pr;
+
+	if (e->p->o->progress == NULL)
+		return;
+	memset(&pr, 0, sizeof pr);
+	pthread_mutex_lock(&e->mu);
+	pr.phase = e->phase;
+	pr.done = e->wdone;
+	pr.total = e->wtotal;
+	pr.batches = e->batches;
+	pthread_mutex_unlock(&e->mu);
+	pr.what = phase_what[pr.phase];
+	pr.retries = sync_graph_retries(e->graph, NULL, NULL);
+	pr.notice = notice;
+	pr.end = end;
+	xplan_progress(e->p, &pr);
+}
+
+/* The HTTP layer's notices of long waits, as progress. */
+static void
+on_notice(void *ctx, const char *msg)
+{
+	progress(ctx, msg, 0);
+}
+
 /* Sends the requests picked from units us[0..nus) as one $batch. */
 static int
 send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
@@ -1058,7 +1114,7 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 {
 	struct sync_graph_resp r = { 0 };
 	json_t *reqs = json_array(), *batch, *resp, *byid = json_object();
-	char id[16], prev[16];
+	char id[16], prev[16], note[sizeof e->notice];
 	size_t i, j, k = 0, nwrites = 0;
 	char *text;
 	int rc, idem = 1;
@@ -1114,8 +1170,10 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	free(text);
 	pthread_mutex_lock(&e->mu);
 	quota_done(e, nwrites);
-	if (rc == 0)
+	if (rc == 0) {
 		e->writes += nwrites;
+		e->batches++;
+	}
 	pthread_mutex_unlock(&e->mu);
 	if (rc == -1 && !idem && (r.status == 0 || r.status >= 500)) {
 		/* No answer, or not the batch's: the outcome is unknown. */
@@ -1192,6 +1250,13 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	/* The journal reaches the disk after every batch. */
 	if (xplan_sync(e->p, err) == -1)
 		return -1;
+	pthread_mutex_lock(&e->mu);
+	memcpy(note, e->notice, sizeof note);
+	e->notice[0] = '\0';
+	pthread_mutex_unlock(&e->mu);
+	if (note[0])
+		sync_graph_notice(e->graph, note);
+	progress(e, NULL, 0);
 	return 0;
 }
 
@@ -1341,6 +1406,14 @@ run_phase(struct gexp *e, struct sync_err *err)
 	e->left = e->nu;
 	if (e->left == 0)
 		return finish_phase(e, err);
+	e->wdone = e->wtotal = 0;
+	for (k = 0; k < e->nu; k++) {
+		struct req *q = &e->u[k].r[0];
+
+		e->u[k].weight = q->kind == R_FINDMANY ? q->nmany : 1;
+		e->wtotal += e->u[k].weight;
+	}
+	progress(e, NULL, 0);
 	if (nth > 64)
 		nth = 64;
 	for (i = 0; i < nth; i++) {
@@ -1358,6 +1431,7 @@ run_phase(struct gexp *e, struct sync_err *err)
 	}
 	for (i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
+	progress(e, NULL, 1);
 	if (e->abort) {
 		*err = e->abort_err;
 		return -1;
@@ -1849,6 +1923,8 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 	if ((e.graph = sync_graph_open(p->target, (int)e.gc->connections,
 	    err)) == NULL)
 		goto out;
+	if (p->o->progress)
+		sync_graph_set_notify(e.graph, on_notice, &e);
 
 	/* 0: what is there now, and whether the plan still fits it. */
 	e.phase = 0;
@@ -1919,8 +1995,16 @@ out:
 	free(e.wq);
 	json_decref(e.anchors);
 	sync_buf_release(&why);
-	if (e.graph)
+	p->st->batches = e.batches;
+	p->st->writes = e.writes;
+	p->st->throttled = e.throttled;
+	if (e.graph) {
+		unsigned long outer = 0;
+
+		p->st->retries = sync_graph_retries(e.graph, NULL, &outer);
+		p->st->throttled += outer;
 		sync_graph_close(e.graph);
+	}
 	pthread_cond_destroy(&e.cv);
 	pthread_mutex_destroy(&e.mu);
 	return rc;

@@ -52,6 +52,8 @@ sync_graph_open(struct sync_connector *c, int nconn, struct sync_err *err)
 	g->gc = gc;
 	g->nconn = nconn;
 	sync_retry_init(&g->retry, (double)gc->retry_budget);
+	g->retry.notify = c->notify;
+	g->retry.notify_ctx = c->notify_ctx;
 	if ((g->base = sync_strdup(gc->graph_url)) == NULL) {
 		sync_errf(err, "%s: out of memory", c->name);
 		goto fail;
@@ -92,7 +94,8 @@ sync_graph_close(struct sync_graph *g)
 }
 
 unsigned long
-sync_graph_retries(struct sync_graph *g, double *left)
+sync_graph_retries(struct sync_graph *g, double *left,
+    unsigned long *throttled)
 {
 	unsigned long n;
 
@@ -100,8 +103,24 @@ sync_graph_retries(struct sync_graph *g, double *left)
 	n = g->retry.retries;
 	if (left)
 		*left = g->retry.left;
+	if (throttled)
+		*throttled = g->retry.throttled;
 	pthread_mutex_unlock(&g->retry.mu);
 	return n;
+}
+
+void
+sync_graph_set_notify(struct sync_graph *g, void (*fn)(void *, const char *),
+    void *ctx)
+{
+	g->retry.notify = fn;
+	g->retry.notify_ctx = ctx;
+}
+
+void
+sync_graph_notice(struct sync_graph *g, const char *msg)
+{
+	sync_retry_notice(&g->retry, 0, msg);
 }
 
 int

@@ -51,8 +51,22 @@ struct sync_http;
 struct sync_graph *sync_graph_open(struct sync_connector *c, int nconn,
     struct sync_err *err);
 void sync_graph_close(struct sync_graph *g);
-/* Retries made so far, and the retry budget left in seconds. */
-unsigned long sync_graph_retries(struct sync_graph *g, double *left);
+/*
+ * Retries made so far, the retry budget left in seconds, and how many
+ * of the HTTP layer's retries followed a 429 or a 503 (left and
+ * throttled may be NULL).
+ */
+unsigned long sync_graph_retries(struct sync_graph *g, double *left,
+    unsigned long *throttled);
+
+/*
+ * Replaces the notices of connector c's notify (see struct
+ * sync_connector) with fn and ctx, before the client is used.
+ */
+void sync_graph_set_notify(struct sync_graph *g,
+    void (*fn)(void *, const char *), void *ctx);
+/* Hands msg to the notify, rate-limited as the HTTP layer's notices. */
+void sync_graph_notice(struct sync_graph *g, const char *msg);
 
 /*
  * Takes seconds of waiting from the run's retry budget, shared with the

@@ -52,6 +52,10 @@ sync_retry_init(struct sync_retry *r, double seconds)
 	r->total = r->left = seconds;
 	r->until = 0;
 	r->retries = 0;
+	r->throttled = 0;
+	r->notify = NULL;
+	r->notify_ctx = NULL;
+	r->notified = -1e9;
 }
 
 void
@@ -86,6 +90,24 @@ sync_retry_take(struct sync_retry *r, double delay)
 	}
 	pthread_mutex_unlock(&r->mu);
 	return rc;
+}
+
+void
+sync_retry_notice(struct sync_retry *r, int force, const char *msg)
+{
+	double t = mono();
+	int tell = 0;
+
+	if (r == NULL || r->notify == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	if (force || t - r->notified >= SYNC_RETRY_NOTICE) {
+		r->notified = t;
+		tell = 1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (tell)
+		r->notify(r->notify_ctx, msg);
 }
 
 /* ------------------------------------------------------------- utilities */
@@ -462,6 +484,35 @@ transport_errf(struct sync_http *h, const struct sync_http_req *q,
 	    url, why, hint);
 }
 
+/*
+ * "who: METHOD URL: why; retrying in N s (attempt K)", why being the
+ * transport failure or the status, to the retry budget's notify.
+ */
+static void
+notice(struct sync_http *h, const struct sync_http_req *q, CURLcode cc,
+    long status, double retry_after, double delay, int next)
+{
+	struct sync_buf b = { 0 };
+	char url[512];
+
+	sync_http_url_trim(q->url, url, sizeof url);
+	sync_buf_addf(&b, "%s: %s %s: ", h->who, q->method, url);
+	if (cc != CURLE_OK)
+		sync_buf_adds(&b, h->errbuf[0] ? h->errbuf :
+		    curl_easy_strerror(cc));
+	else if (retry_after >= 0)
+		sync_buf_addf(&b, "%ld%s (Retry-After %g s)", status,
+		    status == 429 ? " throttled" : status == 503 ?
+		    " service unavailable" : "", retry_after);
+	else
+		sync_buf_addf(&b, "%ld", status);
+	sync_buf_addf(&b, "; retrying in %.*f s (attempt %d)",
+	    delay < 2 ? 1 : 0, delay, next);
+	if (b.p)
+		sync_retry_notice(h->retry, 0, b.p);
+	sync_buf_release(&b);
+}
+
 int
 sync_http_send(struct sync_http *h, const struct sync_http_req *q,
     struct sync_http_resp *r, struct sync_err *err)
@@ -469,7 +520,7 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 	struct curl_slist *hdrs = NULL;
 	struct sync_buf tmp = { 0 };
 	CURLcode cc;
-	double delay;
+	double delay, start = mono();
 	long status;
 	int attempt, retry, idem = q->flags & SYNC_HTTP_IDEMPOTENT;
 
@@ -530,6 +581,16 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 			r->budget_spent = 1;
 			break;
 		}
+		if (status == 429 || status == 503) {
+			pthread_mutex_lock(&h->retry->mu);
+			h->retry->throttled++;
+			pthread_mutex_unlock(&h->retry->mu);
+		}
+		/* A request failing for a while: say so before waiting more. */
+		if (h->retry->notify && mono() - start + delay >=
+		    SYNC_RETRY_NOTICE)
+			notice(h, q, cc, status, r->retry_after, delay,
+			    attempt + 2);
 		sleep_for(delay);
 	}
 	sync_buf_release(&tmp);

@@ -24,7 +24,23 @@ struct sync_retry {
 	double left;
 	double until;           /* when the latest wait ends (CLOCK_MONOTONIC) */
 	unsigned long retries;  /* retries made so far (for tests, stats) */
+	unsigned long throttled;        /* of which after a 429 or a 503 */
+
+	/*
+	 * Optional, set before the connections are used: told of a
+	 * request that has been failing for SYNC_RETRY_NOTICE seconds or
+	 * more before each further wait, so that a binary can say why it
+	 * seems to hang (an unreachable or throttled service).  msg is
+	 * borrowed for the call; calls come from any thread, at most one
+	 * per SYNC_RETRY_NOTICE seconds for the whole budget, and never
+	 * with mu held.
+	 */
+	void (*notify)(void *ctx, const char *msg);
+	void *notify_ctx;
+	double notified;        /* when the last notice was given */
 };
+
+#define SYNC_RETRY_NOTICE 5.0   /* seconds */
 
 void sync_retry_init(struct sync_retry *r, double seconds);
 void sync_retry_release(struct sync_retry *r);
@@ -34,6 +50,11 @@ void sync_retry_release(struct sync_retry *r);
  * taken).  0, or -1 (nothing taken) when that does not fit.
  */
 int sync_retry_take(struct sync_retry *r, double delay);
+/*
+ * Hands msg to r's notify when there is one and no notice was given in
+ * the last SYNC_RETRY_NOTICE seconds (or force is set).
+ */
+void sync_retry_notice(struct sync_retry *r, int force, const char *msg);
 
 struct sync_http_opts {
 	const char *who;        /* the connector name, prefix of messages */

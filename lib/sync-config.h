@@ -95,6 +95,17 @@ struct sync_connector {
 	const char *confdir;            /* the config file's directory */
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
 	struct sync_graph_conf *graph;  /* Graph */
+
+	/*
+	 * Set by a binary, not by the config, before the connector is
+	 * used: called with a message when a request to the service keeps
+	 * failing and is about to wait again before a retry (see struct
+	 * sync_retry in lib/http.h), since the library never prints.  msg
+	 * is borrowed for the call; calls may come from several threads.
+	 * NULL: no notices.
+	 */
+	void (*notify)(void *ctx, const char *msg);
+	void *notify_ctx;
 };
 
 struct sync_config {

@@ -19,6 +19,13 @@
 
 #define SYNC_VERSION "0.1.0"
 
+/*
+ * --version: "PROG VERSION" (version: the build's, see the Makefile),
+ * then a line with the versions of libsync and of the libraries the
+ * binary runs with.  Returns -1 when fp has a write error.
+ */
+int sync_version_print(FILE *fp, const char *prog, const char *version);
+
 /* ---------------------------------------------------------------- errors */
 
 #define SYNC_ERRMAX 2048
@@ -522,10 +529,33 @@ int sync_lease_check(struct sync_role *role, uint64_t fence,
 /* --------------------------------------------------- sync-export: plans */
 
 /*
+ * Where a run of sync-export stands, for a progress display.  The phases
+ * are 0 (the reads of the current state), 1 (users), 2 (groups) and 3
+ * (memberships).  notice, when not NULL, says why the run seems to stand
+ * still: a request to an unreachable or throttled service that has been
+ * failing for a few seconds and waits again before a retry ("entra:
+ * POST URL/$batch: Failed to connect ...; retrying in 8 s (attempt 6)").
+ */
+struct sync_export_progress {
+	int phase;
+	const char *what;       /* "reads", "users", "groups", "members" */
+	size_t done, total;     /* changes of the phase finished, and all */
+	size_t batches;         /* $batch requests answered in the run */
+	unsigned long retries;  /* waits before a retry in the run */
+	const char *notice;     /* a long wait, or NULL */
+	int end;                /* the phase is over */
+};
+
+/*
  * What a run of sync-export may do.  lease_check, when set, is called
  * before every batch of writes: it returns 0 while this server holds the
  * lease, 1 when the lease is lost (the export stops before the batch),
  * -1 on an error.
+ *
+ * progress, when set, is called at the start and the end of each phase
+ * that has something to do, after every batch, and with a notice; pr is
+ * borrowed for the call.  Calls come from the export's threads, one at
+ * a time; they must not call back into the export.
  */
 struct sync_export_opts {
 	const char *journal;    /* NULL: STATE_DIR/journal/PLAN-SHA256.jsonl */
@@ -534,13 +564,24 @@ struct sync_export_opts {
 	FILE *dry_out;
 	int (*lease_check)(void *ctx, struct sync_err *err);
 	void *lease_ctx;
+	void (*progress)(void *ctx, const struct sync_export_progress *pr);
+	void *progress_ctx;
 };
 
-/* What a run did.  failures lists failed changes (new reference). */
+/*
+ * What a run did, also when it stopped with an error (the counts so
+ * far).  failures lists failed changes (new reference).
+ */
 struct sync_export_stats {
 	size_t applied, skipped, failed, notapplied, resumed;
 	struct json_t *failures;        /* [{"change","anchor","op","error"}] */
 	int lease_lost;
+	const char *target;     /* the plan's target connector (borrowed
+				   from the config), NULL before it is known */
+	size_t batches;         /* $batch requests answered */
+	unsigned long writes;   /* write requests answered */
+	unsigned long retries;  /* waits before a retry */
+	unsigned long throttled;        /* requests answered 429 or 503 */
 };
 
 /*
@@ -556,5 +597,32 @@ struct sync_export_stats {
 int sync_export_run(struct sync_config *cfg, const char *path,
     const struct sync_export_opts *o, struct sync_export_stats *st,
     struct sync_err *err);
+
+/* A run of sync-export as its reports tell it (all borrowed). */
+struct sync_export_report {
+	const char *prog, *version;     /* "sync-export", the build's */
+	const char *plan;               /* the plan's path as given */
+	const struct sync_export_stats *st;
+	int dry_run;
+	int staging;            /* not the active server: nothing was sent */
+	double started, ended;  /* seconds since the epoch */
+	int exit_status;
+	const char *error;      /* the message of exit status 2, or NULL */
+};
+
+/*
+ * The run summary, a JSON object (see sync-export(1)), written to path
+ * atomically (sync_out_open; "-" is standard output).  0, or -1 with
+ * err set.
+ */
+int sync_export_summary_write(const struct sync_export_report *r,
+    const char *path, struct sync_err *err);
+/*
+ * The counts, duration and exit status as a Prometheus textfile (for
+ * node_exporter's textfile collector: give path a .prom name), written
+ * atomically, mode 0644 when new.  0, or -1 with err set.
+ */
+int sync_export_metrics_write(const struct sync_export_report *r,
+    const char *path, struct sync_err *err);
 
 #endif

@@ -1,7 +1,7 @@
 #!/bin/sh
 # 0010-man: the manual pages are the reference.  For every binary in bin/,
-# the usage line it prints for a bad option must be the SYNOPSIS of its
-# page, word for word; and every page must be clean for mandoc -T lint at
+# the usage line it prints for a bad option, and the one --help prints,
+# must be the SYNOPSIS of its page, word for word; and every page must be clean for mandoc -T lint at
 # the warning level (style notes, such as references to pages that are
 # not installed, are allowed).
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +50,10 @@ for b in "$BIN"/*; do
 		fail "$name: mandoc renders $name.1"
 		note_file "$T/render.err"
 	fi
+	test_expect_code 0 "$name --help exits 0" "$b" --help
+	usage_of "$T/out" >"$T/help.$name.want"
+	test_cmp "$name: the usage of --help matches SYNOPSIS of $name.1" \
+	    "$T/help.$name.want" "$T/synopsis.$name"
 done
 
 for page in "$TOP"/man/*.[1-9]; do
