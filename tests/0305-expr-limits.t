@@ -50,25 +50,26 @@ echo "sync-diff: expression: column 1201: expression nested too deeply" >want
 test_cmp "... the same cap" want "$T/err"
 
 # In a config file (1 MiB at most), past the 128 KiB of one argument.
-# conf FILE: the diff tests' config with a user attribute "test" whose
+# conf FILE: the diff tests' config with a user attribute (a directory
+# extension, so that Graph has it) whose
 # expression is in FILE (after "mail", on line 29).
 conf() {
 	awk -v f="$1" '{ print } $0 == "      mail: '"'"'[mail]'"'"'" {
 		getline e <f
-		printf "      test: '"'"'%s'"'"'\n", e }' "$D/sync.yaml"
+		printf "      extension_x_test: '"'"'%s'"'"'\n", e }' "$D/sync.yaml"
 }
 terms 60000 + 'Len([mail])' >long.expr
 conf long.expr >long.yaml
 test_expect_code 1 "a flow attribute of 60,000 terms over an attribute" \
 	timeout 10 sync-diff -c long.yaml -o plan.json "$D/ad.snap" "$D/entra.snap"
 test_grep "... evaluated: 60,000 times the length of alice@example.com" \
-	'^\{"anchor":"u-alice",.*"test":\{"new":\["1020000"\]' plan.json
+	'^\{"anchor":"u-alice",.*"extension_x_test":\{"new":\["1020000"\]' plan.json
 
 { terms 100000 '' '('; printf 1; terms 100000 '' ')'; echo; } >deep.expr
 conf deep.expr >deep.yaml
 test_expect_code 2 "100,000 nested parentheses in a config" \
 	timeout 10 sync-diff -c deep.yaml "$D/ad.snap" "$D/entra.snap"
-echo "sync-diff: deep.yaml:29:214: attribute flow: expression nested too deeply" >want
+echo "sync-diff: deep.yaml:29:226: attribute flow: expression nested too deeply" >want
 test_cmp "... refused at file:line:column" want "$T/err"
 test_no_grep "... and no sanitizer report" 'Sanitizer|runtime error' "$T/err"
 
