@@ -6,8 +6,8 @@
  * sources under the config's flows; the work is in lib/diff.c.
  *
  * The expression mode: sync-diff -e EXPR evaluates a sync-rule
- * expression (sync-expr(7)) against one object's attributes, given as a
- * JSON object, and prints the values it produces.
+ * expression (sync-expr(7)) against objects' attributes, given as JSON
+ * objects or as snapshot lines, and prints the values it produces.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -154,52 +154,118 @@ diff(const char *conf, const char *fmt, const char *outpath, int nthreads,
 	return rc;
 }
 
-/* Evaluates expr against the JSON object in path; returns the exit
- * status. */
+/* The line and column of byte off in buf (1-based). */
+static void
+position(const char *buf, size_t off, int *line, int *col)
+{
+	size_t k;
+
+	*line = *col = 1;
+	for (k = 0; k < off; k++) {
+		if (buf[k] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else
+			(*col)++;
+	}
+}
+
+/*
+ * Evaluates expr against each JSON object in path, one result line
+ * each: an object of attributes, or a line of a snapshot (its "attrs";
+ * a snapshot's header line is skipped), so that a whole snapshot can be
+ * piped in.  Returns the exit status.
+ */
 static int
 eval(const char *expr, const struct sync_strv *binary, const char *path)
 {
 	struct sync_expr *e;
 	struct sync_err err;
+	struct sync_buf in = { 0 };
 	json_error_t jerr;
-	json_t *attrs, *res;
-	FILE *fp = stdin;
-	int rc = 0;
+	json_t *v, *attrs, *res, *out;
+	size_t off = 0, nobj = 0;
+	int rc = 0, line, col, snap;
 
 	if ((e = sync_expr_parse(expr, &err)) == NULL) {
 		sync_msg(stderr, prog, "expression: %s", err.msg);
 		return 2;
 	}
-	if (strcmp(path, "-") != 0 && (fp = fopen(path, "r")) == NULL) {
-		sync_msg(stderr, prog, "cannot open '%s': %s", path,
-		    strerror(errno));
+	if (sync_file_read(path, (size_t)1 << 30, &in, &err) == -1) {
+		sync_msg(stderr, prog, "%s", err.msg);
 		sync_expr_free(e);
 		return 2;
 	}
-	attrs = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
-	if (fp != stdin)
-		fclose(fp);
-	if (attrs == NULL) {
-		sync_msg(stderr, prog, "%s:%d:%d: %s", path, jerr.line,
-		    jerr.column, jerr.text);
-		sync_expr_free(e);
-		return 2;
-	}
-	if (!json_is_object(attrs)) {
-		sync_msg(stderr, prog, "%s:1:1: attributes must be a JSON "
-		    "object", path);
-		rc = 2;
-	} else if ((res = sync_expr_eval_json(e, attrs, binary, &err)) ==
-	    NULL) {
-		sync_msg(stderr, prog, "expression: %s", err.msg);
-		rc = 2;
-	} else {
-		if (json_dumpf(res, stdout, JSON_COMPACT | JSON_ENCODE_ANY) ==
-		    -1 || putchar('\n') == EOF)
+	for (;;) {
+		while (off < in.len && (in.p[off] == ' ' || in.p[off] == '\t' ||
+		    in.p[off] == '\n' || in.p[off] == '\r'))
+			off++;
+		if (off == in.len)
+			break;
+		v = json_loadb(in.p + off, in.len - off, JSON_REJECT_DUPLICATES |
+		    JSON_DISABLE_EOF_CHECK, &jerr);
+		if (v == NULL) {
+			/* jansson counts from where this value began. */
+			position(in.p, off, &line, &col);
+			if (jerr.line > 1) {
+				line += jerr.line - 1;
+				col = jerr.column;
+			} else
+				col += jerr.column - 1;
+			sync_msg(stderr, prog, "%s:%d:%d: %s", path, line, col,
+			    jerr.text);
 			rc = 2;
+			break;
+		}
+		position(in.p, off, &line, &col);
+		off += (size_t)jerr.position;
+		if (!json_is_object(v)) {
+			sync_msg(stderr, prog, "%s:%d:%d: attributes must be a "
+			    "JSON object", path, line, col);
+			json_decref(v);
+			rc = 2;
+			break;
+		}
+		/* A snapshot's header, then its objects: their attrs. */
+		if (json_is_string(json_object_get(v, "format"))) {
+			json_decref(v);
+			continue;
+		}
+		attrs = json_object_get(v, "attrs");
+		snap = json_is_object(attrs) && json_object_get(v, "anchor");
+		if (!snap)
+			attrs = v;
+		nobj++;
+		if ((res = sync_expr_eval_json(e, attrs, binary, &err)) == NULL) {
+			/* Which object, when there can be several. */
+			if (snap || nobj > 1)
+				sync_msg(stderr, prog, "%s:%d:%d: expression: %s",
+				    path, line, col, err.msg);
+			else
+				sync_msg(stderr, prog, "expression: %s", err.msg);
+			json_decref(v);
+			rc = 2;
+			break;
+		}
+		/* Several objects: say whose each result is. */
+		out = snap ? json_pack("{s:O, s:O}", "anchor", json_object_get(v,
+		    "anchor"), "value", res) : json_incref(res);
+		if (out == NULL || json_dumpf(out, stdout, JSON_COMPACT |
+		    JSON_ENCODE_ANY | JSON_SORT_KEYS) == -1 ||
+		    putchar('\n') == EOF)
+			rc = 2;
+		json_decref(out);
 		json_decref(res);
+		json_decref(v);
+		if (rc)
+			break;
 	}
-	json_decref(attrs);
+	if (rc == 0 && nobj == 0) {
+		sync_msg(stderr, prog, "%s: no object to evaluate the "
+		    "expression against", path);
+		rc = 2;
+	}
+	sync_buf_release(&in);
 	sync_expr_free(e);
 	return rc;
 }
