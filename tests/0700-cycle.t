@@ -123,5 +123,8 @@ test_expect_code 0 "examples/demo.sh runs to its end" sh "$TOP/examples/demo.sh"
 test_grep "... exports the sample directory" '^sync-export: 9 applied, 0 already in place, 0 failed' "$T/out"
 test_grep "... whose next cycle has nothing to do" '^sync-diff: 0 to add, 0 to update, 0 to delete' "$T/out"
 test_grep "... and shows a rule change's effect on a staging server" '^Plan: 0 to add, 6 to update, 0 to delete' "$T/out"
+test_grep "... its plan names people by UPN" '^  \+ add user "ada@demo\.example" \(anchor ' "$T/out"
+test_grep "... groups by display name, members by name" '^      members: .*\+new:"ada@demo\.example" \+new:"alan@demo\.example"$' "$T/out"
+test_grep "... and the staging server's rule change names whom it touches" '^~ update user "seamus@demo\.example" ' "$T/out"
 
 done_testing
