@@ -755,6 +755,34 @@ lookup_url(struct gchange *g)
 }
 
 /*
+ * A response to retry: the wait is its Retry-After, else the backoff.
+ * Returns 1, or -1 (the change failed with it) past MAXATTEMPTS.
+ */
+static int
+retry_after(struct gexp *e, struct unit *u, long status, json_t *body,
+    json_t *headers, double *wait)
+{
+	const char *ra;
+
+	ra = json_string_value(json_object_get(headers, "Retry-After"));
+	if (ra == NULL)
+		ra = json_string_value(json_object_get(headers, "retry-after"));
+	*wait = ra ? sync_http_retry_after(ra) : -1;
+	if (*wait < 0)
+		*wait = backoff(u);
+	if (status == 429) {
+		/* Outside the lock: other threads count too. */
+		__atomic_add_fetch(&e->throttled, 1, __ATOMIC_RELAXED);
+		u->throttled = 1;
+	}
+	if (u->attempts + 1 >= MAXATTEMPTS) {
+		u->g->error = graph_error(body, status, NULL);
+		return -1;
+	}
+	return 1;
+}
+
+/*
  * The answer to a unit's look-up before a create is sent again.  Found:
  * the create was applied after all.  Not found: look again until the
  * settle time passed, then create (or, after a conflict, fail with it).
@@ -765,25 +793,11 @@ verified(struct gexp *e, struct unit *u, long status, json_t *body,
 {
 	struct gchange *g = u->g;
 	json_t *o, *a;
-	const char *ra, *id = NULL;
+	const char *id = NULL;
 	size_t i, nfound = 0;
 
-	if (status == 429 || status >= 500) {
-		ra = json_string_value(json_object_get(headers, "Retry-After"));
-		*wait = ra ? sync_http_retry_after(ra) : -1;
-		if (*wait < 0)
-			*wait = backoff(u);
-		if (status == 429) {
-			/* Outside the lock: other threads count too. */
-			__atomic_add_fetch(&e->throttled, 1, __ATOMIC_RELAXED);
-			u->throttled = 1;
-		}
-		if (u->attempts + 1 >= MAXATTEMPTS) {
-			g->error = graph_error(body, status, NULL);
-			return -1;
-		}
-		return 1;
-	}
+	if (status == 429 || status >= 500)
+		return retry_after(e, u, status, body, headers, wait);
 	if (status != 200) {
 		g->error = graph_error(body, status, NULL);
 		return -1;
@@ -875,7 +889,6 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
     json_t *body, json_t *headers, double *wait, struct sync_err *err)
 {
 	struct gchange *g = u->g;
-	const char *ra;
 
 	/* A 503 is a refusal (throttled, unavailable); other 5xx may not be. */
 	if (q->kind == R_CREATE && status >= 500 && status != 503)
@@ -920,23 +933,7 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 	    (status == 404 && (q->kind == R_MEMBER_ADD ||
 	    (q->kind == R_PATCH && g->x->op[0] == 'a')))) {
 		/* Throttled, transient, or an object not yet visible. */
-		ra = json_string_value(json_object_get(headers, "Retry-After"));
-		if (ra == NULL)
-			ra = json_string_value(json_object_get(headers,
-			    "retry-after"));
-		*wait = ra ? sync_http_retry_after(ra) : -1;
-		if (*wait < 0)
-			*wait = backoff(u);
-		if (status == 429) {
-			/* Outside the lock: other threads count too. */
-			__atomic_add_fetch(&e->throttled, 1, __ATOMIC_RELAXED);
-			u->throttled = 1;
-		}
-		if (u->attempts + 1 >= MAXATTEMPTS) {
-			g->error = graph_error(body, status, NULL);
-			return -1;
-		}
-		return 1;
+		return retry_after(e, u, status, body, headers, wait);
 	}
 	if (status == 404 && (q->kind == R_DELETE || q->kind == R_MEMBER_DEL))
 		return 0;       /* already gone */
