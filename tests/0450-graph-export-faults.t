@@ -123,22 +123,23 @@ check "... with the members in place"
 # ------------------------------------------------------------ the budget
 # retry_budget is the run's wall-clock time spent waiting: several
 # connections waiting out the same Retry-After count it once.  Here the
-# waits of all requests add up to far more than the budget.
+# waits of all requests add up to far more than the budget (about 100
+# requests throttled for 1 s each), while the run itself takes about
+# 16 s: a budget of 40 s leaves room for a slow machine.
 fresh
-conf 4 15 10
-gen "$T/src.snap" 80 4
-plan budget || fail "a plan of 80 users"
-ctl /_emulator/log >"$T/before.json"
+conf 4 40 10
+gen "$T/src.snap" 160 4
+plan budget || fail "a plan of 160 users"
 ctl /_emulator/faults '{"seed": 5, "fault_429": 0.3, "retry_after": "1"}' >/dev/null
-test_expect_code 0 "30% of requests throttled (Retry-After 1 s), a budget of 15 s" \
+test_expect_code 0 "30% of requests throttled (Retry-After 1 s), a budget of 40 s" \
 	sync-export -c "$T/sync.yaml" "$T/budget.plan"
 ctl /_emulator/log >"$T/after.json"
 python3 - "$T/after.json" >"$T/n" <<'PY'
 import json, sys
-print(sum(1 for r in json.load(open(sys.argv[1])) if r.get("status") == 429) > 15)
+print(sum(1 for r in json.load(open(sys.argv[1])) if r.get("status") == 429) > 40)
 PY
 echo True >"$T/want"
-test_cmp "... more than 15 requests waited 1 s each" "$T/want" "$T/n"
+test_cmp "... more than 40 requests waited 1 s each" "$T/want" "$T/n"
 check "... every change applied once"
 
 # ------------------------------------------------------------ storms
