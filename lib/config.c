@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn.h"
 #include "graph.h"
@@ -32,6 +33,8 @@ static void
 connector_release(struct sync_connector *c)
 {
 	free(c->name);
+	sync_strv_release(&c->param_names);
+	sync_strv_release(&c->param_values);
 	sync_ldap_conf_free(c->ldap);
 	sync_graph_conf_free(c->graph);
 }
@@ -62,6 +65,127 @@ valid_name(const char *s)
 	    "0123456789_-") == strlen(s);
 }
 
+const char *
+sync_connector_param(const struct sync_connector *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->param_names.n; i++)
+		if (strcasecmp(c->param_names.v[i], name) == 0)
+			return c->param_values.v[i];
+	return NULL;
+}
+
+static int
+add_param(struct sync_connector *c, const char *name, const char *value)
+{
+	if (sync_connector_param(c, name))
+		return 0;       /* set by the parameters key */
+	if (sync_strv_add(&c->param_names, name) == -1 ||
+	    sync_strv_add(&c->param_values, value) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The parameters key: a mapping of names to strings.  Names are what
+ * goes between the percent signs: letters, digits, '.', '_' and '-'.
+ */
+static int
+parse_params(struct sync_connector *c, struct sync_node *val,
+    struct sync_err *err)
+{
+	struct sync_node *m, *k, *v;
+	size_t i;
+
+	if (sync_map_map(val, "parameters", 0, &m, err) == -1)
+		return -1;
+	for (i = 0; m && i < m->n; i++) {
+		k = m->items[2 * i];
+		v = m->items[2 * i + 1];
+		k->used = 1;
+		if (k->str[0] == '\0' || strspn(k->str, "abcdefghijklmnopqrstuv"
+		    "wxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+		    strlen(k->str))
+			return sync_node_errf(err, k, "invalid parameter name "
+			    "'%s' (letters, digits, '.', '_' and '-' only)",
+			    k->str);
+		if (v->kind != SYNC_NODE_SCALAR)
+			return sync_node_errf(err, v, "parameter '%s' must be "
+			    "a string, not %s", k->str,
+			    sync_node_kindname(v->kind));
+		if (sync_connector_param(c, k->str))
+			return sync_node_errf(err, k, "parameter '%s' given "
+			    "twice", k->str);
+		if (sync_strv_add(&c->param_names, k->str) == -1 ||
+		    sync_strv_add(&c->param_values, v->str) == -1)
+			return sync_node_errf(err, k, "out of memory");
+	}
+	return 0;
+}
+
+/*
+ * The defaults Entra Connect provides: %Domain.LDAP% and %Domain.FQDN%
+ * from the dc= components that end the first base_dn (DC=contoso,DC=com
+ * and contoso.com), the same for %Forest.LDAP% and %Forest.FQDN% (right
+ * for a forest of one domain; a child domain sets them), Cloud Sync's
+ * %DomainFQDN%, and %Connector.ID%, here the connector's name.  NetBIOS
+ * names cannot be derived and come only from the parameters key.
+ */
+static int
+derive_params(struct sync_connector *c)
+{
+	struct sync_buf fqdn = { NULL, 0, 0 };
+	const char *dn, *p, *e, *suffix = NULL;
+	int r = -1;
+
+	if (add_param(c, "Connector.ID", c->name) == -1)
+		return -1;
+	if (c->ldap == NULL || c->ldap->base_dns.n == 0)
+		return 0;
+	dn = c->ldap->base_dns.v[0];
+	if (strchr(dn, '\\'))
+		return 0;       /* escaped values: no guessing */
+	/* the last run of dc= components */
+	for (p = dn; *p; p = *e ? e + 1 : e) {
+		while (*p == ' ')
+			p++;
+		e = p + strcspn(p, ",");
+		if (strncasecmp(p, "dc=", 3) == 0 && e > p + 3) {
+			if (suffix == NULL)
+				suffix = p;
+		} else
+			suffix = NULL;
+	}
+	if (suffix == NULL)
+		return 0;
+	for (p = suffix; *p; p = *e ? e + 1 : e) {
+		while (*p == ' ')
+			p++;
+		e = p + strcspn(p, ",");
+		p += 3;
+		while (*p == ' ')
+			p++;
+		if ((fqdn.len && sync_buf_add(&fqdn, ".", 1) == -1) ||
+		    sync_buf_add(&fqdn, p, (size_t)(e - p)) == -1 ||
+		    sync_buf_add(&fqdn, "", 1) == -1)
+			goto done;
+		fqdn.len--;
+		while (fqdn.len && fqdn.p[fqdn.len - 1] == ' ')
+			fqdn.p[--fqdn.len] = '\0';
+	}
+	if (add_param(c, "Domain.LDAP", suffix) == -1 ||
+	    add_param(c, "Domain.FQDN", fqdn.p) == -1 ||
+	    add_param(c, "Forest.LDAP", suffix) == -1 ||
+	    add_param(c, "Forest.FQDN", fqdn.p) == -1 ||
+	    add_param(c, "DomainFQDN", fqdn.p) == -1)
+		goto done;
+	r = 0;
+done:
+	sync_buf_release(&fqdn);
+	return r;
+}
+
 static int
 parse_connector(struct sync_config *cfg, struct sync_connector *c,
     struct sync_node *key, struct sync_node *val, struct sync_err *err)
@@ -80,6 +204,8 @@ parse_connector(struct sync_config *cfg, struct sync_connector *c,
 	if (val->kind != SYNC_NODE_MAP)
 		return sync_node_errf(err, val, "connector '%s' must be a "
 		    "mapping, not %s", key->str, sync_node_kindname(val->kind));
+	if (parse_params(c, val, err) == -1)
+		return -1;
 	if (sync_map_str(val, "type", 1, &type, err) == -1)
 		return -1;
 	if (strcmp(type, "ldap") == 0) {
@@ -101,6 +227,8 @@ parse_connector(struct sync_config *cfg, struct sync_connector *c,
 	free(type);
 	if (rc == -1)
 		return -1;
+	if (derive_params(c) == -1)
+		return sync_node_errf(err, key, "out of memory");
 	return sync_map_check_unused(val, err);
 }
 

@@ -435,6 +435,7 @@ struct ectx {
 	size_t bvcap;
 	uint32_t first;         /* first value index of o */
 	struct sync_bytes pseudo;
+	struct sync_bytes param;        /* the value of a %parameter% */
 	/* the attribute names looked up last, resolved against snapshot s:
 	 * an index in s->names, -1 absent, or a PSEUDO_* */
 	struct { const struct snap *s; long idx; uint8_t len; char name[31]; }
@@ -545,11 +546,31 @@ lookup(void *ctx, const char *name, const struct sync_bytes **vals,
 	return 1;
 }
 
+/* %name%: the parameters of the connector of the object's snapshot. */
+static int
+param(void *ctx, const char *name, const struct sync_bytes **vals,
+    size_t *n, int *binary, struct sync_err *err)
+{
+	struct ectx *c = ctx;
+	const char *v;
+
+	(void)err;
+	if (c->s->conn == NULL ||
+	    (v = sync_connector_param(c->s->conn, name)) == NULL)
+		return 0;
+	c->param.p = v;
+	c->param.len = strlen(v);
+	*vals = &c->param;
+	*n = 1;
+	*binary = 0;
+	return 1;
+}
+
 static int
 eval(struct ectx *c, const struct sync_expr *e, struct sync_expr_result *res,
     struct sync_err *err)
 {
-	struct sync_expr_env env = { lookup, NULL, c };
+	struct sync_expr_env env = { lookup, param, c };
 
 	return sync_expr_eval(e, &env, res, err);
 }
@@ -3335,6 +3356,13 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 				    d.src[i]->connector);
 				goto out;
 			}
+	for (i = 0; i <= nsrc; i++) {
+		struct snap *s = i < nsrc ? d.src[i] : d.tgt;
+		struct sync_err ignore;
+
+		s->conn = s->connector ? sync_config_connector(cfg,
+		    s->connector, &ignore) : NULL;
+	}
 	if (prepare(&d, err) == -1)
 		goto out;
 

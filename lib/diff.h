@@ -52,6 +52,9 @@ struct snap {
 	void *map;              /* a private mapping holding buf, or NULL */
 	size_t maplen;
 	char *connector, *conntype, *time;
+	/* the config's connector of that name (borrowed), for the
+	 * expression parameters; NULL when the config has none */
+	const struct sync_connector *conn;
 	char *cookie;           /* the header's delta cookie, or NULL */
 	int delta;              /* kind "delta": only what changed */
 	size_t counts[SYNC_NOBJTYPES];  /* the header's counts */

@@ -13,8 +13,10 @@
 #define EXPR_MAXVALUES  100000          /* values in one result */
 
 /* The type of one value.  Connect's dialect is typed; we keep the type
- * so that CStr(True) is "True" and 1 + 2 is 3, but coerce leniently. */
-enum vtype { V_STR, V_NUM, V_BOOL, V_BIN, V_REF };
+ * so that CStr(True) is "True" and 1 + 2 is 3, but coerce leniently.
+ * V_DATE has both: num is the date (ticks, see expr-date.c) and p its
+ * text, so that it is a string to every function but the date ones. */
+enum vtype { V_STR, V_NUM, V_BOOL, V_BIN, V_REF, V_DATE };
 
 /* One value; p (NUL-terminated, len bytes) is owned by the item and is
  * NULL for V_NUM and V_BOOL, which use num. */
@@ -63,6 +65,7 @@ typedef int call_fn(struct ectx *c, const struct node *n, struct val *out);
 
 #define F_NULLEMPTY 1   /* a NULL first argument counts as "" */
 #define F_BINDS     2   /* first argument is a $variable in scope of arg 3 */
+#define F_OMIT      4   /* an argument may be left empty: f(a, , b) */
 
 struct func {
 	const char *name;
@@ -120,6 +123,15 @@ struct ectx {
 #define val_present     sync_expri_val_present
 #define expr_func_find  sync_expri_expr_func_find
 #define expr_map        sync_expri_expr_map
+#define f_cdate         sync_expri_f_cdate
+#define f_dateadd       sync_expri_f_dateadd
+#define f_datediff      sync_expri_f_datediff
+#define f_datefromnum   sync_expri_f_datefromnum
+#define f_numfromdate   sync_expri_f_numfromdate
+#define f_formatdatetime sync_expri_f_formatdatetime
+#define c_formatdatetime sync_expri_c_formatdatetime
+#define c_now           sync_expri_c_now
+#define c_isdate        sync_expri_c_isdate
 
 /* expr.c */
 int expr_eval(struct ectx *c, const struct node *n, struct val *out);
@@ -146,5 +158,10 @@ int val_present(const struct val *v);
 const struct func *expr_func_find(const char *name, size_t len);
 int expr_map(struct ectx *c, const struct node *n, struct val *args,
     size_t nargs, struct val *out);
+
+/* expr-date.c */
+scalar_fn f_cdate, f_dateadd, f_datediff, f_datefromnum, f_numfromdate,
+    f_formatdatetime;
+call_fn c_formatdatetime, c_now, c_isdate;
 
 #endif

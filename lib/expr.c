@@ -181,6 +181,9 @@ item_num(struct ectx *c, const struct node *n, const struct item *it,
 			return 0;
 		return rterr(c, n, "%s: '%.*s' is not a number", what,
 		    it->len > 64 ? 64 : (int)it->len, it->p);
+	case V_DATE:
+		return rterr(c, n, "%s: a date is not a number (use "
+		    "NumFromDate)", what);
 	case V_BIN:
 		break;
 	}
@@ -208,6 +211,8 @@ item_bool(struct ectx *c, const struct node *n, const struct item *it,
 		}
 		return rterr(c, n, "'%.*s' is not a Boolean",
 		    it->len > 64 ? 64 : (int)it->len, it->p);
+	case V_DATE:
+		return rterr(c, n, "a date is not a Boolean");
 	case V_BIN:
 		break;
 	}
@@ -224,6 +229,7 @@ item_str(struct ectx *c, const struct node *n, const struct item *it,
 	switch (it->t) {
 	case V_STR:
 	case V_REF:
+	case V_DATE:
 		r = sync_buf_add(b, it->p, it->len);
 		break;
 	case V_NUM:
@@ -524,6 +530,14 @@ parse_call(struct parser *p, size_t start, size_t len)
 					node_free(n);
 					return perr(p, vs, "missing variable "
 					    "name after '$'");
+				}
+			} else if ((f->flags & F_OMIT) && (skipws(p),
+			    p->src[p->pos] == ',' || p->src[p->pos] == ')')) {
+				/* an argument left empty, as the provisioning
+				 * service writes them: NULL */
+				if ((a = node_new(p, N_NULL, p->pos)) == NULL) {
+					node_free(n);
+					return NULL;
 				}
 			} else if ((a = parse_expr(p)) == NULL) {
 				node_free(n);
@@ -893,6 +907,10 @@ cmp_items(struct ectx *c, const struct node *n, const struct item *a,
 	int ba, bb;
 	size_t l;
 
+	if (a->t == V_DATE && b->t == V_DATE) {
+		*out = a->num < b->num ? -1 : a->num > b->num;
+		return 0;
+	}
 	if ((a->t == V_NUM || b->t == V_NUM ||
 	    ((a->t == V_STR || a->t == V_REF) &&
 	    (b->t == V_STR || b->t == V_REF))) &&

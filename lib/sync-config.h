@@ -95,6 +95,10 @@ struct sync_connector {
 	const char *confdir;            /* the config file's directory */
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
 	struct sync_graph_conf *graph;  /* Graph */
+	/* %Name% in expressions over this connector's objects: names[i]
+	 * has the value values[i] (the parameters key, then the defaults
+	 * derived from base_dn and the name) */
+	struct sync_strv param_names, param_values;
 
 	/*
 	 * Set by a binary, not by the config, before the connector is
@@ -138,6 +142,14 @@ void sync_config_free(struct sync_config *cfg);
 /* The connector called name, or NULL with err set. */
 struct sync_connector *sync_config_connector(struct sync_config *cfg,
     const char *name, struct sync_err *err);
+
+/*
+ * The value of the expression parameter name (without the percent signs,
+ * compared without regard to case) for objects of connector c, borrowed;
+ * NULL when c has no such parameter.
+ */
+const char *sync_connector_param(const struct sync_connector *c,
+    const char *name);
 
 /* The URL of the connector's server (borrowed). */
 const char *sync_connector_url(const struct sync_connector *c);
