@@ -55,8 +55,53 @@ struct ldap;
 int sync_ldap_errf(struct sync_err *err, struct ldap *ld, int rc,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Imports, per kind of connector (see sync_import). */
+/* An open LDAP connection of connector c (ldap.c). */
+struct sync_ldap {
+	struct ldap *ld;
+	struct sync_connector *c;
+	struct sync_ldap_conf *lc;
+};
+
+/* Connects and binds l (which it fills) as c says; -1 with err set. */
+int sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
+    struct sync_err *err);
+void sync_ldap_close(struct sync_ldap *l);
+/*
+ * The search result entry e (an LDAPMessage) as object o of type type,
+ * which the caller releases; -1 with err set.
+ */
+struct ldapmsg;
+int sync_ldap_entry_obj(struct sync_ldap *l, struct ldapmsg *e,
+    enum sync_objtype type, struct sync_obj *o, struct sync_err *err);
+/* 1 when dn is in a subtree the connector or the type oc leaves out. */
+int sync_ldap_excluded(struct sync_ldap_conf *lc, struct sync_ldap_objconf *oc,
+    const char *dn);
+/* Appends to out the attributes to ask for: the configured ones, the
+ * anchors, the ids; -1 when out of memory. */
+int sync_ldap_request_attrs(struct sync_ldap *l, struct sync_ldap_objconf *oc,
+    struct sync_strv *out);
+
+/* Imports, per kind of connector (see sync_import).  *cookie: NULL, or
+ * for an ldap connector whose server offers content synchronization,
+ * the cookie a delta import starts from (see sync-snapshot(5)); the
+ * caller frees it. */
 int sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+    char **cookie, struct sync_err *err);
+/*
+ * The LDAP content synchronization (RFC 4533) part of ldap-delta.c.
+ * sync_ldap_sync_cookie asks the server for its current cookie at base:
+ * 0 and *cookie (a new string, base64, the caller frees), 1 when the
+ * server offers none, -1 on error.
+ */
+int sync_ldap_sync_cookie(struct sync_ldap *l, const char *base,
+    char **cookie, struct sync_err *err);
+/* The cookie of a full import from the server cookies of its searches
+ * (in the order sync_ldap_import makes them), or NULL; new string. */
+char *sync_ldap_cookie_make(struct sync_connector *c, char **cookies,
+    size_t n, struct sync_err *err);
+/* A delta import, as sync_graph_import_delta. */
+int sync_ldap_import_delta(struct sync_connector *c, const char *prev,
+    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
     struct sync_err *err);
 /* *cookie: the deltaLinks of the types read, for sync_graph_import_delta
  * (see sync-snapshot(5)); the caller frees it. */

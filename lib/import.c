@@ -13,12 +13,20 @@ sync_import(struct sync_connector *c, const char *prev, sync_obj_fn fn,
 	memset(res, 0, sizeof *res);
 	switch (c->kind) {
 	case SYNC_CONN_LDAP:
+		if (prev != NULL) {
+			int rc = sync_ldap_import_delta(c, prev, fn, ctx, res,
+			    err);
+
+			if (rc != 1)
+				return rc;
+		}
+		return sync_ldap_import(c, fn, ctx, &res->cookie, err);
 	case SYNC_CONN_AD:
 		if (prev != NULL)
 			snprintf(res->why, sizeof res->why, "delta imports "
 			    "are not implemented for %s connectors yet",
 			    c->typename);
-		return sync_ldap_import(c, fn, ctx, err);
+		return sync_ldap_import(c, fn, ctx, &res->cookie, err);
 	case SYNC_CONN_GRAPH:
 		if (prev != NULL) {
 			int rc = sync_graph_import_delta(c, prev, fn, ctx, res,

@@ -14,12 +14,6 @@
 
 #include "conn.h"
 
-struct sync_ldap {
-	LDAP *ld;
-	struct sync_connector *c;
-	struct sync_ldap_conf *lc;
-};
-
 /* ------------------------------------------------------------- messages */
 
 int
@@ -188,7 +182,7 @@ connect_errf(struct sync_err *err, struct sync_ldap *l, int rc,
 	    what, l->lc->url);
 }
 
-static void
+void
 sync_ldap_close(struct sync_ldap *l)
 {
 	if (l->ld)
@@ -196,7 +190,7 @@ sync_ldap_close(struct sync_ldap *l)
 	l->ld = NULL;
 }
 
-static int
+int
 sync_ldap_open(struct sync_ldap *l, struct sync_connector *c,
     struct sync_err *err)
 {
@@ -468,8 +462,8 @@ add_bvals(struct sync_obj *o, const char *name, size_t nlen,
  * entry again from its start for every attribute (quadratic in the number
  * of attributes, and most of the import's CPU time).
  */
-static int
-entry_to_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
+int
+sync_ldap_entry_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
     struct sync_obj *o, struct sync_err *err)
 {
 	struct sync_ldap_conf *lc = l->lc;
@@ -582,8 +576,8 @@ entry_to_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
 	return 0;
 }
 
-static int
-excluded(struct sync_ldap_conf *lc, struct sync_ldap_objconf *oc,
+int
+sync_ldap_excluded(struct sync_ldap_conf *lc, struct sync_ldap_objconf *oc,
     const char *dn)
 {
 	size_t i;
@@ -597,9 +591,8 @@ excluded(struct sync_ldap_conf *lc, struct sync_ldap_objconf *oc,
 	return 0;
 }
 
-/* The attributes to ask for: the configured ones, the anchors, the ids. */
-static int
-request_attrs(struct sync_ldap *l, struct sync_ldap_objconf *oc,
+int
+sync_ldap_request_attrs(struct sync_ldap *l, struct sync_ldap_objconf *oc,
     struct sync_strv *out)
 {
 	struct sync_ldap_conf *lc = l->lc;
@@ -658,12 +651,12 @@ convert_page(struct sync_ldap *l, enum sync_objtype type,
 
 	for (i = 0; i < n && rc == 0; i++) {
 		char *dn = ldap_get_dn(l->ld, page[i]);
-		int skip = dn == NULL || excluded(l->lc, oc, dn);
+		int skip = dn == NULL || sync_ldap_excluded(l->lc, oc, dn);
 
 		ldap_memfree(dn);
 		if (skip)
 			continue;
-		rc = entry_to_obj(l, page[i], type, &o, err);
+		rc = sync_ldap_entry_obj(l, page[i], type, &o, err);
 		if (rc == 0)
 			rc = fn(ctx, &o, err);
 		sync_obj_release(&o);
@@ -846,14 +839,16 @@ out:
 
 int
 sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
-    struct sync_err *err)
+    char **cookie, struct sync_err *err)
 {
 	struct sync_ldap l;
 	struct sync_strv attrs = { 0 };
+	struct sync_strv cookies = { 0 };
 	struct sync_strv *bases;
 	size_t i;
-	int t, rc = 0;
+	int t, rc = 0, sync = c->kind == SYNC_CONN_LDAP;
 
+	*cookie = NULL;
 	if (sync_ldap_open(&l, c, err) == -1)
 		return -1;
 	for (t = 0; t < SYNC_NOBJTYPES && rc == 0; t++) {
@@ -862,14 +857,38 @@ sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 		if (!oc->enabled)
 			continue;
 		sync_strv_release(&attrs);
-		if (request_attrs(&l, oc, &attrs) == -1) {
+		if (sync_ldap_request_attrs(&l, oc, &attrs) == -1) {
 			rc = sync_errf(err, "out of memory");
 			break;
 		}
 		bases = oc->base_dns.n ? &oc->base_dns : &c->ldap->base_dns;
-		for (i = 0; i < bases->n && rc == 0; i++)
+		for (i = 0; i < bases->n && rc == 0; i++) {
+			/*
+			 * The server's sync cookie before the read: what
+			 * changes after it, the next delta import reads (again,
+			 * if this read saw it already: that does no harm).
+			 */
+			if (sync) {
+				char *ck = NULL;
+				int s = sync_ldap_sync_cookie(&l, bases->v[i], &ck,
+				    err);
+
+				if (s == -1) {
+					rc = -1;
+					break;
+				}
+				/* (take frees ck when it fails) */
+				if (s == 1 || sync_strv_take(&cookies, ck) == -1)
+					sync = 0;
+			}
 			rc = search_base(&l, t, bases->v[i], &attrs, fn, ctx, err);
+		}
 	}
+	if (rc == 0 && sync && cookies.n > 0 &&
+	    (*cookie = sync_ldap_cookie_make(c, cookies.v, cookies.n, err)) ==
+	    NULL)
+		rc = -1;
+	sync_strv_release(&cookies);
 	sync_strv_release(&attrs);
 	sync_ldap_close(&l);
 	return rc;

@@ -1,0 +1,135 @@
+#!/bin/sh
+# bench/ldap-delta.sh [N]: what a delta import of OpenLDAP (RFC 4533
+# refreshOnly, syncprov) costs against a full import.
+#
+# N (default $BENCH_DELTA_N, else 100000) users and N/100+1 groups, the
+# data of bench/import.sh, loaded with slapadd into a throw-away slapd
+# with the syncprov overlay (olcSpSessionlog N/10); slapadd -w, so
+# that the contextCSN of the suffix is that of the data.  A full import
+# writes the snapshot with the cookie; then 1% of the entries change
+# through ldapmodify (of N/100 changes: 80% a modified description, 10%
+# deleted users, 10% new users), and the mean wall time of RUNS runs
+# (default 5, after one warm-up) is taken of `sync-import -d` from that snapshot against a full
+# import, each to a file; the two files must be byte-identical.  Then
+# slapd is restarted, which empties its session log, and the delta is
+# timed again: a present phase, where the server lists the entryUUID of
+# every unchanged entry.  Goal: delta at most 5% of the full import.
+# Environment: RUNS, SYNC_IMPORT (default bin/sync-import), KEEP_TMP=1.
+# Needs slapd and ldap-utils.
+
+. "$(dirname "$0")/../tests/lib.sh"
+lib_quiet
+
+SYNC_IMPORT=${SYNC_IMPORT:-$BIN/sync-import}
+N=${1:-${BENCH_DELTA_N:-100000}}
+RUNS=${RUNS:-5}
+SOURCE_DATE_EPOCH=1700000000
+export SOURCE_DATE_EPOCH
+for _c in slapd slapadd ldapmodify awk; do
+	command -v "$_c" >/dev/null 2>&1 || {
+		echo "bench/ldap-delta.sh: '$_c' not found" >&2; exit 2; }
+done
+[ -x "$SYNC_IMPORT" ] || { echo "bench/ldap-delta.sh: no '$SYNC_IMPORT'; run make" >&2; exit 2; }
+
+# gen_ldif and slapd_restart, as bench/import.sh has them
+eval "$(sed -n -e '/^gen_ldif() {/,/^}/p' -e '/^slapd_restart() {/,/^}/p' \
+	"$TOP/bench/import.sh")"
+
+slapd_start "slapd-delta"
+cat >"$T/setup.ldif" <<EOF
+dn: olcDatabase={1}mdb,cn=config
+changetype: modify
+replace: olcDbMaxSize
+olcDbMaxSize: $(( (N * 8 + 1048576) * 1024 ))
+
+dn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config
+changetype: add
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: syncprov
+olcSpSessionlog: $((N / 10))
+EOF
+slapd_modify "$T/setup.ldif" || { echo "bench/ldap-delta.sh: cannot configure slapd" >&2; exit 2; }
+slapd_stop
+gen_ldif "$N" >"$SLAPD_DIR/data.ldif"
+slapadd -q -w -n1 -F "$SLAPD_DIR/slapd.d" -l "$SLAPD_DIR/data.ldif" \
+	>"$SLAPD_DIR/slapadd-data.log" 2>&1 ||
+	{ tail -n 20 "$SLAPD_DIR/slapadd-data.log" >&2; exit 2; }
+rm -f "$SLAPD_DIR/data.ldif"
+slapd_restart
+
+cat >"$T/delta.yaml" <<EOF
+state_dir: $T/state
+connectors:
+  dir:
+    type: ldap
+    url: $SLAPD_URL
+    allow_cleartext_bind: true
+    bind_dn: $SLAPD_ROOTDN
+    password_file: $SLAPD_PWFILE
+    base_dn: $SLAPD_BASE
+    page_size: 1000
+    objects:
+      user:
+        filter: (objectClass=inetOrgPerson)
+      group:
+        filter: (objectClass=groupOfNames)
+EOF
+SI="$SYNC_IMPORT -q -c $T/delta.yaml"
+$SI -o "$T/prev.snap" dir || exit 2
+grep -q '"cookie":"rfc4533 ' "$T/prev.snap" ||
+	{ echo "bench/ldap-delta.sh: the full import wrote no cookie" >&2; exit 2; }
+
+# 1% changed: N/100 changes, spread over the directory
+awk -v n="$N" 'BEGIN {
+	base = "dc=example,dc=org"; c = int(n / 100)
+	for (k = 0; k < c; k++) {
+		i = int(k * n / c) + 1
+		if (k % 10 == 8)
+			printf "dn: uid=u%07d,ou=People,%s\nchangetype: delete\n\n", i, base
+		else if (k % 10 == 9)
+			printf "dn: uid=new%07d,ou=People,%s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: new%07d\ncn: New %d\nsn: New\n\n", k, base, k, k
+		else
+			printf "dn: uid=u%07d,ou=People,%s\nchangetype: modify\nreplace: description\ndescription: changed %d\n\n", i, base, k
+	}
+}' >"$T/changes.ldif"
+slapd_modify "$T/changes.ldif" || { echo "bench/ldap-delta.sh: ldapmodify failed" >&2; exit 2; }
+
+# timed NAME CMD...: one warm-up, then RUNS runs; appends "NAME mean sd"
+# (seconds) to $T/results
+: >"$T/results"
+timed() {
+	_name=$1; shift
+	"$@" || exit 2
+	: >"$T/times"
+	_r=0
+	while [ $_r -lt "$RUNS" ]; do
+		_t0=$(date +%s%N)
+		"$@" || exit 2
+		_t1=$(date +%s%N)
+		echo $(( (_t1 - _t0) / 1000 )) >>"$T/times"
+		_r=$((_r + 1))
+	done
+	awk -v n="$_name" '{ s += $1; q += $1 * $1; k++ } END {
+		m = s / k; v = q / k - m * m; if (v < 0) v = 0
+		printf "%s %.4f %.4f\n", n, m / 1e6, sqrt(v) / 1e6 }' "$T/times" >>"$T/results"
+}
+timed full $SI -o "$T/full.snap" dir
+timed delta-sessionlog $SI -d "$T/prev.snap" -o "$T/delta.snap" dir
+cmp "$T/full.snap" "$T/delta.snap" ||
+	{ echo "bench/ldap-delta.sh: the delta and the full snapshot differ" >&2; exit 2; }
+$SYNC_IMPORT -c "$T/delta.yaml" -d "$T/prev.snap" -o "$T/delta.snap" dir 2>"$T/delta.err"
+slapd_stop
+slapd_restart
+timed delta-present $SI -d "$T/prev.snap" -o "$T/delta2.snap" dir
+cmp "$T/full.snap" "$T/delta2.snap" ||
+	{ echo "bench/ldap-delta.sh: the delta (present phase) and the full snapshot differ" >&2; exit 2; }
+
+echo
+echo "== sync-import -d vs a full import: $N users, $((N / 100 + 1)) groups, $((N / 100)) changes"
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+echo "delta: $(cat "$T/delta.err")"
+awk 'NR == 1 { f = $2 } { printf "%-18s %8.3f s +- %.3f  %6.1f%% of full\n", $1, $2, $3, 100 * $2 / f }
+END { }' "$T/results"
+awk 'NR == 1 { f = $2 } NR == 2 { r = $2 / f; printf "goal (session log): delta <= 5%% of full: %s\n", r <= 0.05 ? "met" : "NOT met" }' "$T/results"
+slapd_stop

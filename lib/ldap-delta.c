@@ -1,0 +1,872 @@
+/*
+ * ldap-delta.c: the delta import of an LDAP connector, by LDAP content
+ * synchronization (RFC 4533) in refreshOnly mode, as OpenLDAP's syncprov
+ * overlay offers it.
+ *
+ * A full import asks the server for its sync cookie before each of its
+ * searches (a refreshOnly search of the base entry alone, attributes
+ * "1.1") and leaves the cookies in its snapshot, after a digest of what
+ * it read (see sync-snapshot(5)).  A delta run makes the same searches
+ * (base, filter, attributes) with the Sync Request control and the
+ * cookie: the server sends the entries changed since (state add or
+ * modify, every requested attribute), and either the entries deleted
+ * (state delete, or syncIdSet messages with refreshDeletes) or, when it
+ * no longer knows them (syncprov without a session log, or past it), a
+ * present phase: the entryUUID of every unchanged entry, and every entry
+ * not named was deleted.  The changes are kept by entryUUID (the id of
+ * an LDAP snapshot's objects), then the previous snapshot is walked in
+ * order, replacing what changed, dropping what was deleted, and the new
+ * entries added.
+ *
+ * A rename is a modify of the same entryUUID with its new DN; the member
+ * values of groups that name the old DN stay as they are unless the
+ * server changed those groups too (the refint overlay does, and then it
+ * sends them): what a full read would find either way.
+ *
+ * Debian's libldap has no ldap_sync.h, so the controls and the Sync Info
+ * message are encoded and decoded here with lber.  Nothing is handed on
+ * until every search is complete, so that when the server cannot bring
+ * a cookie up to date (e-syncRefreshRequired), or has no syncprov, the
+ * caller can still do a full import instead.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <lber.h>
+#include <ldap.h>
+
+#include "conn.h"
+#include "diff.h"
+#include "sync-config.h"
+
+/* One search of an import: a type and one of its bases. */
+struct search {
+	enum sync_objtype t;
+	const char *base;
+};
+
+/* What the delta searches of one type found. */
+struct tdelta {
+	struct sync_obj *objs;  /* entries changed or added */
+	size_t nobjs, cap;
+	json_t *chg;            /* entryUUID -> index in objs */
+	json_t *del;            /* entryUUID -> true: deleted */
+	json_t *present;        /* entryUUID -> true: unchanged */
+	struct sync_strv pbases;        /* bases refreshed with presents */
+};
+
+/* The searches a full import of c makes, in order; *n of them. */
+static struct search *
+searches(struct sync_connector *c, size_t *n)
+{
+	struct search *s = NULL, *tmp;
+	struct sync_strv *bases;
+	size_t i, cap = 0;
+	int t;
+
+	*n = 0;
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		struct sync_ldap_objconf *oc = &c->ldap->obj[t];
+
+		if (!oc->enabled)
+			continue;
+		bases = oc->base_dns.n ? &oc->base_dns : &c->ldap->base_dns;
+		for (i = 0; i < bases->n; i++) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				if ((tmp = realloc(s, cap * sizeof *s)) == NULL) {
+					free(s);
+					return NULL;
+				}
+				s = tmp;
+			}
+			s[*n].t = (enum sync_objtype)t;
+			s[(*n)++].base = bases->v[i];
+		}
+	}
+	if (s == NULL)
+		s = calloc(1, sizeof *s);
+	return s;
+}
+
+static int
+hex_digest(struct sync_buf *out, const char *p, size_t len)
+{
+	unsigned char md[32];
+	int k;
+
+	sync_sha256(p ? p : "", len, md);
+	for (k = 0; k < 32; k++)
+		if (sync_buf_addf(out, "%02x", md[k]) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * "rfc4533 " and the digest of what the searches of c select: the URL,
+ * and per type its filter, bases, attributes, excluded subtrees, with the
+ * anchors, binary attributes and range step.  Another value of any of
+ * them needs a full import.
+ */
+static int
+config_digest(struct sync_connector *c, struct sync_buf *out)
+{
+	struct sync_ldap_conf *lc = c->ldap;
+	struct sync_ldap l = { NULL, c, lc };
+	struct sync_buf b = { 0 };
+	struct sync_strv attrs = { 0 };
+	struct sync_strv *bases;
+	size_t i;
+	int t, rc = -1;
+
+	if (sync_buf_addf(&b, "%s\n", lc->url) == -1)
+		goto out;
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		struct sync_ldap_objconf *oc = &lc->obj[t];
+
+		if (!oc->enabled)
+			continue;
+		sync_strv_release(&attrs);
+		if (sync_ldap_request_attrs(&l, oc, &attrs) == -1 ||
+		    sync_buf_addf(&b, "type %s\nfilter %s\n",
+		    sync_objtype_name(t), oc->filter) == -1)
+			goto out;
+		bases = oc->base_dns.n ? &oc->base_dns : &lc->base_dns;
+		for (i = 0; i < bases->n; i++)
+			if (sync_buf_addf(&b, "base %s\n", bases->v[i]) == -1)
+				goto out;
+		for (i = 0; i < attrs.n; i++)
+			if (sync_buf_addf(&b, "attr %s\n", attrs.v[i]) == -1)
+				goto out;
+		for (i = 0; i < lc->exclude.n; i++)
+			if (sync_buf_addf(&b, "exclude %s\n", lc->exclude.v[i]) ==
+			    -1)
+				goto out;
+		for (i = 0; i < oc->exclude.n; i++)
+			if (sync_buf_addf(&b, "exclude %s\n", oc->exclude.v[i]) ==
+			    -1)
+				goto out;
+	}
+	for (i = 0; i < lc->anchor.n; i++)
+		if (sync_buf_addf(&b, "anchor %s\n", lc->anchor.v[i]) == -1)
+			goto out;
+	for (i = 0; i < lc->binary.n; i++)
+		if (sync_buf_addf(&b, "binary %s\n", lc->binary.v[i]) == -1)
+			goto out;
+	if (sync_buf_addf(&b, "range %ld\n", lc->range_step) == -1 ||
+	    sync_buf_adds(out, "rfc4533 ") == -1 ||
+	    hex_digest(out, b.p, b.len) == -1)
+		goto out;
+	rc = 0;
+out:
+	sync_strv_release(&attrs);
+	sync_buf_release(&b);
+	return rc;
+}
+
+char *
+sync_ldap_cookie_make(struct sync_connector *c, char **cookies, size_t n,
+    struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	struct search *s;
+	size_t ns, i;
+
+	if ((s = searches(c, &ns)) == NULL)
+		goto nomem;
+	if (ns != n) {
+		/* cannot happen: one cookie per search */
+		free(s);
+		return NULL;
+	}
+	if (config_digest(c, &b) == -1)
+		goto nomem;
+	for (i = 0; i < n; i++)
+		if (sync_buf_addf(&b, "\n%s %s", sync_objtype_name(s[i].t),
+		    cookies[i]) == -1)
+			goto nomem;
+	/* the check: a cookie edited by hand is not sent to the server */
+	if (sync_buf_adds(&b, "\ncheck ") == -1 ||
+	    hex_digest(&b, b.p, b.len - 7) == -1)
+		goto nomem;
+	free(s);
+	return sync_buf_detach(&b);
+nomem:
+	free(s);
+	sync_buf_release(&b);
+	sync_errf(err, "%s: out of memory", c->name);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ protocol */
+
+/* The Sync Request control: refreshOnly, with the cookie if any. */
+static int
+sync_request(struct sync_ldap *l, const struct berval *cookie,
+    LDAPControl **ctrl, struct sync_err *err)
+{
+	BerElement *ber;
+	struct berval bv;
+	int rc;
+
+	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
+		return sync_errf(err, "%s: out of memory", l->c->name);
+	if (cookie != NULL)
+		rc = ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_ONLY,
+		    cookie);
+	else
+		rc = ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_ONLY);
+	if (rc == -1 || ber_flatten2(ber, &bv, 0) == -1) {
+		ber_free(ber, 1);
+		return sync_errf(err, "%s: cannot encode the sync request "
+		    "control", l->c->name);
+	}
+	rc = ldap_control_create(LDAP_CONTROL_SYNC, 1, &bv, 1, ctrl);
+	ber_free(ber, 1);
+	if (rc != LDAP_SUCCESS)
+		return sync_ldap_errf(err, l->ld, rc, "%s: cannot create the "
+		    "sync request control", l->c->name);
+	return 0;
+}
+
+/* Replaces *to with a copy of the cookie v (an empty one is none). */
+static int
+keep_cookie(struct berval *to, const struct berval *v)
+{
+	if (v->bv_len == 0)
+		return 0;
+	ber_memfree(to->bv_val);
+	to->bv_val = NULL;
+	to->bv_len = 0;
+	return ber_dupbv(to, (struct berval *)v) == NULL ? -1 : 0;
+}
+
+/*
+ * The Sync Done control of a search result: its cookie into *cookie (if
+ * it has one) and *deletes, its refreshDeletes.  0, or -1 when the
+ * result has none or it does not decode.
+ */
+static int
+parse_done(LDAPControl **ctrls, struct berval *cookie, int *deletes)
+{
+	LDAPControl *c = ldap_control_find(LDAP_CONTROL_SYNC_DONE, ctrls, NULL);
+	BerElement *ber;
+	struct berval ck = { 0, NULL };
+	ber_len_t len;
+	ber_tag_t tag;
+	ber_int_t b = 0;
+	int rc = -1;
+
+	if (c == NULL || c->ldctl_value.bv_val == NULL ||
+	    (ber = ber_init(&c->ldctl_value)) == NULL)
+		return -1;
+	if (ber_scanf(ber, "{") == LBER_ERROR)
+		goto out;
+	tag = ber_peek_tag(ber, &len);
+	if (tag == LDAP_TAG_SYNC_COOKIE) {
+		if (ber_scanf(ber, "m", &ck) == LBER_ERROR ||
+		    keep_cookie(cookie, &ck) == -1)
+			goto out;
+		tag = ber_peek_tag(ber, &len);
+	}
+	if (tag == LBER_BOOLEAN && ber_scanf(ber, "b", &b) == LBER_ERROR)
+		goto out;
+	*deletes = b != 0;
+	rc = 0;
+out:
+	ber_free(ber, 1);
+	return rc;
+}
+
+/* 16 bytes of a syncUUID as an entryUUID's text; -1 when not 16. */
+static int
+uuid_text(const struct berval *u, char out[37])
+{
+	const unsigned char *p = (const unsigned char *)u->bv_val;
+
+	if (u->bv_len != 16)
+		return -1;
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", p[0], p[1], p[2], p[3], p[4], p[5],
+	    p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]);
+	return 0;
+}
+
+static int
+set_true(json_t *set, const char *uuid)
+{
+	return json_object_set_new(set, uuid, json_true());
+}
+
+/* Entry uuid is gone: deleted, or out of scope now. */
+static int
+gone(struct tdelta *td, const char *uuid)
+{
+	json_t *at = json_object_get(td->chg, uuid);
+
+	if (at != NULL) {
+		/* released: its NULL anchor marks it as not handed on */
+		sync_obj_release(&td->objs[json_integer_value(at)]);
+		json_object_del(td->chg, uuid);
+	}
+	return set_true(td->del, uuid);
+}
+
+struct run {
+	struct sync_ldap *l;
+	struct tdelta *td;
+	const struct search *s;
+	struct berval cookie;   /* the latest the server sent */
+	int presents;           /* a present phase was seen */
+};
+
+/*
+ * A Sync Info message: a new cookie, the end of a phase, or a set of
+ * entryUUIDs present or deleted.
+ */
+static int
+sync_info(struct run *r, LDAPMessage *m, struct sync_err *err)
+{
+	struct sync_ldap *l = r->l;
+	struct berval *data = NULL, ck = { 0, NULL };
+	BerVarray uuids = NULL;
+	BerElement *ber = NULL;
+	char *oid = NULL, u[37];
+	ber_len_t len;
+	ber_tag_t tag;
+	ber_int_t b;
+	size_t i;
+	int rc = -1;
+
+	if (ldap_parse_intermediate(l->ld, m, &oid, &data, NULL, 0) !=
+	    LDAP_SUCCESS)
+		return sync_ldap_errf(err, l->ld, LDAP_DECODING_ERROR, "%s: bad "
+		    "intermediate response in the sync of '%s'", l->c->name,
+		    r->s->base);
+	if (oid == NULL || strcmp(oid, LDAP_SYNC_INFO) != 0 || data == NULL) {
+		rc = 0;         /* not ours: ignored */
+		goto out;
+	}
+	if ((ber = ber_init(data)) == NULL)
+		goto bad;
+	tag = ber_peek_tag(ber, &len);
+	switch (tag) {
+	case LDAP_TAG_SYNC_NEW_COOKIE:
+		if (ber_scanf(ber, "m", &ck) == LBER_ERROR)
+			goto bad;
+		break;
+	case LDAP_TAG_SYNC_REFRESH_DELETE:
+	case LDAP_TAG_SYNC_REFRESH_PRESENT:
+		if (tag == LDAP_TAG_SYNC_REFRESH_PRESENT)
+			r->presents = 1;
+		if (ber_scanf(ber, "{") == LBER_ERROR)
+			goto bad;
+		if (ber_peek_tag(ber, &len) == LDAP_TAG_SYNC_COOKIE &&
+		    ber_scanf(ber, "m", &ck) == LBER_ERROR)
+			goto bad;
+		break;
+	case LDAP_TAG_SYNC_ID_SET:
+		b = 0;
+		if (ber_scanf(ber, "{") == LBER_ERROR)
+			goto bad;
+		tag = ber_peek_tag(ber, &len);
+		if (tag == LDAP_TAG_SYNC_COOKIE) {
+			if (ber_scanf(ber, "m", &ck) == LBER_ERROR)
+				goto bad;
+			tag = ber_peek_tag(ber, &len);
+		}
+		if (tag == LBER_BOOLEAN && ber_scanf(ber, "b", &b) ==
+		    LBER_ERROR)
+			goto bad;
+		if (ber_scanf(ber, "[W]", &uuids) == LBER_ERROR)
+			goto bad;
+		for (i = 0; uuids && uuids[i].bv_val; i++) {
+			if (uuid_text(&uuids[i], u) == -1)
+				goto bad;
+			if ((b ? gone(r->td, u) : set_true(r->td->present, u)) ==
+			    -1)
+				goto nomem;
+		}
+		break;
+	default:
+		goto bad;
+	}
+	if (keep_cookie(&r->cookie, &ck) == -1)
+		goto nomem;
+	rc = 0;
+	goto out;
+bad:
+	sync_errf(err, "%s: cannot decode a sync info message in the sync of "
+	    "'%s'", l->c->name, r->s->base);
+	goto out;
+nomem:
+	sync_errf(err, "%s: out of memory", l->c->name);
+out:
+	ber_bvarray_free(uuids);
+	if (ber)
+		ber_free(ber, 1);
+	ber_bvfree(data);
+	ldap_memfree(oid);
+	return rc;
+}
+
+/* An entry with its Sync State control. */
+static int
+sync_entry(struct run *r, LDAPMessage *m, struct sync_err *err)
+{
+	struct sync_ldap *l = r->l;
+	struct tdelta *td = r->td;
+	LDAPControl **ctrls = NULL, *c;
+	BerElement *ber = NULL;
+	struct berval uuid, ck = { 0, NULL };
+	struct sync_obj *o;
+	ber_int_t state;
+	ber_len_t len;
+	json_t *at;
+	char u[37], *dn = NULL;
+	int rc = -1;
+
+	if (ldap_get_entry_controls(l->ld, m, &ctrls) != LDAP_SUCCESS ||
+	    (c = ldap_control_find(LDAP_CONTROL_SYNC_STATE, ctrls, NULL)) ==
+	    NULL || c->ldctl_value.bv_val == NULL ||
+	    (ber = ber_init(&c->ldctl_value)) == NULL ||
+	    ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR ||
+	    uuid_text(&uuid, u) == -1 ||
+	    (ber_peek_tag(ber, &len) == LDAP_TAG_SYNC_COOKIE &&
+	    ber_scanf(ber, "m", &ck) == LBER_ERROR)) {
+		sync_errf(err, "%s: an entry without a valid sync state control "
+		    "in the sync of '%s'", l->c->name, r->s->base);
+		goto out;
+	}
+	if (keep_cookie(&r->cookie, &ck) == -1)
+		goto nomem;
+	switch (state) {
+	case LDAP_SYNC_PRESENT:
+		if (set_true(td->present, u) == -1)
+			goto nomem;
+		break;
+	case LDAP_SYNC_DELETE:
+		if (gone(td, u) == -1)
+			goto nomem;
+		break;
+	case LDAP_SYNC_ADD:
+	case LDAP_SYNC_MODIFY:
+		/* an entry now left out is one gone from the snapshot */
+		if ((dn = ldap_get_dn(l->ld, m)) == NULL ||
+		    sync_ldap_excluded(l->lc, &l->lc->obj[r->s->t], dn)) {
+			if (gone(td, u) == -1)
+				goto nomem;
+			break;
+		}
+		if ((at = json_object_get(td->chg, u)) != NULL) {
+			o = &td->objs[json_integer_value(at)];
+			sync_obj_release(o);
+		} else {
+			if (td->nobjs == td->cap) {
+				size_t cap = td->cap ? td->cap * 2 : 64;
+				struct sync_obj *tmp = realloc(td->objs,
+				    cap * sizeof *tmp);
+
+				if (tmp == NULL)
+					goto nomem;
+				td->objs = tmp;
+				td->cap = cap;
+			}
+			o = &td->objs[td->nobjs];
+			memset(o, 0, sizeof *o);
+			if (json_object_set_new(td->chg, u,
+			    json_integer((json_int_t)td->nobjs)) == -1)
+				goto nomem;
+			td->nobjs++;
+		}
+		if (sync_ldap_entry_obj(l, (struct ldapmsg *)m, r->s->t, o,
+		    err) == -1)
+			goto out;
+		break;
+	default:
+		sync_errf(err, "%s: unknown sync state %d in the sync of '%s'",
+		    l->c->name, (int)state, r->s->base);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	sync_errf(err, "%s: out of memory", l->c->name);
+out:
+	ldap_memfree(dn);
+	if (ber)
+		ber_free(ber, 1);
+	ldap_controls_free(ctrls);
+	return rc;
+}
+
+/*
+ * One refreshOnly search from the cookie ck.  Returns 0 (the server's
+ * new cookie in r->cookie), 1 when a full import is needed (why set),
+ * -1 on error.
+ */
+static int
+sync_search(struct run *r, struct sync_strv *attrs, const struct berval *ck,
+    char *why, size_t whylen, struct sync_err *err)
+{
+	struct sync_ldap *l = r->l;
+	struct sync_ldap_objconf *oc = &l->lc->obj[r->s->t];
+	struct timeval tv = { l->lc->timeout, 0 };
+	LDAPControl *sc[2] = { NULL, NULL }, **rctrls = NULL;
+	LDAPMessage *m;
+	char *diag = NULL, *matched = NULL;
+	int rc, t, code, msgid, deletes = 0;
+
+	if (sync_request(l, ck, &sc[0], err) == -1)
+		return -1;
+	rc = ldap_search_ext(l->ld, r->s->base, LDAP_SCOPE_SUBTREE, oc->filter,
+	    attrs->v, 0, sc, NULL, NULL, 0, &msgid);
+	ldap_control_free(sc[0]);
+	if (rc != LDAP_SUCCESS)
+		return sync_ldap_errf(err, l->ld, rc, "%s: sync of '%s' for %ss "
+		    "failed", l->c->name, r->s->base, sync_objtype_name(r->s->t));
+	for (;;) {
+		m = NULL;
+		t = ldap_result(l->ld, msgid, LDAP_MSG_ONE, &tv, &m);
+		if (t <= 0) {
+			ldap_msgfree(m);
+			if (t == 0) {
+				ldap_abandon_ext(l->ld, msgid, NULL, NULL);
+				return sync_errf(err, "%s: sync of '%s' timed out "
+				    "after %ld s", l->c->name, r->s->base,
+				    l->lc->timeout);
+			}
+			ldap_get_option(l->ld, LDAP_OPT_RESULT_CODE, &code);
+			return sync_ldap_errf(err, l->ld, code, "%s: sync of '%s' "
+			    "failed", l->c->name, r->s->base);
+		}
+		if (t == LDAP_RES_SEARCH_RESULT)
+			break;
+		rc = 0;
+		if (t == LDAP_RES_SEARCH_ENTRY)
+			rc = sync_entry(r, m, err);
+		else if (t == LDAP_RES_INTERMEDIATE)
+			rc = sync_info(r, m, err);
+		ldap_msgfree(m);
+		if (rc == -1) {
+			ldap_abandon_ext(l->ld, msgid, NULL, NULL);
+			return -1;
+		}
+	}
+	rc = ldap_parse_result(l->ld, m, &code, &matched, &diag, NULL, &rctrls,
+	    1);
+	if (rc != LDAP_SUCCESS) {
+		rc = sync_ldap_errf(err, l->ld, rc, "%s: bad sync result",
+		    l->c->name);
+		goto out;
+	}
+	if (code == LDAP_SYNC_REFRESH_REQUIRED) {
+		snprintf(why, whylen, "the server cannot bring the cookie for "
+		    "'%s' up to date (e-syncRefreshRequired%s%.100s)",
+		    r->s->base, diag && *diag ? ": " : "", diag ? diag : "");
+		rc = 1;
+		goto out;
+	}
+	if (code == LDAP_UNAVAILABLE_CRITICAL_EXTENSION) {
+		snprintf(why, whylen, "the server offers no content "
+		    "synchronization (RFC 4533) for '%s' (is the syncprov "
+		    "overlay loaded?)", r->s->base);
+		rc = 1;
+		goto out;
+	}
+	if (code != LDAP_SUCCESS) {
+		ldap_set_option(l->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, diag);
+		ldap_set_option(l->ld, LDAP_OPT_MATCHED_DN, matched);
+		rc = sync_ldap_errf(err, l->ld, code, "%s: sync of '%s' failed",
+		    l->c->name, r->s->base);
+		goto out;
+	}
+	if (parse_done(rctrls, &r->cookie, &deletes) == -1) {
+		rc = sync_errf(err, "%s: the sync of '%s' ended without a valid "
+		    "sync done control", l->c->name, r->s->base);
+		goto out;
+	}
+	/* a present phase: every entry not named (nor changed) is gone */
+	if ((!deletes || r->presents) &&
+	    sync_strv_add(&r->td->pbases, r->s->base) == -1) {
+		rc = sync_errf(err, "%s: out of memory", l->c->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	ldap_memfree(diag);
+	ldap_memfree(matched);
+	ldap_controls_free(rctrls);
+	return rc;
+}
+
+int
+sync_ldap_sync_cookie(struct sync_ldap *l, const char *base, char **cookie,
+    struct sync_err *err)
+{
+	char noattrs[] = "1.1";
+	char *attrs[2] = { noattrs, NULL };
+	LDAPControl *sc[2] = { NULL, NULL }, **rctrls = NULL;
+	LDAPMessage *res = NULL;
+	struct berval ck = { 0, NULL };
+	struct timeval tv = { l->lc->timeout, 0 };
+	int rc, code = 0, deletes;
+
+	*cookie = NULL;
+	if (sync_request(l, NULL, &sc[0], err) == -1)
+		return -1;
+	rc = ldap_search_ext_s(l->ld, base, LDAP_SCOPE_BASE, "(objectClass=*)",
+	    attrs, 0, sc, NULL, &tv, 0, &res);
+	ldap_control_free(sc[0]);
+	/* No sync (no syncprov, no such base, ...): the full read says
+	 * what is wrong, if anything. */
+	if (rc != LDAP_SUCCESS || res == NULL ||
+	    ldap_parse_result(l->ld, res, &code, NULL, NULL, NULL, &rctrls,
+	    0) != LDAP_SUCCESS || code != LDAP_SUCCESS ||
+	    parse_done(rctrls, &ck, &deletes) == -1 || ck.bv_len == 0) {
+		rc = 1;
+		goto out;
+	}
+	if ((*cookie = sync_base64_encode(ck.bv_val, ck.bv_len)) == NULL) {
+		rc = sync_errf(err, "%s: out of memory", l->c->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	ber_memfree(ck.bv_val);
+	ldap_controls_free(rctrls);
+	ldap_msgfree(res);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- merge */
+
+/* The object d of snapshot s as a sync_obj (released first). */
+static int
+from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
+{
+	uint32_t i, v;
+
+	sync_obj_release(o);
+	o->type = (enum sync_objtype)d->type;
+	if ((o->anchor = sync_strdup(s->buf + d->anchor)) == NULL ||
+	    (o->id = sync_strdup(s->buf + d->id)) == NULL ||
+	    (d->dn && (o->dn = sync_strdup(s->buf + d->dn)) == NULL))
+		return -1;
+	for (i = d->a; i < d->a + d->na; i++) {
+		const struct dattr *a = &s->attrs[i];
+
+		for (v = a->v; v < a->v + dattr_nv(a); v++)
+			if (sync_obj_addval(o, s->names.v[a->name],
+			    s->buf + s->vals[v].off, s->vals[v].len,
+			    (int)a->binary) == -1)
+				return -1;
+	}
+	return 0;
+}
+
+/* 1 when the object d was not named by a present phase that covers it. */
+static int
+not_present(const struct tdelta *td, const struct snap *s,
+    const struct dobj *d)
+{
+	size_t i;
+
+	if (json_object_get(td->present, s->buf + d->id) != NULL)
+		return 0;
+	for (i = 0; i < td->pbases.n; i++)
+		if (d->dn && sync_dn_under(s->buf + d->dn, td->pbases.v[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The cookie of prev checked against c; 1 with why set when it cannot be
+ * used.  On 0, ck[i] is the server cookie of search i (decoded, new).
+ */
+static int
+check_cookie(struct sync_connector *c, const struct snap *s, const char *prev,
+    const struct search *srch, size_t nsrch, struct berval *ck, char *why,
+    size_t whylen, struct sync_err *err)
+{
+	struct sync_buf digest = { 0 }, check = { 0 };
+	const char *p, *q, *end, *last;
+	unsigned char *dec;
+	size_t i, n, declen;
+	int rc = 1;
+
+	if (s->cookie == NULL) {
+		snprintf(why, whylen, "%s has no delta cookie", prev);
+		return 1;
+	}
+	if (config_digest(c, &digest) == -1)
+		return sync_errf(err, "%s: out of memory", c->name);
+	/* the check line covers the lines before it */
+	last = strrchr(s->cookie, '\n');
+	if (last == NULL || strncmp(last + 1, "check ", 6) != 0 ||
+	    hex_digest(&check, s->cookie, (size_t)(last - s->cookie)) == -1 ||
+	    strcmp(last + 7, check.p) != 0) {
+		snprintf(why, whylen, "the cookie of %s is damaged", prev);
+		goto out;
+	}
+	p = s->cookie;
+	q = strchr(p, '\n');
+	if ((size_t)(q - p) != digest.len || memcmp(p, digest.p, digest.len)) {
+		snprintf(why, whylen, "the server or the objects read have "
+		    "changed since %s was written", prev);
+		goto out;
+	}
+	for (i = 0, p = q + 1; p < last + 1 && i < nsrch; i++, p = end + 1) {
+		const char *tn = sync_objtype_name(srch[i].t);
+
+		end = strchr(p, '\n');
+		n = strlen(tn);
+		if ((size_t)(end - p) <= n + 1 || strncmp(p, tn, n) != 0 ||
+		    p[n] != ' ' || sync_base64_decode(p + n + 1,
+		    (size_t)(end - p) - n - 1, &dec, &declen, err) == -1) {
+			snprintf(why, whylen, "the cookie of %s is damaged", prev);
+			goto out;
+		}
+		ck[i].bv_val = (char *)dec;
+		ck[i].bv_len = declen;
+	}
+	if (i != nsrch || p != last + 1) {
+		snprintf(why, whylen, "the cookie of %s is damaged", prev);
+		goto out;
+	}
+	rc = 0;
+out:
+	sync_buf_release(&digest);
+	sync_buf_release(&check);
+	return rc;
+}
+
+int
+sync_ldap_import_delta(struct sync_connector *c, const char *prev,
+    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
+    struct sync_err *err)
+{
+	struct tdelta td[SYNC_NOBJTYPES];
+	struct sync_ldap l = { 0 };
+	struct sync_obj o = { 0 };
+	struct sync_strv attrs[SYNC_NOBJTYPES];
+	struct sync_strv newck = { 0 };
+	struct berval *ck = NULL;
+	struct search *srch = NULL;
+	struct snap *s;
+	size_t nsrch = 0, i, k;
+	int t, rc = -1, opened = 0;
+
+	memset(td, 0, sizeof td);
+	memset(attrs, 0, sizeof attrs);
+	if ((s = snap_load(prev, err)) == NULL)
+		return -1;
+	if (s->delta) {
+		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "
+		    "only what changed; a delta import needs a full one", prev);
+		goto out;
+	}
+	if (s->connector == NULL || strcmp(s->connector, c->name) != 0) {
+		sync_errf(err, "%s: the snapshot is of connector '%s', not '%s'",
+		    prev, s->connector ? s->connector : "", c->name);
+		goto out;
+	}
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if ((td[t].chg = json_object()) == NULL ||
+		    (td[t].del = json_object()) == NULL ||
+		    (td[t].present = json_object()) == NULL)
+			goto nomem;
+	if ((srch = searches(c, &nsrch)) == NULL ||
+	    (ck = calloc(nsrch + 1, sizeof *ck)) == NULL)
+		goto nomem;
+	if ((rc = check_cookie(c, s, prev, srch, nsrch, ck, res->why,
+	    sizeof res->why, err)) != 0)
+		goto out;
+	rc = -1;
+	if (sync_ldap_open(&l, c, err) == -1)
+		goto out;
+	opened = 1;
+	for (i = 0; i < nsrch; i++) {
+		struct run r = { &l, &td[srch[i].t], &srch[i], { 0, NULL }, 0 };
+		char *b64;
+
+		t = srch[i].t;
+		if (attrs[t].n == 0 && sync_ldap_request_attrs(&l,
+		    &c->ldap->obj[t], &attrs[t]) == -1)
+			goto nomem;
+		rc = sync_search(&r, &attrs[t], &ck[i], res->why,
+		    sizeof res->why, err);
+		/* no new cookie: the one given still stands */
+		b64 = sync_base64_encode(r.cookie.bv_len ? r.cookie.bv_val :
+		    ck[i].bv_val, r.cookie.bv_len ? r.cookie.bv_len :
+		    ck[i].bv_len);
+		ber_memfree(r.cookie.bv_val);
+		if (rc != 0) {
+			free(b64);
+			goto out;
+		}
+		rc = -1;
+		if (sync_strv_take(&newck, b64) == -1)
+			goto nomem;
+	}
+
+	/* prev, with the changes applied, then the new entries */
+	for (k = 0; k < s->nobjs; k++) {
+		const struct dobj *d = &s->objs[k];
+		struct tdelta *tt = &td[d->type];
+
+		if (!c->ldap->obj[d->type].enabled)
+			continue;
+		/* a changed entry is handed on below, with the new ones */
+		if (json_object_get(tt->chg, s->buf + d->id) != NULL)
+			continue;
+		if (json_object_get(tt->del, s->buf + d->id) != NULL ||
+		    not_present(tt, s, d)) {
+			res->changed++;
+			continue;
+		}
+		if (from_snap(s, d, &o) == -1)
+			goto nomem;
+		if (fn(ctx, &o, err) == -1)
+			goto out;
+	}
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		for (i = 0; i < td[t].nobjs; i++) {
+			if (td[t].objs[i].anchor == NULL)
+				continue;       /* deleted after its change */
+			res->changed++;
+			if (fn(ctx, &td[t].objs[i], err) == -1)
+				goto out;
+		}
+	if ((res->cookie = sync_ldap_cookie_make(c, newck.v, newck.n, err)) ==
+	    NULL)
+		goto out;
+	res->delta = 1;
+	rc = 0;
+	goto out;
+nomem:
+	sync_errf(err, "%s: out of memory", c->name);
+	rc = -1;
+out:
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		for (i = 0; i < td[t].nobjs; i++)
+			sync_obj_release(&td[t].objs[i]);
+		free(td[t].objs);
+		json_decref(td[t].chg);
+		json_decref(td[t].del);
+		json_decref(td[t].present);
+		sync_strv_release(&td[t].pbases);
+		sync_strv_release(&attrs[t]);
+	}
+	for (i = 0; ck && i < nsrch; i++)
+		free(ck[i].bv_val);
+	free(ck);
+	free(srch);
+	sync_strv_release(&newck);
+	sync_obj_release(&o);
+	if (opened)
+		sync_ldap_close(&l);
+	snap_free(s);
+	return rc;
+}
