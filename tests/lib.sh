@@ -38,9 +38,10 @@ PATH=$BIN:$PATH:/usr/sbin:/sbin
 export TOP BIN PATH
 LC_ALL=C.UTF-8
 export LC_ALL
-# Run by `make check`, a test would hand make's own flags (SANITIZE=...
-# among them) to every make it runs; a test behaves the same either way.
-unset MAKEFLAGS MFLAGS MAKELEVEL
+# Run by `make check`, a test would hand make's flags and its command-
+# line variables (SANITIZE=..., which make exports) to every make it
+# runs; a test behaves the same either way.
+unset MAKEFLAGS MFLAGS MAKELEVEL SANITIZE
 
 _lib_name=$(basename "$0" .t)
 T=$TOP/tests/tmp/$_lib_name.$$
