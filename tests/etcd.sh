@@ -12,6 +12,8 @@
 #       within a second.  The members are stopped at exit.
 #   etcd_kill I
 #       kill -9 of member I (no goodbye to its peers), reaped.
+#   etcd_leader
+#       prints I, the member that leads the cluster now.
 #   etcd_ctl ARGS...
 #       etcdctl (API v3) on all the endpoints, as root when
 #       ETCD_ROOT_PW is set (once auth is enabled).
@@ -92,4 +94,22 @@ etcd_kill() {
 etcd_ctl() {
 	ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" \
 		${ETCD_ROOT_PW:+--user=root:$ETCD_ROOT_PW} "$@"
+}
+
+# etcd_leader: the number I of the member that leads, as the live members
+# say; empty when none does.
+etcd_leader() {
+	_i=1
+	while [ "$_i" -le "$ETCD_N" ]; do
+		eval "_url=\$ETCD_URL_$_i"
+		curl -s -m 2 -X POST -d '{}' "$_url/v3/maintenance/status" \
+			>"$T/etcd/status" 2>/dev/null
+		_me=$(sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p' "$T/etcd/status")
+		_ld=$(sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p' "$T/etcd/status")
+		if [ -n "$_me" ] && [ "$_me" = "$_ld" ]; then
+			echo "$_i"
+			return 0
+		fi
+		_i=$((_i + 1))
+	done
 }
