@@ -132,6 +132,19 @@ unavailable(long code, const char *msg)
 	    strstr(msg, "leader changed") != NULL;
 }
 
+/*
+ * A failure that says a member was reached but could not answer in
+ * time: what a member without a majority of its cluster does.
+ */
+static int
+waited(const char *msg)
+{
+	return strstr(msg, "timed out") != NULL ||
+	    strstr(msg, "deadline exceeded") != NULL ||
+	    strstr(msg, "no leader") != NULL ||
+	    strstr(msg, "leader changed") != NULL;
+}
+
 static int authenticate(struct lease_etcd *l, const char *url,
     struct sync_err *err);
 
@@ -148,12 +161,13 @@ request(struct lease_etcd *l, const char *path, json_t *body, json_t **out,
 	struct sync_http_resp resp = { 0 };
 	struct sync_http_req q = { 0 };
 	struct sync_buf url = { 0 };
-	struct sync_err last = { 0 };
+	struct sync_err last = { 0 }, e;
 	char *text = NULL;
 	json_t *ans;
 	json_error_t je;
 	const char *msg;
 	size_t i, ep, down = 0;
+	int quorum = 0;
 	long code;
 	int authed = 0, rv = -1;
 
@@ -174,14 +188,18 @@ request(struct lease_etcd *l, const char *path, json_t *body, json_t **out,
 		}
 again:
 		if (rc->user && l->token == NULL) {
-			if (authenticate(l, rc->endpoints.v[ep], &last) == -1) {
-				if (strstr(last.msg, "no quorum") != NULL) {
-					down++;
-					continue;
-				}
+			if ((rv = authenticate(l, rc->endpoints.v[ep],
+			    &last)) == -2) {
+				rv = -1;
+				quorum |= waited(last.msg);
+				down++;
+				continue;
+			}
+			if (rv == -1) {
 				*err = last;
 				goto out;
 			}
+			rv = -1;
 		}
 		q.method = "POST";
 		q.url = url.p;
@@ -190,6 +208,21 @@ again:
 		q.content_type = "application/json";
 		q.authorization = l->token;
 		if (sync_http_send(l->http, &q, &resp, &last) == -1) {
+			quorum |= waited(last.msg);
+			/*
+			 * A member that requires client certificates drops
+			 * a client without one, after or during the TLS
+			 * handshake, in words that vary.
+			 */
+			if (rc->cert_file == NULL && !waited(last.msg) &&
+			    strncmp(url.p, "https://", 8) == 0 &&
+			    strstr(last.msg, "refused") == NULL &&
+			    strstr(last.msg, "not trusted") == NULL) {
+				e = last;
+				sync_errf(&last, "%s (does the cluster require "
+				    "client certificates? set cert_file and "
+				    "key_file)", e.msg);
+			}
 			down++;
 			continue;       /* not reached, or no answer in time */
 		}
@@ -208,6 +241,7 @@ again:
 		    "not an etcd answer");
 		if (msg && resp.status != 200 && unavailable(code, msg)) {
 			json_decref(ans);
+			quorum = 1;
 			down++;
 			continue;
 		}
@@ -230,10 +264,13 @@ again:
 		*err = last;
 		goto out;
 	}
-	if (down == rc->endpoints.n)
+	if (down == rc->endpoints.n && quorum)
 		sync_errf(err, "etcd: no member answered (no quorum? a "
 		    "member without a majority of its cluster neither reads "
 		    "nor writes): %s", last.msg);
+	else if (down == rc->endpoints.n && rc->endpoints.n > 1)
+		sync_errf(err, "etcd: no member could be reached: %s",
+		    last.msg);
 	else
 		*err = last;
 out:
@@ -244,8 +281,9 @@ out:
 }
 
 /*
- * Trades user and password for a token on the endpoint base.  0, or -1
- * with err set ("... no quorum ..." when the member could not answer).
+ * Trades user and password for a token on the endpoint base.  0, -1
+ * with err set, or -2 when the member could not be reached or could not
+ * answer (the next one may).
  */
 static int
 authenticate(struct lease_etcd *l, const char *base, struct sync_err *err)
@@ -279,7 +317,7 @@ authenticate(struct lease_etcd *l, const char *base, struct sync_err *err)
 	q.bodylen = strlen(text);
 	q.content_type = "application/json";
 	if (sync_http_send(l->http, &q, &resp, err) == -1) {
-		sync_errf(err, "%s (no quorum?)", err->msg);
+		rv = -2;
 		goto out;
 	}
 	ans = json_loadb(resp.body.p, resp.body.len, 0, &je);
@@ -292,9 +330,10 @@ authenticate(struct lease_etcd *l, const char *base, struct sync_err *err)
 		goto out;
 	}
 	msg = json_string_value(json_object_get(ans, "error"));
-	if (msg && unavailable((long)jint(ans, "code"), msg))
-		sync_errf(err, "etcd: %s: %s (no quorum?)", url.p, msg);
-	else
+	if (msg && unavailable((long)jint(ans, "code"), msg)) {
+		sync_errf(err, "etcd: %s: %s", url.p, msg);
+		rv = -2;
+	} else
 		sync_errf(err, "etcd: %s: user '%s': %s", url.p, rc->user,
 		    msg ? msg : "no token in the answer");
 out:

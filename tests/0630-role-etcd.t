@@ -5,7 +5,8 @@
 # takeover, demote, the holder killed (its key expires), 40 racing
 # rounds, users and passwords, a member killed in the middle of a race
 # (two of three keep working), two members killed (no quorum: nobody
-# becomes active), and the configuration errors.
+# becomes active), TLS with client certificates, and the configuration
+# errors.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/role.sh"
 . "$(dirname "$0")/etcd.sh"
@@ -312,5 +313,24 @@ test_expect_code 1 "check on a: not active" sync-role $A check
 test_expect_code 1 "check on b: not active" sync-role $Bs check
 test_expect_code 2 "show on a: the lease cannot be read (exit 2)" sync-role $A
 test_grep "show says why" "^sync-role: etcd: no member answered \\(no quorum\\?" "$T/err"
+
+# --- TLS with client certificates, on a cluster of one member
+ETCD_ROOT_PW=
+ETCD_TLS=1 etcd_start 1
+conf t "[$ETCD_URL_1]" "      ca_file: $TEST_CA
+      cert_file: $T/pki/etcd-client.pem
+      key_file: $T/pki/etcd-client.key"
+test_expect_code 0 "TLS with a client certificate: promote" sync-role -c "$T/t.yaml" promote
+test_grep "fence 1" '^sync-role: t is active, fence 1, ' "$T/err"
+echo t,1 >"$T/want"
+echo "$(lease_field holder),$(lease_field fence)" >"$T/got"
+test_cmp "etcd over TLS holds t's lease" "$T/want" "$T/got"
+conf u "[$ETCD_URL_1]" "      ca_file: $TEST_CA"
+test_expect_code 2 "TLS without the client certificate: an error" sync-role -c "$T/u.yaml"
+test_grep "the TLS failure is reported, with a hint" "^sync-role: etcd: POST $ETCD_URL_1/v3/kv/range failed: .* \\(does the cluster require client certificates\\? set cert_file and key_file\\)$" "$T/err"
+conf v "[$ETCD_URL_1]" "      cert_file: $T/pki/etcd-client.pem
+      key_file: $T/pki/etcd-client.key"
+test_expect_code 2 "TLS without ca_file: an error" sync-role -c "$T/v.yaml"
+test_grep "the message says to set ca_file" "set ca_file to the CA that signed it\)$" "$T/err"
 
 done_testing

@@ -10,6 +10,9 @@
 #       ETCD_URL_I and ETCD_PID_I for I in 1..N.  Short heartbeats and
 #       elections (50 and 500 ms) so that a killed leader is replaced
 #       within a second.  The members are stopped at exit.
+#       With ETCD_TLS=1: https client URLs with a certificate of the
+#       test CA ($TEST_CA), and client certificates required
+#       (--client-cert-auth): $T/pki/etcd-client.pem and .key are one.
 #   etcd_kill I
 #       kill -9 of member I (no goodbye to its peers), reaped.
 #   etcd_leader
@@ -25,7 +28,7 @@ _etcd_launch() {
 		_c=$(random_port)
 		_p=$(random_port)
 		[ "$_c" = "$_p" ] && continue
-		eval "ETCD_URL_$_i=http://127.0.0.1:$_c _etcd_peer_$_i=http://127.0.0.1:$_p"
+		eval "ETCD_URL_$_i=$_etcd_scheme://127.0.0.1:$_c _etcd_peer_$_i=http://127.0.0.1:$_p"
 		_cluster="${_cluster:+$_cluster,}m$_i=http://127.0.0.1:$_p"
 		_i=$((_i + 1))
 	done
@@ -43,6 +46,7 @@ _etcd_launch() {
 			--initial-cluster-state new \
 			--initial-cluster-token "sync-test-$$" \
 			--heartbeat-interval 50 --election-timeout 500 \
+			$_etcd_tls \
 			</dev/null >"$T/etcd/m$_i.log" 2>&1 3>&- &
 		eval "ETCD_PID_$_i=$!"
 		_lib_pids="$_lib_pids $!"
@@ -56,7 +60,7 @@ _etcd_launch() {
 		while [ "$_i" -le "$ETCD_N" ]; do
 			eval "_url=\$ETCD_URL_$_i _pid=\$ETCD_PID_$_i"
 			_lib_pid_alive "$_pid" || return 1
-			curl -s -m 2 "$_url/health" 2>/dev/null |
+			curl -s -m 2 $_etcd_curl "$_url/health" 2>/dev/null |
 				grep -q '"health":"true"' && _up=$((_up + 1))
 			_i=$((_i + 1))
 		done
@@ -70,6 +74,18 @@ _etcd_launch() {
 etcd_start() {
 	ETCD_N=${1:-3}
 	mkdir -p "$T/etcd"
+	_etcd_scheme=http _etcd_tls= _etcd_curl= _etcd_ctl_tls=
+	if [ "${ETCD_TLS:-0}" = 1 ]; then
+		pki_init &&
+		_etcd_cert etcd serverAuth,clientAuth \
+			"subjectAltName=IP:127.0.0.1,DNS:localhost" &&
+		_etcd_cert etcd-client clientAuth ||
+			bail "etcd: cannot make certificates"
+		_etcd_scheme=https
+		_etcd_tls="--cert-file $T/pki/etcd.pem --key-file $T/pki/etcd.key --client-cert-auth --trusted-ca-file $TEST_CA"
+		_etcd_curl="--cacert $TEST_CA --cert $T/pki/etcd-client.pem --key $T/pki/etcd-client.key"
+		_etcd_ctl_tls="--cacert $TEST_CA --cert $T/pki/etcd-client.pem --key $T/pki/etcd-client.key"
+	fi
 	_try=0
 	while [ "$_try" -lt 5 ]; do
 		_try=$((_try + 1))
@@ -87,12 +103,29 @@ etcd_start() {
 	bail "etcd: cannot start a $ETCD_N-member cluster"
 }
 
+# _etcd_cert NAME USAGES [EXT]: $T/pki/NAME.pem and .key, signed by the
+# test CA for the extended key USAGES.  A member's own certificate needs
+# clientAuth too: with --client-cert-auth, its JSON gateway connects to
+# its gRPC server with it.
+_etcd_cert() {
+	printf 'extendedKeyUsage=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n%s\n' \
+		"$2" "${3:-}" >"$T/pki/$1.ext"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$T/pki/$1.key" -out "$T/pki/$1.csr" -subj "/CN=$1" \
+		>>"$T/pki/openssl.log" 2>&1 &&
+	openssl x509 -req -in "$T/pki/$1.csr" -CA "$T/pki/ca.pem" \
+		-CAkey "$T/pki/ca.key" -CAcreateserial -days 3 \
+		-extfile "$T/pki/$1.ext" -out "$T/pki/$1.pem" \
+		>>"$T/pki/openssl.log" 2>&1 || { note_file "$T/pki/openssl.log"; return 1; }
+	chmod 600 "$T/pki/$1.key"
+}
+
 etcd_kill() {
 	eval "stop_pid \$ETCD_PID_$1 KILL"
 }
 
 etcd_ctl() {
-	ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" \
+	ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" $_etcd_ctl_tls \
 		${ETCD_ROOT_PW:+--user=root:$ETCD_ROOT_PW} "$@"
 }
 
