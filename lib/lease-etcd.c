@@ -488,12 +488,8 @@ etcd_cas(struct lease_store *s, const char *old, const char *new,
 	    "request_put", "key", jb64(l->lkey), "value", jb64(new),
 	    "lease", jrev(id),
 	    "request_put", "key", jb64(l->fkey), "value", jb64(fence));
-	txn = cmp && ops ? json_pack("{s:o, s:o}", "compare", cmp, "success",
-	    ops) : NULL;
-	if (txn == NULL) {
-		json_decref(cmp);
-		json_decref(ops);
-	}
+	/* json_pack takes the references, and fails on a NULL one. */
+	txn = json_pack("{s:o, s:o}", "compare", cmp, "success", ops);
 	if (request(l, "/v3/kv/txn", txn, &ans, err) == -1) {
 		/* Applied or not: unknown.  The next read tells. */
 		return sync_errpre(err, "writing the lease");
