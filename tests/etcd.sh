@@ -90,11 +90,12 @@ etcd_start() {
 	while [ "$_try" -lt 5 ]; do
 		_try=$((_try + 1))
 		_etcd_launch && { export ETCD_ENDPOINTS; return 0; }
-		# A port taken meanwhile, or too slow: start over on new ports.
-		_i=1
-		while [ "$_i" -le "$ETCD_N" ]; do
-			eval "stop_pid \$ETCD_PID_$_i KILL"
-			_i=$((_i + 1))
+		# A port taken meanwhile, or too slow: start over on new ports
+		# (not with _i: stop_pid counts with it).
+		_ek=1
+		while [ "$_ek" -le "$ETCD_N" ]; do
+			eval "stop_pid \$ETCD_PID_$_ek KILL"
+			_ek=$((_ek + 1))
 		done
 	done
 	for _i in $(seq "$ETCD_N"); do
