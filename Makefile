@@ -21,7 +21,7 @@ BUILD_DEBS = build-essential pkgconf libldap-dev libcurl4-openssl-dev \
        libjansson-dev libyaml-dev libssl-dev
 DEBS = $(BUILD_DEBS) slapd ldap-utils samba samba-ad-dc \
        samba-ad-provision python3 perl \
-       iproute2 procps mandoc curl
+       iproute2 procps mandoc curl etcd-server etcd-client
 
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
        -Wwrite-strings -Wvla -Wpointer-arith -Wformat=2 -Wundef \

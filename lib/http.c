@@ -25,6 +25,8 @@ struct sync_http {
 	CURL *curl;
 	char *who;
 	char *ca_file;
+	char *cert_file;
+	char *key_file;
 	int tls_verify;
 	long timeout;
 	struct sync_retry *retry;
@@ -293,7 +295,10 @@ sync_http_new(const struct sync_http_opts *o, struct sync_err *err)
 
 	if ((h = calloc(1, sizeof *h)) == NULL ||
 	    (h->who = sync_strdup(o->who ? o->who : "http")) == NULL ||
-	    (o->ca_file && (h->ca_file = sync_strdup(o->ca_file)) == NULL)) {
+	    (o->ca_file && (h->ca_file = sync_strdup(o->ca_file)) == NULL) ||
+	    (o->cert_file &&
+	    (h->cert_file = sync_strdup(o->cert_file)) == NULL) ||
+	    (o->key_file && (h->key_file = sync_strdup(o->key_file)) == NULL)) {
 		sync_errno(err, "%s: cannot start an HTTP connection",
 		    o->who ? o->who : "http");
 		goto fail;
@@ -322,6 +327,8 @@ sync_http_free(struct sync_http *h)
 		curl_easy_cleanup(h->curl);
 	free(h->who);
 	free(h->ca_file);
+	free(h->cert_file);
+	free(h->key_file);
 	free(h);
 }
 
@@ -396,6 +403,10 @@ setup(struct sync_http *h, const struct sync_http_req *q,
 	    h->tls_verify ? 2L : 0L) != CURLE_OK;
 	if (h->ca_file)
 		bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
+	if (h->cert_file) {
+		bad |= curl_easy_setopt(c, CURLOPT_SSLCERT, h->cert_file) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_SSLKEY, h->key_file) != CURLE_OK;
+	}
 
 	/* Reset the method of the previous request, then set this one's. */
 	bad |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;

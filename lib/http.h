@@ -59,6 +59,8 @@ void sync_retry_notice(struct sync_retry *r, int force, const char *msg);
 struct sync_http_opts {
 	const char *who;        /* the connector name, prefix of messages */
 	const char *ca_file;    /* PEM CAs to trust; NULL: the system's */
+	const char *cert_file;  /* PEM client certificate, or NULL */
+	const char *key_file;   /* its PEM key (no passphrase), or NULL */
 	int tls_verify;         /* 0 only when the config says so */
 	long timeout;           /* seconds: connecting, and the whole request */
 	struct sync_retry *retry;       /* borrowed, shared; NULL: no retries */

@@ -3,7 +3,7 @@
  * makes at most one server active (sync-role(1), sync.conf(5) ROLE).
  *
  * The lease is one value, "holder=NAME;fence=N;expires=T", in a shared
- * store (lease-file.c, lease-ldap.c) that changes it only by
+ * store (lease-file.c, lease-ldap.c, lease-etcd.c) that changes it only by
  * compare-and-swap.  Every new holder takes fence+1, so a server that
  * lost the lease (to a forced takeover, or after it expired and another
  * server took it) finds a fencing number that is not its own at its
@@ -50,6 +50,13 @@ sync_role_conf_free(struct sync_role_conf *rc)
 	free(rc->file);
 	free(rc->dn);
 	free(rc->attribute);
+	sync_strv_release(&rc->endpoints);
+	free(rc->prefix);
+	free(rc->ca_file);
+	free(rc->cert_file);
+	free(rc->key_file);
+	free(rc->user);
+	free(rc->password_file);
 	free(rc);
 }
 
@@ -61,18 +68,113 @@ valid_server(const char *s)
 	return n > 0 && n < SYNC_ROLE_NAMEMAX && strspn(s, NAMECHARS) == n;
 }
 
+/* The node of endpoint i: the scalar, or the sequence's item i. */
+static struct sync_node *
+endpoint_node(struct sync_node *n, size_t i)
+{
+	return n->kind == SYNC_NODE_SEQ && i < n->n ? n->items[i] : n;
+}
+
+/*
+ * The etcd section: endpoints (one URL or a list), the key prefix, TLS
+ * files, user and password_file, the timeout of one request.
+ */
+static int
+parse_etcd(struct sync_config *cfg, struct sync_role_conf *rc,
+    struct sync_node *lease, struct sync_err *err)
+{
+	struct sync_node *etcd, *n;
+	size_t i, len;
+	int https = 0;
+	char *u;
+
+	if (sync_map_map(lease, "etcd", 1, &etcd, err) == -1)
+		return -1;
+	if ((n = sync_map_get(etcd, "endpoints")) == NULL)
+		return sync_node_errf(err, etcd, "missing key 'endpoints' (the "
+		    "client URLs of the etcd members)");
+	if (sync_map_strv(etcd, "endpoints", &rc->endpoints, err) == -1)
+		return -1;
+	if (rc->endpoints.n == 0)
+		return sync_node_errf(err, n, "'endpoints' needs at least one "
+		    "URL");
+	for (i = 0; i < rc->endpoints.n; i++) {
+		u = rc->endpoints.v[i];
+		if (strncmp(u, "https://", 8) == 0)
+			https = 1;
+		else if (strncmp(u, "http://", 7) != 0)
+			return sync_node_errf(err, endpoint_node(n, i),
+			    "etcd endpoint '%s' must start with http:// or "
+			    "https://", u);
+		len = strlen(u);
+		if (strcspn(u, " \t\r\n") != len ||
+		    len == (size_t)(u[4] == 's' ? 8 : 7))
+			return sync_node_errf(err, endpoint_node(n, i),
+			    "invalid etcd endpoint '%s'", u);
+		/* The API paths are appended: no trailing slash. */
+		while (len > 8 && u[len - 1] == '/')
+			u[--len] = '\0';
+	}
+	if (sync_map_str(etcd, "prefix", 0, &rc->prefix, err) == -1)
+		return -1;
+	if (rc->prefix == NULL) {
+		if ((rc->prefix = sync_strdup("/sync")) == NULL)
+			return sync_node_errf(err, etcd, "out of memory");
+	} else if (rc->prefix[0] == '\0' ||
+	    rc->prefix[strlen(rc->prefix) - 1] == '/') {
+		return sync_node_errf(err, sync_map_get(etcd, "prefix"),
+		    "'prefix' must be a non-empty key prefix not ending in "
+		    "'/' (the keys are PREFIX/lease and PREFIX/fence)");
+	}
+	rc->timeout = 5;
+	if (sync_map_path(etcd, "ca_file", cfg->dir, 0, &rc->ca_file,
+	    err) == -1 ||
+	    sync_map_path(etcd, "cert_file", cfg->dir, 0, &rc->cert_file,
+	    err) == -1 ||
+	    sync_map_path(etcd, "key_file", cfg->dir, 0, &rc->key_file,
+	    err) == -1 ||
+	    sync_map_str(etcd, "user", 0, &rc->user, err) == -1 ||
+	    sync_map_path(etcd, "password_file", cfg->dir, 0,
+	    &rc->password_file, err) == -1 ||
+	    sync_map_int(etcd, "timeout", 1, 300, &rc->timeout, err) == -1)
+		return -1;
+	if ((rc->cert_file == NULL) != (rc->key_file == NULL))
+		return sync_node_errf(err, sync_map_get(etcd, rc->cert_file ?
+		    "cert_file" : "key_file"), "'cert_file' and 'key_file' "
+		    "go together (a client certificate and its key)");
+	if ((rc->ca_file || rc->cert_file) && !https)
+		return sync_node_errf(err, sync_map_get(etcd, rc->ca_file ?
+		    "ca_file" : "cert_file"), "'%s' needs https:// endpoints",
+		    rc->ca_file ? "ca_file" : "cert_file");
+	if ((rc->user == NULL) != (rc->password_file == NULL))
+		return sync_node_errf(err, sync_map_get(etcd, rc->user ?
+		    "user" : "password_file"), "'user' and 'password_file' go "
+		    "together");
+	if (rc->user && rc->user[0] == '\0')
+		return sync_node_errf(err, sync_map_get(etcd, "user"),
+		    "'user' must not be empty");
+	if (sync_map_check_unused(etcd, err) == -1)
+		return -1;
+	return sync_map_check_unused(lease, err);
+}
+
 static int
 parse_lease(struct sync_config *cfg, struct sync_role_conf *rc,
     struct sync_node *lease, struct sync_err *err)
 {
 	struct sync_node *file = sync_map_get(lease, "file");
 	struct sync_node *ldap = sync_map_get(lease, "ldap");
+	struct sync_node *etcd = sync_map_get(lease, "etcd");
 	char *conn = NULL;
 	int require_pdc = -1;
 
-	if ((file == NULL) == (ldap == NULL))
+	if ((file != NULL) + (ldap != NULL) + (etcd != NULL) != 1)
 		return sync_node_errf(err, lease, "'lease' must have one key, "
-		    "'file' or 'ldap'");
+		    "'file', 'ldap' or 'etcd'");
+	if (etcd) {
+		rc->kind = SYNC_LEASE_ETCD;
+		return parse_etcd(cfg, rc, lease, err);
+	}
 	if (file) {
 		rc->kind = SYNC_LEASE_FILE;
 		if (sync_map_path(lease, "file", cfg->dir, 1, &rc->file,
@@ -286,7 +388,8 @@ lease_get(struct sync_role *r, struct lease *l, char **raw,
 		return -1;
 	if (lease_parse(*raw, l, err) == -1) {
 		sync_errpre(err, "%s", r->rc->kind == SYNC_LEASE_FILE ?
-		    r->rc->file : r->rc->dn);
+		    r->rc->file : r->rc->kind == SYNC_LEASE_LDAP ? r->rc->dn :
+		    r->rc->prefix);
 		free(*raw);
 		*raw = NULL;
 		return -1;
@@ -362,7 +465,8 @@ sync_role_open(struct sync_config *cfg, struct sync_role **rolep,
 	if ((pause = getenv("SYNC_ROLE_TEST_PAUSE")) != NULL)
 		r->pause_ms = strtol(pause, NULL, 10);
 	r->store = r->rc->kind == SYNC_LEASE_FILE ? lease_file_open(r->rc, err) :
-	    lease_ldap_open(r->rc, err);
+	    r->rc->kind == SYNC_LEASE_LDAP ? lease_ldap_open(r->rc, err) :
+	    lease_etcd_open(r->rc, err);
 	if (r->store == NULL) {
 		sync_role_free(r);
 		return -1;

@@ -1,14 +1,14 @@
 /*
  * role.h: private interface of the role lease (lib/role.c) and its two
- * stores, a local file (lib/lease-file.c) and an LDAP entry
- * (lib/lease-ldap.c).
+ * stores, a local file (lib/lease-file.c), an LDAP entry
+ * (lib/lease-ldap.c) and keys in etcd (lib/lease-etcd.c).
  */
 #ifndef SYNC_ROLE_H
 #define SYNC_ROLE_H
 
 #include "sync.h"
 
-enum sync_lease_kind { SYNC_LEASE_FILE, SYNC_LEASE_LDAP };
+enum sync_lease_kind { SYNC_LEASE_FILE, SYNC_LEASE_LDAP, SYNC_LEASE_ETCD };
 
 /* The role section of sync.conf(5). */
 struct sync_role_conf {
@@ -21,6 +21,14 @@ struct sync_role_conf {
 	char *dn;                       /* LDAP: the lease entry */
 	char *attribute;                /* LDAP: its attribute */
 	int require_pdc;                /* LDAP on AD: only on the PDC emulator */
+	struct sync_strv endpoints;     /* ETCD: client URLs, tried in order */
+	char *prefix;                   /* ETCD: keys PREFIX/lease, PREFIX/fence */
+	char *ca_file;                  /* ETCD: TLS */
+	char *cert_file;
+	char *key_file;
+	char *user;                     /* ETCD: auth, with password_file */
+	char *password_file;
+	long timeout;                   /* ETCD: seconds per request */
 };
 
 /* Parses map (NULL: no role section) into cfg->role. */
@@ -47,6 +55,8 @@ struct lease_store {
 struct lease_store *lease_file_open(const struct sync_role_conf *rc,
     struct sync_err *err);
 struct lease_store *lease_ldap_open(const struct sync_role_conf *rc,
+    struct sync_err *err);
+struct lease_store *lease_etcd_open(const struct sync_role_conf *rc,
     struct sync_err *err);
 
 /* The value of a lease that was never taken. */

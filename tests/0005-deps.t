@@ -53,6 +53,8 @@ done <<'EOF2'
 /usr/bin/mandoc                                   tests/0010-man.t
 /usr/bin/curl                                     the emulator's control API
 /bin/ip                                           Samba's loopback addresses
+/usr/bin/etcd                                     the etcd lease tests
+/usr/bin/etcdctl                                  etcd users for the lease tests
 /usr/bin/pkg-config                               the build
 /usr/include/jansson.h                            the build
 /usr/include/yaml.h                               the build

@@ -175,7 +175,7 @@ config_err "lease missing" "role:
   server: a" "sync-role: $T/bad.yaml:12:3: missing required key 'lease'"
 config_err "both backends" "role:
   lease: {file: /x, ldap: {connector: dir, dn: cn=x}}" \
-	"sync-role: $T/bad.yaml:12:10: 'lease' must have one key, 'file' or 'ldap'"
+	"sync-role: $T/bad.yaml:12:10: 'lease' must have one key, 'file', 'ldap' or 'etcd'"
 config_err "lease connector of the wrong type" "role:
   lease:
     ldap: {connector: g, dn: cn=x}" \
