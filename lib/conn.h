@@ -95,6 +95,18 @@ int sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
  */
 int sync_ldap_sync_cookie(struct sync_ldap *l, const char *base,
     char **cookie, struct sync_err *err);
+/*
+ * The DirSync part of ldap-delta.c, for ad connectors.
+ * sync_ad_dirsync_cookie asks the server for its DirSync cookie of the
+ * domain: 0 and *cookie (a new string, the whole snapshot cookie), 1
+ * when it gives none, -1 on error.  sync_ad_import_delta is as
+ * sync_graph_import_delta.
+ */
+int sync_ad_dirsync_cookie(struct sync_ldap *l, char **cookie,
+    struct sync_err *err);
+int sync_ad_import_delta(struct sync_connector *c, const char *prev,
+    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
+    struct sync_err *err);
 /* The cookie of a full import from the server cookies of its searches
  * (in the order sync_ldap_import makes them), or NULL; new string. */
 char *sync_ldap_cookie_make(struct sync_connector *c, char **cookies,

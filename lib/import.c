@@ -22,10 +22,13 @@ sync_import(struct sync_connector *c, const char *prev, sync_obj_fn fn,
 		}
 		return sync_ldap_import(c, fn, ctx, &res->cookie, err);
 	case SYNC_CONN_AD:
-		if (prev != NULL)
-			snprintf(res->why, sizeof res->why, "delta imports "
-			    "are not implemented for %s connectors yet",
-			    c->typename);
+		if (prev != NULL) {
+			int rc = sync_ad_import_delta(c, prev, fn, ctx, res,
+			    err);
+
+			if (rc != 1)
+				return rc;
+		}
 		return sync_ldap_import(c, fn, ctx, &res->cookie, err);
 	case SYNC_CONN_GRAPH:
 		if (prev != NULL) {

@@ -104,13 +104,13 @@ hex_digest(struct sync_buf *out, const char *p, size_t len)
 }
 
 /*
- * "rfc4533 " and the digest of what the searches of c select: the URL,
+ * kind ("rfc4533", "dirsync"), a space, and the digest of what the searches of c select: the URL,
  * and per type its filter, bases, attributes, excluded subtrees, with the
  * anchors, binary attributes and range step.  Another value of any of
  * them needs a full import.
  */
 static int
-config_digest(struct sync_connector *c, struct sync_buf *out)
+config_digest(struct sync_connector *c, const char *kind, struct sync_buf *out)
 {
 	struct sync_ldap_conf *lc = c->ldap;
 	struct sync_ldap l = { NULL, c, lc };
@@ -155,7 +155,7 @@ config_digest(struct sync_connector *c, struct sync_buf *out)
 		if (sync_buf_addf(&b, "binary %s\n", lc->binary.v[i]) == -1)
 			goto out;
 	if (sync_buf_addf(&b, "range %ld\n", lc->range_step) == -1 ||
-	    sync_buf_adds(out, "rfc4533 ") == -1 ||
+	    sync_buf_addf(out, "%s ", kind) == -1 ||
 	    hex_digest(out, b.p, b.len) == -1)
 		goto out;
 	rc = 0;
@@ -180,7 +180,7 @@ sync_ldap_cookie_make(struct sync_connector *c, char **cookies, size_t n,
 		free(s);
 		return NULL;
 	}
-	if (config_digest(c, &b) == -1)
+	if (config_digest(c, "rfc4533", &b) == -1)
 		goto nomem;
 	for (i = 0; i < n; i++)
 		if (sync_buf_addf(&b, "\n%s %s", sync_objtype_name(s[i].t),
@@ -700,7 +700,7 @@ check_cookie(struct sync_connector *c, const struct snap *s, const char *prev,
 		snprintf(why, whylen, "%s has no delta cookie", prev);
 		return 1;
 	}
-	if (config_digest(c, &digest) == -1)
+	if (config_digest(c, "rfc4533", &digest) == -1)
 		return sync_errf(err, "%s: out of memory", c->name);
 	/* the check line covers the lines before it */
 	last = strrchr(s->cookie, '\n');
@@ -864,6 +864,648 @@ out:
 	free(ck);
 	free(srch);
 	sync_strv_release(&newck);
+	sync_obj_release(&o);
+	if (opened)
+		sync_ldap_close(&l);
+	snap_free(s);
+	return rc;
+}
+
+/* ------------------------------------------------------- Active Directory */
+
+/*
+ * The delta import of an ad connector, by the DirSync control of Active
+ * Directory (and Samba).  DirSync names the objects changed since its
+ * cookie, anywhere in the domain, with only the attributes that changed;
+ * with LDAP_DIRSYNC_INCREMENTAL_VALUES a group's member change comes as
+ * the values added or removed.  That is not enough to write what a full
+ * read gives: a rename reports "name" and "parentGUID" but not the new
+ * cn, the backlinks (memberOf) of the members of a changed group are not
+ * reported, nor the member values that AD rewrites in other groups when
+ * an object is renamed, and the connector's filters (objectCategory=
+ * person) cannot be evaluated locally on partial objects.  So DirSync
+ * only says which objects changed, and those are read again, by
+ * objectGUID, with each type's filter and attributes, as a full import
+ * reads them; with them, their neighbours: the objects the old and new
+ * values of a changed object name (a member added or removed gains or
+ * loses a memberOf), and the objects whose values name the old DN of a
+ * changed object (a group holding a renamed user).  An object that no
+ * longer matches, or is deleted, is dropped.
+ *
+ * A rename of a container (an OU, or an object with entries below it)
+ * changes the DNs below it without DirSync reporting them: a full import
+ * is done instead.
+ */
+
+#define DIRSYNC_OID "1.2.840.113556.1.4.841"
+
+/* The domain's naming context (a new string) from the root DSE, or
+ * NULL when the server names none (or memory ran out). */
+static char *
+default_nc(struct sync_ldap *l)
+{
+	char a[] = "defaultNamingContext";
+	char *attrs[2] = { a, NULL };
+	struct timeval tv = { l->lc->timeout, 0 };
+	LDAPMessage *res = NULL, *e;
+	struct berval **v = NULL;
+	char *nc = NULL;
+
+	if (ldap_search_ext_s(l->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)",
+	    attrs, 0, NULL, NULL, &tv, 0, &res) == LDAP_SUCCESS &&
+	    (e = ldap_first_entry(l->ld, res)) != NULL &&
+	    (v = ldap_get_values_len(l->ld, e, a)) != NULL && v[0] != NULL)
+		nc = sync_strndup(v[0]->bv_val, v[0]->bv_len);
+	ldap_value_free_len(v);
+	ldap_msgfree(res);
+	return nc;
+}
+
+/* 1 when every base of every enabled type is inside the naming context. */
+static int
+bases_in(struct sync_connector *c, const char *nc)
+{
+	struct search *s;
+	size_t n, i;
+	int in = 1;
+
+	if ((s = searches(c, &n)) == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!sync_dn_under(s[i].base, nc))
+			in = 0;
+	free(s);
+	return in;
+}
+
+/*
+ * One DirSync search of the naming context nc from the cookie *ck (empty
+ * at first), which it replaces with the server's; *more is set when the
+ * server has more to send.  The result's entries in *res (the caller
+ * frees it).  LDAP errors come back as their code (with err set), 0 on
+ * success, -1 for others.
+ */
+static int
+dirsync_search(struct sync_ldap *l, const char *nc, const char *filter,
+    char **attrs, struct berval *ck, int *more, LDAPMessage **res,
+    struct sync_err *err)
+{
+	struct timeval tv = { l->lc->timeout, 0 };
+	LDAPControl *sc[2] = { NULL, NULL }, **rctrls = NULL, *rc1;
+	BerElement *ber;
+	struct berval bv, nck = { 0, NULL };
+	ber_int_t flag, size;
+	int rc, code = 0;
+
+	*res = NULL;
+	*more = 0;
+	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
+		return sync_errf(err, "%s: out of memory", l->c->name);
+	/* flags 0: the account needs the right to replicate changes */
+	if (ber_printf(ber, "{iio}", (ber_int_t)0, (ber_int_t)0,
+	    ck->bv_val ? ck->bv_val : "", (ber_len_t)ck->bv_len) == -1 ||
+	    ber_flatten2(ber, &bv, 0) == -1) {
+		ber_free(ber, 1);
+		return sync_errf(err, "%s: cannot encode the dirsync control",
+		    l->c->name);
+	}
+	rc = ldap_control_create(DIRSYNC_OID, 1, &bv, 1, &sc[0]);
+	ber_free(ber, 1);
+	if (rc != LDAP_SUCCESS)
+		return sync_ldap_errf(err, l->ld, rc, "%s: cannot create the "
+		    "dirsync control", l->c->name);
+	rc = ldap_search_ext_s(l->ld, nc, LDAP_SCOPE_SUBTREE, filter, attrs, 0,
+	    sc, NULL, &tv, 0, res);
+	ldap_control_free(sc[0]);
+	if (*res == NULL || ldap_parse_result(l->ld, *res, &code, NULL, NULL,
+	    NULL, &rctrls, 0) != LDAP_SUCCESS) {
+		sync_ldap_errf(err, l->ld, rc == LDAP_SUCCESS ? LDAP_OTHER : rc,
+		    "%s: dirsync of '%s' failed", l->c->name, nc);
+		return rc == LDAP_SUCCESS ? LDAP_OTHER : rc;
+	}
+	if (code != LDAP_SUCCESS) {
+		ldap_controls_free(rctrls);
+		sync_ldap_errf(err, l->ld, code, "%s: dirsync of '%s' failed",
+		    l->c->name, nc);
+		return code;
+	}
+	rc1 = ldap_control_find(DIRSYNC_OID, rctrls, NULL);
+	if (rc1 == NULL || rc1->ldctl_value.bv_val == NULL ||
+	    (ber = ber_init(&rc1->ldctl_value)) == NULL) {
+		ldap_controls_free(rctrls);
+		return sync_errf(err, "%s: the dirsync of '%s' ended without "
+		    "its control", l->c->name, nc);
+	}
+	if (ber_scanf(ber, "{iim}", &flag, &size, &nck) == LBER_ERROR) {
+		ber_free(ber, 1);
+		ldap_controls_free(rctrls);
+		return sync_errf(err, "%s: cannot decode the dirsync control of "
+		    "'%s'", l->c->name, nc);
+	}
+	*more = flag != 0;
+	rc = keep_cookie(ck, &nck);
+	ber_free(ber, 1);
+	ldap_controls_free(rctrls);
+	if (rc == -1)
+		return sync_errf(err, "%s: out of memory", l->c->name);
+	return 0;
+}
+
+/* "dirsync <digest>\ncookie <base64>\ncheck <digest>": new string. */
+static char *
+ad_cookie_make(struct sync_connector *c, const struct berval *ck,
+    struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	char *b64 = NULL;
+
+	if (config_digest(c, "dirsync", &b) == -1 ||
+	    (b64 = sync_base64_encode(ck->bv_val, ck->bv_len)) == NULL ||
+	    sync_buf_addf(&b, "\ncookie %s", b64) == -1 ||
+	    sync_buf_adds(&b, "\ncheck ") == -1 ||
+	    hex_digest(&b, b.p, b.len - 7) == -1) {
+		free(b64);
+		sync_buf_release(&b);
+		sync_errf(err, "%s: out of memory", c->name);
+		return NULL;
+	}
+	free(b64);
+	return sync_buf_detach(&b);
+}
+
+int
+sync_ad_dirsync_cookie(struct sync_ldap *l, char **cookie,
+    struct sync_err *err)
+{
+	char a[] = "objectGUID";
+	char *attrs[2] = { a, NULL };
+	struct berval ck = { 0, NULL };
+	LDAPMessage *res = NULL;
+	char *nc;
+	int rc, more = 1;
+
+	*cookie = NULL;
+	if ((nc = default_nc(l)) == NULL || !bases_in(l->c, nc)) {
+		free(nc);
+		return 1;
+	}
+	/*
+	 * A filter that matches nothing: the server still sends its cookie
+	 * (its highest USN), without the whole domain that an empty cookie
+	 * and a real filter would return.
+	 */
+	while (more) {
+		rc = dirsync_search(l, nc, "(objectGUID=\\00)", attrs, &ck, &more,
+		    &res, err);
+		ldap_msgfree(res);
+		if (rc != 0) {
+			/* no DirSync (no right to replicate, ...): no cookie */
+			free(nc);
+			ber_memfree(ck.bv_val);
+			return rc == -1 ? -1 : 1;
+		}
+	}
+	free(nc);
+	rc = 0;
+	if (ck.bv_len == 0)
+		rc = 1;
+	else if ((*cookie = ad_cookie_make(l->c, &ck, err)) == NULL)
+		rc = -1;
+	ber_memfree(ck.bv_val);
+	return rc;
+}
+
+/* The DirSync cookie of prev's cookie into *ck; 1 with why set when it
+ * cannot be used. */
+static int
+ad_check_cookie(struct sync_connector *c, const struct snap *s,
+    const char *prev, struct berval *ck, char *why, size_t whylen,
+    struct sync_err *err)
+{
+	struct sync_buf digest = { 0 }, check = { 0 };
+	const char *q, *last;
+	unsigned char *dec;
+	size_t declen;
+	int rc = 1;
+
+	if (s->cookie == NULL) {
+		snprintf(why, whylen, "%s has no delta cookie", prev);
+		return 1;
+	}
+	if (config_digest(c, "dirsync", &digest) == -1)
+		return sync_errf(err, "%s: out of memory", c->name);
+	last = strrchr(s->cookie, '\n');
+	if (last == NULL || strncmp(last + 1, "check ", 6) != 0 ||
+	    hex_digest(&check, s->cookie, (size_t)(last - s->cookie)) == -1 ||
+	    strcmp(last + 7, check.p) != 0) {
+		snprintf(why, whylen, "the cookie of %s is damaged", prev);
+		goto out;
+	}
+	q = strchr(s->cookie, '\n');
+	if ((size_t)(q - s->cookie) != digest.len ||
+	    memcmp(s->cookie, digest.p, digest.len)) {
+		snprintf(why, whylen, "the server or the objects read have "
+		    "changed since %s was written", prev);
+		goto out;
+	}
+	if (q == last || strncmp(q + 1, "cookie ", 7) != 0 ||
+	    strchr(q + 1, '\n') != last ||
+	    sync_base64_decode(q + 8, (size_t)(last - q - 8), &dec, &declen,
+	    err) == -1) {
+		snprintf(why, whylen, "the cookie of %s is damaged", prev);
+		goto out;
+	}
+	ck->bv_val = (char *)dec;
+	ck->bv_len = declen;
+	rc = 0;
+out:
+	sync_buf_release(&digest);
+	sync_buf_release(&check);
+	return rc;
+}
+
+/* A DN as a key: lower case (the server spells a DN the same way each
+ * time; case is all that varies between a DN and a value naming it). */
+static char *
+dn_key(const char *p, size_t len)
+{
+	char *k = sync_strndup(p, len);
+	size_t i;
+
+	for (i = 0; k && i < len; i++)
+		if (k[i] >= 'A' && k[i] <= 'Z')
+			k[i] = (char)(k[i] - 'A' + 'a');
+	return k;
+}
+
+/* Adds to set the ids of the objects of prev (dns: key -> id) that the
+ * values of o name. */
+static int
+add_named(json_t *set, json_t *dns, const struct sync_obj *o)
+{
+	size_t i, j;
+	json_t *id;
+	char *k;
+
+	for (i = 0; i < o->n; i++)
+		for (j = 0; j < o->a[i].n; j++) {
+			const struct sync_bv *v = &o->a[i].v[j];
+
+			if (v->len < 3 || memchr(v->p, '=', v->len) == NULL)
+				continue;
+			if ((k = dn_key(v->p, v->len)) == NULL)
+				return -1;
+			id = json_object_get(dns, k);
+			free(k);
+			if (id != NULL && json_object_set(set,
+			    json_string_value(id), json_true()) == -1)
+				return -1;
+		}
+	return 0;
+}
+
+struct adrun {
+	struct sync_ldap *l;
+	struct sync_connector *c;
+	struct sync_strv attrs[SYNC_NOBJTYPES];
+	struct tdelta td[SYNC_NOBJTYPES];
+};
+
+/*
+ * Reads object id again, as each enabled type's search would find it, into
+ * r->td[type].chg; its values' DN names into named (may be NULL).
+ */
+static int
+reread(struct adrun *r, const char *id, json_t *named, json_t *dns,
+    struct sync_err *err)
+{
+	struct sync_ldap *l = r->l;
+	struct timeval tv = { l->lc->timeout, 0 };
+	char base[64];
+	int t, rc;
+
+	snprintf(base, sizeof base, "<GUID=%s>", id);
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		struct sync_ldap_objconf *oc = &l->lc->obj[t];
+		struct sync_strv *bases = oc->base_dns.n ? &oc->base_dns :
+		    &l->lc->base_dns;
+		struct tdelta *td = &r->td[t];
+		LDAPMessage *res = NULL, *e;
+		struct sync_obj *o;
+		size_t i;
+		char *dn;
+		int in = 0;
+
+		if (!oc->enabled)
+			continue;
+		if (r->attrs[t].n == 0 && sync_ldap_request_attrs(l, oc,
+		    &r->attrs[t]) == -1)
+			return sync_errf(err, "%s: out of memory", l->c->name);
+		rc = ldap_search_ext_s(l->ld, base, LDAP_SCOPE_BASE, oc->filter,
+		    r->attrs[t].v, 0, NULL, NULL, &tv, 0, &res);
+		if (rc == LDAP_NO_SUCH_OBJECT) {
+			ldap_msgfree(res);
+			return 0;       /* deleted */
+		}
+		if (rc != LDAP_SUCCESS) {
+			ldap_msgfree(res);
+			return sync_ldap_errf(err, l->ld, rc, "%s: reading '%s' "
+			    "again failed", l->c->name, base);
+		}
+		if ((e = ldap_first_entry(l->ld, res)) == NULL ||
+		    (dn = ldap_get_dn(l->ld, e)) == NULL) {
+			ldap_msgfree(res);
+			continue;       /* not of this type */
+		}
+		for (i = 0; i < bases->n; i++)
+			if (sync_dn_under(dn, bases->v[i]))
+				in = 1;
+		if (in && sync_ldap_excluded(l->lc, oc, dn))
+			in = 0;
+		ldap_memfree(dn);
+		if (!in) {
+			ldap_msgfree(res);
+			continue;
+		}
+		if (td->nobjs == td->cap) {
+			size_t cap = td->cap ? td->cap * 2 : 64;
+			struct sync_obj *tmp = realloc(td->objs, cap * sizeof *tmp);
+
+			if (tmp == NULL) {
+				ldap_msgfree(res);
+				return sync_errf(err, "%s: out of memory",
+				    l->c->name);
+			}
+			td->objs = tmp;
+			td->cap = cap;
+		}
+		o = &td->objs[td->nobjs++];
+		memset(o, 0, sizeof *o);
+		rc = sync_ldap_entry_obj(l, (struct ldapmsg *)e,
+		    (enum sync_objtype)t, o, err);
+		ldap_msgfree(res);
+		if (rc == -1)
+			return -1;
+		if (json_object_set_new(td->chg, o->id, json_true()) == -1 ||
+		    (named && add_named(named, dns, o) == -1))
+			return sync_errf(err, "%s: out of memory", l->c->name);
+	}
+	return 0;
+}
+
+/* 1 when the entry at dn has entries below it. */
+static int
+has_children(struct sync_ldap *l, const char *dn)
+{
+	char a[] = "1.1";
+	char *attrs[2] = { a, NULL };
+	struct timeval tv = { l->lc->timeout, 0 };
+	LDAPMessage *res = NULL;
+	int rc, n;
+
+	rc = ldap_search_ext_s(l->ld, dn, LDAP_SCOPE_ONELEVEL,
+	    "(objectClass=*)", attrs, 0, NULL, NULL, &tv, 1, &res);
+	n = res ? ldap_count_entries(l->ld, res) : 0;
+	ldap_msgfree(res);
+	return (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED) && n > 0;
+}
+
+int
+sync_ad_import_delta(struct sync_connector *c, const char *prev,
+    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
+    struct sync_err *err)
+{
+	struct sync_ldap l = { 0 };
+	struct adrun r;
+	struct sync_obj o = { 0 };
+	struct berval ck = { 0, NULL };
+	struct snap *s;
+	json_t *changed = NULL, *named = NULL, *later = NULL, *dns = NULL;
+	json_t *olddns = NULL, *v;
+	LDAPMessage *dres = NULL, *e;
+	const char *id;
+	char *nc = NULL, *k;
+	char a1[] = "*", a2[] = "objectGUID", a3[] = "isDeleted";
+	char *dattrs[4] = { a1, a2, a3, NULL };
+	size_t i, kk, j;
+	int t, rc = -1, opened = 0, more = 1;
+
+	memset(&r, 0, sizeof r);
+	if ((s = snap_load(prev, err)) == NULL)
+		return -1;
+	if (s->delta) {
+		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "
+		    "only what changed; a delta import needs a full one", prev);
+		goto out;
+	}
+	if (s->connector == NULL || strcmp(s->connector, c->name) != 0) {
+		sync_errf(err, "%s: the snapshot is of connector '%s', not '%s'",
+		    prev, s->connector ? s->connector : "", c->name);
+		goto out;
+	}
+	if ((rc = ad_check_cookie(c, s, prev, &ck, res->why, sizeof res->why,
+	    err)) != 0)
+		goto out;
+	rc = -1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if ((r.td[t].chg = json_object()) == NULL)
+			goto nomem;
+	if ((changed = json_object()) == NULL || (named = json_object()) ==
+	    NULL || (later = json_object()) == NULL || (dns = json_object()) ==
+	    NULL || (olddns = json_object()) == NULL)
+		goto nomem;
+	if (sync_ldap_open(&l, c, err) == -1)
+		goto out;
+	opened = 1;
+	r.l = &l;
+	r.c = c;
+	if ((nc = default_nc(&l)) == NULL || !bases_in(c, nc)) {
+		snprintf(res->why, sizeof res->why, "the server names no domain "
+		    "holding the base DNs");
+		rc = 1;
+		goto out;
+	}
+
+	/* What changed: the objectGUIDs DirSync names. */
+	while (more) {
+		int code = dirsync_search(&l, nc, "(objectClass=*)", dattrs, &ck,
+		    &more, &dres, err);
+
+		if (code == -1)
+			goto out;
+		if (code != 0) {
+			snprintf(res->why, sizeof res->why, "the server refused "
+			    "the dirsync search (%.300s)", err->msg);
+			rc = 1;
+			goto out;
+		}
+		for (e = ldap_first_entry(l.ld, dres); e != NULL;
+		    e = ldap_next_entry(l.ld, e)) {
+			struct berval **g = ldap_get_values_len(l.ld, e,
+			    "objectGUID");
+			struct berval **oc = ldap_get_values_len(l.ld, e,
+			    "objectClass");
+			struct berval **nm = ldap_get_values_len(l.ld, e, "name");
+			struct berval **del = ldap_get_values_len(l.ld, e,
+			    "isDeleted");
+			char guid[37], *dn = NULL;
+			int renamed = 0, bad = 0;
+
+			if (g == NULL || g[0] == NULL || g[0]->bv_len != 16) {
+				bad = 1;
+			} else {
+				sync_guid_string((const unsigned char *)
+				    g[0]->bv_val, guid);
+				/* a rename or a move, not a new object */
+				renamed = del == NULL && oc == NULL && nm != NULL;
+				if (json_object_set_new(changed, guid,
+				    json_true()) == -1)
+					bad = 2;
+			}
+			if (renamed && (dn = ldap_get_dn(l.ld, e)) != NULL &&
+			    has_children(&l, dn)) {
+				snprintf(res->why, sizeof res->why, "'%.300s' was "
+				    "renamed or moved: the DNs of the entries "
+				    "below it changed, which dirsync does not "
+				    "report", dn);
+				bad = 3;
+			}
+			ldap_memfree(dn);
+			ldap_value_free_len(g);
+			ldap_value_free_len(oc);
+			ldap_value_free_len(nm);
+			ldap_value_free_len(del);
+			if (bad == 1) {
+				sync_errf(err, "%s: a dirsync entry without an "
+				    "objectGUID", c->name);
+				goto out;
+			}
+			if (bad == 2)
+				goto nomem;
+			if (bad == 3) {
+				rc = 1;
+				goto out;
+			}
+		}
+		ldap_msgfree(dres);
+		dres = NULL;
+	}
+
+	/*
+	 * The neighbours in prev: the objects the values of a changed one
+	 * name, and those whose values name its DN.
+	 */
+	for (kk = 0; kk < s->nobjs; kk++) {
+		const struct dobj *d = &s->objs[kk];
+
+		if (!d->dn)
+			continue;
+		if ((k = dn_key(s->buf + d->dn, strlen(s->buf + d->dn))) == NULL)
+			goto nomem;
+		rc = json_object_set_new(dns, k, json_string(s->buf + d->id));
+		if (rc == 0 && json_object_get(changed, s->buf + d->id))
+			rc = json_object_set_new(olddns, k, json_true());
+		free(k);
+		if (rc == -1)
+			goto nomem;
+		rc = -1;
+	}
+	for (kk = 0; kk < s->nobjs; kk++) {
+		const struct dobj *d = &s->objs[kk];
+		int ischanged = json_object_get(changed, s->buf + d->id) !=
+		    NULL;
+		uint32_t vi;
+
+		for (i = d->a; i < d->a + d->na; i++) {
+			const struct dattr *at = &s->attrs[i];
+
+			for (vi = at->v; vi < at->v + dattr_nv(at); vi++) {
+				const char *p = s->buf + s->vals[vi].off;
+				size_t len = s->vals[vi].len;
+
+				if (len < 3 || memchr(p, '=', len) == NULL)
+					continue;
+				if ((k = dn_key(p, len)) == NULL)
+					goto nomem;
+				if (ischanged && (v = json_object_get(dns, k)) &&
+				    json_object_set(later, json_string_value(v),
+				    json_true()) == -1) {
+					free(k);
+					goto nomem;
+				}
+				if (json_object_get(olddns, k) &&
+				    json_object_set_new(later, s->buf + d->id,
+				    json_true()) == -1) {
+					free(k);
+					goto nomem;
+				}
+				free(k);
+			}
+		}
+	}
+
+	/* The changed objects again, then the neighbours, old and new. */
+	json_object_foreach(changed, id, v)
+		if (reread(&r, id, named, dns, err) == -1)
+			goto out;
+	json_object_foreach(named, id, v)
+		if (!json_object_get(changed, id) &&
+		    json_object_set(later, id, json_true()) == -1)
+			goto nomem;
+	json_object_foreach(later, id, v) {
+		if (json_object_get(changed, id))
+			continue;
+		if (reread(&r, id, NULL, NULL, err) == -1 ||
+		    json_object_set_new(changed, id, json_true()) == -1)
+			goto out;
+	}
+
+	for (kk = 0; kk < s->nobjs; kk++) {
+		const struct dobj *d = &s->objs[kk];
+
+		if (!c->ldap->obj[d->type].enabled)
+			continue;
+		if (json_object_get(changed, s->buf + d->id) != NULL) {
+			if (json_object_get(r.td[d->type].chg, s->buf + d->id) ==
+			    NULL)
+				res->changed++; /* gone */
+			continue;
+		}
+		if (from_snap(s, d, &o) == -1)
+			goto nomem;
+		if (fn(ctx, &o, err) == -1)
+			goto out;
+	}
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		for (j = 0; j < r.td[t].nobjs; j++) {
+			res->changed++;
+			if (fn(ctx, &r.td[t].objs[j], err) == -1)
+				goto out;
+		}
+	if ((res->cookie = ad_cookie_make(c, &ck, err)) == NULL)
+		goto out;
+	res->delta = 1;
+	rc = 0;
+	goto out;
+nomem:
+	sync_errf(err, "%s: out of memory", c->name);
+	rc = -1;
+out:
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		for (j = 0; j < r.td[t].nobjs; j++)
+			sync_obj_release(&r.td[t].objs[j]);
+		free(r.td[t].objs);
+		json_decref(r.td[t].chg);
+		sync_strv_release(&r.attrs[t]);
+	}
+	json_decref(changed);
+	json_decref(named);
+	json_decref(later);
+	json_decref(dns);
+	json_decref(olddns);
+	ldap_msgfree(dres);
+	ber_memfree(ck.bv_val);
+	free(nc);
 	sync_obj_release(&o);
 	if (opened)
 		sync_ldap_close(&l);

@@ -846,11 +846,21 @@ sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 	struct sync_strv cookies = { 0 };
 	struct sync_strv *bases;
 	size_t i;
+	char *adcookie = NULL;
 	int t, rc = 0, sync = c->kind == SYNC_CONN_LDAP;
 
 	*cookie = NULL;
 	if (sync_ldap_open(&l, c, err) == -1)
 		return -1;
+	/*
+	 * AD: the domain's DirSync cookie before the reads (one search that
+	 * matches nothing); what changes after it, the next delta reads.
+	 */
+	if (c->kind == SYNC_CONN_AD &&
+	    sync_ad_dirsync_cookie(&l, &adcookie, err) == -1) {
+		sync_ldap_close(&l);
+		return -1;
+	}
 	for (t = 0; t < SYNC_NOBJTYPES && rc == 0; t++) {
 		struct sync_ldap_objconf *oc = &c->ldap->obj[t];
 
@@ -888,6 +898,11 @@ sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 	    (*cookie = sync_ldap_cookie_make(c, cookies.v, cookies.n, err)) ==
 	    NULL)
 		rc = -1;
+	if (rc == 0 && adcookie != NULL) {
+		*cookie = adcookie;
+		adcookie = NULL;
+	}
+	free(adcookie);
 	sync_strv_release(&cookies);
 	sync_strv_release(&attrs);
 	sync_ldap_close(&l);
