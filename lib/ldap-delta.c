@@ -961,7 +961,12 @@ dirsync_search(struct sync_ldap *l, const char *nc, const char *filter,
 	*more = 0;
 	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
 		return sync_errf(err, "%s: out of memory", l->c->name);
-	/* flags 0: the account needs the right to replicate changes */
+	/*
+	 * Flags 0: the account needs the right to replicate directory
+	 * changes.  With LDAP_DIRSYNC_OBJECT_SECURITY (0x1) Samba lets any
+	 * account search, but leaves the deleted objects out, which a delta
+	 * cannot do without.
+	 */
 	if (ber_printf(ber, "{iio}", (ber_int_t)0, (ber_int_t)0,
 	    ck->bv_val ? ck->bv_val : "", (ber_len_t)ck->bv_len) == -1 ||
 	    ber_flatten2(ber, &bv, 0) == -1) {
@@ -1335,7 +1340,10 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 			goto out;
 		if (code != 0) {
 			snprintf(res->why, sizeof res->why, "the server refused "
-			    "the dirsync search (%.300s)", err->msg);
+			    "the dirsync search%s (%.300s)", code ==
+			    LDAP_INSUFFICIENT_ACCESS ? " (the account needs "
+			    "the right to replicate directory changes)" : "",
+			    err->msg);
 			rc = 1;
 			goto out;
 		}

@@ -161,6 +161,39 @@ test_expect_code 0 "no changes: a delta import" \
 test_grep "... with nothing changed" '\(delta: 0 changed\)$' "$T/err"
 ok "... the same objects" same "$T/d2.snap" "$T/d3.snap"
 
+# An account without the right to replicate directory changes: Samba
+# refuses it DirSync (with LDAP_DIRSYNC_OBJECT_SECURITY it would allow
+# it, but without the deleted objects).
+printf 'Seed-Passw0rd!' >"$T/alicepw"
+chmod 600 "$T/alicepw"
+sed -e "s|bind_dn: .*|bind_dn: CN=Alice Smith,$P|" \
+	-e "s|password_file: .*|password_file: $T/alicepw|" "$T/sync3.yaml" >"$T/alice.yaml"
+test_expect_code 0 "a full import as a plain user" \
+	sync-import -q -c "$T/alice.yaml" -o "$T/u.snap" ad
+test_grep "... has no cookie" '"cookie":null' "$T/u.snap"
+test_expect_code 0 "... a delta import from its snapshot falls back" \
+	sync-import -c "$T/alice.yaml" -d "$T/u.snap" -o "$T/x.snap" ad
+test_grep "... saying why" "^sync-import: ad: a full import: $T/u.snap has no delta cookie$" "$T/err"
+test_expect_code 0 "... and from an administrator's" \
+	sync-import -c "$T/alice.yaml" -d "$T/d2.snap" -o "$T/x.snap" ad
+test_grep "... saying why" "^sync-import: ad: a full import: the server refused the dirsync search \(the account needs the right to replicate directory changes\) \(ad: dirsync of '$B' failed: Insufficient access \(50\): error in module dirsync: insufficient access rights during LDB_SEARCH \(50\)\)$" "$T/err"
+
+cat >"$T/ch4.ldif" <<EOF
+dn: CN=C\+\+ Developer,$P
+changetype: delete
+
+dn: CN=Alice Smith,$P
+changetype: modify
+replace: title
+title: Plain user
+EOF
+samba_modify "$T/ch4.ldif" || fail "a delete and a modify"
+test_expect_code 0 "a full import" \
+	sync-import -q -c "$T/sync3.yaml" -o "$T/f2.snap" ad
+test_expect_code 0 "... and a delta import from before the changes" \
+	sync-import -q -c "$T/sync3.yaml" -d "$T/d2.snap" -o "$T/d4.snap" ad
+ok "... give the same objects" same "$T/f2.snap" "$T/d4.snap"
+
 # Fallbacks: each a full import (exit 0) that says why.
 edit_cookie() {     # edit_cookie IN OUT PYTHON-EXPR-ON-c
 	python3 - "$1" "$2" "$3" <<'EOF'
