@@ -1169,6 +1169,19 @@ add_named(json_t *set, json_t *dns, const struct sync_obj *o)
 	return 0;
 }
 
+/* "type id", a key of an object of a snapshot (new string). */
+static char *
+type_id(int t, const char *id)
+{
+	struct sync_buf b = { 0 };
+
+	if (sync_buf_addf(&b, "%d %s", t, id) == -1) {
+		sync_buf_release(&b);
+		return NULL;
+	}
+	return sync_buf_detach(&b);
+}
+
 struct adrun {
 	struct sync_ldap *l;
 	struct sync_connector *c;
@@ -1286,7 +1299,8 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	struct berval ck = { 0, NULL };
 	struct snap *s;
 	json_t *changed = NULL, *named = NULL, *later = NULL, *dns = NULL;
-	json_t *olddns = NULL, *v;
+	json_t *olddns = NULL, *was = NULL, *v;
+	struct sync_buf ja = { 0 }, jb = { 0 };
 	LDAPMessage *dres = NULL, *e;
 	const char *id;
 	char *nc = NULL, *k;
@@ -1317,7 +1331,8 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 			goto nomem;
 	if ((changed = json_object()) == NULL || (named = json_object()) ==
 	    NULL || (later = json_object()) == NULL || (dns = json_object()) ==
-	    NULL || (olddns = json_object()) == NULL)
+	    NULL || (olddns = json_object()) == NULL ||
+	    (was = json_object()) == NULL)
 		goto nomem;
 	if (sync_ldap_open(&l, c, err) == -1)
 		goto out;
@@ -1463,9 +1478,10 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	json_object_foreach(later, id, v) {
 		if (json_object_get(changed, id))
 			continue;
-		if (reread(&r, id, NULL, NULL, err) == -1 ||
-		    json_object_set_new(changed, id, json_true()) == -1)
+		if (reread(&r, id, NULL, NULL, err) == -1)
 			goto out;
+		if (json_object_set_new(changed, id, json_true()) == -1)
+			goto nomem;
 	}
 
 	for (kk = 0; kk < s->nobjs; kk++) {
@@ -1477,6 +1493,14 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 			if (json_object_get(r.td[d->type].chg, s->buf + d->id) ==
 			    NULL)
 				res->changed++; /* gone */
+			else if ((k = type_id(d->type, s->buf + d->id)) == NULL ||
+			    json_object_set_new(was, k, json_integer(
+			    (json_int_t)kk)) == -1) {
+				free(k);
+				goto nomem;
+			} else {
+				free(k);
+			}
 			continue;
 		}
 		if (from_snap(s, d, &o) == -1)
@@ -1484,10 +1508,30 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 		if (fn(ctx, &o, err) == -1)
 			goto out;
 	}
+	/* an object read again counts when it differs from what it was */
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		for (j = 0; j < r.td[t].nobjs; j++) {
-			res->changed++;
-			if (fn(ctx, &r.td[t].objs[j], err) == -1)
+			struct sync_obj *no = &r.td[t].objs[j];
+			json_t *at;
+
+			if ((k = type_id(t, no->id)) == NULL)
+				goto nomem;
+			at = json_object_get(was, k);
+			free(k);
+			if (at == NULL) {
+				res->changed++;
+			} else {
+				if (from_snap(s, &s->objs[json_integer_value(at)],
+				    &o) == -1)
+					goto nomem;
+				ja.len = jb.len = 0;
+				if (sync_obj_json(&o, &ja, err) == -1 ||
+				    sync_obj_json(no, &jb, err) == -1)
+					goto out;
+				if (ja.len != jb.len || memcmp(ja.p, jb.p, ja.len))
+					res->changed++;
+			}
+			if (fn(ctx, no, err) == -1)
 				goto out;
 		}
 	if ((res->cookie = ad_cookie_make(c, &ck, err)) == NULL)
@@ -1511,6 +1555,9 @@ out:
 	json_decref(later);
 	json_decref(dns);
 	json_decref(olddns);
+	json_decref(was);
+	sync_buf_release(&ja);
+	sync_buf_release(&jb);
 	ldap_msgfree(dres);
 	ber_memfree(ck.bv_val);
 	free(nc);

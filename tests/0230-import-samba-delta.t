@@ -119,7 +119,11 @@ test_expect_code 0 "a delta import" \
 	sync-import -c "$T/sync.yaml" -d "$T/a.snap" -o "$T/d1.snap" ad
 test_no_grep "... and no fallback" 'a full import' "$T/err"
 test_grep "... says what changed" \
-	'^sync-import: ad: 10 users, 5 groups, 5001 contacts \(delta: [0-9]* changed\)$' "$T/err"
+	'^sync-import: ad: 10 users, 5 groups, 5001 contacts \(delta: 12 changed\)$' "$T/err"
+# Alice, New Bie (added), Dave (deleted), John Smith (renamed), Staff,
+# Eva (moved out), Eve (moved in), R&D Europe (renamed); read again with
+# them and changed: C++ Developer and Mixed Scope (memberOf, member),
+# Emilie (memberOf), All People (the members Dave and R&D).
 test_expect_code 0 "a full import" \
 	sync-import -q -c "$T/sync.yaml" -o "$T/f1.snap" ad
 ok "... gives the same objects, byte for byte" same "$T/f1.snap" "$T/d1.snap"
@@ -151,6 +155,9 @@ samba_modify "$T/ch2.ldif" || fail "more changes"
 test_expect_code 0 "a delta import with range_step" \
 	sync-import -c "$T/sync3.yaml" -d "$T/b.snap" -o "$T/d2.snap" ad
 test_no_grep "... and no fallback" 'a full import' "$T/err"
+# John Smith, All People, New Bie (moved out), Carl (memberOf) and
+# Staff (its member New Bie, under its new DN)
+test_grep "... says what changed" '\(delta: 5 changed\)$' "$T/err"
 test_expect_code 0 "a full import with range_step" \
 	sync-import -q -c "$T/sync3.yaml" -o "$T/f2.snap" ad
 ok "... gives the same objects" same "$T/f2.snap" "$T/d2.snap"
@@ -191,7 +198,9 @@ samba_modify "$T/ch4.ldif" || fail "a delete and a modify"
 test_expect_code 0 "a full import" \
 	sync-import -q -c "$T/sync3.yaml" -o "$T/f2.snap" ad
 test_expect_code 0 "... and a delta import from before the changes" \
-	sync-import -q -c "$T/sync3.yaml" -d "$T/d2.snap" -o "$T/d4.snap" ad
+	sync-import -c "$T/sync3.yaml" -d "$T/d2.snap" -o "$T/d4.snap" ad
+# C++ Developer (deleted), Alice and R&D Europe (its member)
+test_grep "... says what changed" '\(delta: 3 changed\)$' "$T/err"
 ok "... give the same objects" same "$T/f2.snap" "$T/d4.snap"
 
 # Fallbacks: each a full import (exit 0) that says why.
