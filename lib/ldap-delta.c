@@ -1271,6 +1271,27 @@ reread(struct adrun *r, const char *id, json_t *named, json_t *dns,
 	return 0;
 }
 
+/* 1 when dn is under a base DN of an enabled type, not left out. */
+static int
+in_scope(struct sync_ldap_conf *lc, const char *dn)
+{
+	size_t i;
+	int t;
+
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		struct sync_ldap_objconf *oc = &lc->obj[t];
+		struct sync_strv *bases = oc->base_dns.n ? &oc->base_dns :
+		    &lc->base_dns;
+
+		if (!oc->enabled || sync_ldap_excluded(lc, oc, dn))
+			continue;
+		for (i = 0; i < bases->n; i++)
+			if (sync_dn_under(dn, bases->v[i]))
+				return 1;
+	}
+	return 0;
+}
+
 /* 1 when the entry at dn has entries below it. */
 static int
 has_children(struct sync_ldap *l, const char *dn)
@@ -1299,7 +1320,7 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	struct berval ck = { 0, NULL };
 	struct snap *s;
 	json_t *changed = NULL, *named = NULL, *later = NULL, *dns = NULL;
-	json_t *olddns = NULL, *was = NULL, *v;
+	json_t *olddns = NULL, *was = NULL, *outside = NULL, *v;
 	struct sync_buf ja = { 0 }, jb = { 0 };
 	LDAPMessage *dres = NULL, *e;
 	const char *id;
@@ -1332,7 +1353,7 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	if ((changed = json_object()) == NULL || (named = json_object()) ==
 	    NULL || (later = json_object()) == NULL || (dns = json_object()) ==
 	    NULL || (olddns = json_object()) == NULL ||
-	    (was = json_object()) == NULL)
+	    (was = json_object()) == NULL || (outside = json_object()) == NULL)
 		goto nomem;
 	if (sync_ldap_open(&l, c, err) == -1)
 		goto out;
@@ -1384,6 +1405,16 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 				if (json_object_set_new(changed, guid,
 				    json_true()) == -1)
 					bad = 2;
+				/* (an object may come in more than one round) */
+				if (!bad && (dn = ldap_get_dn(l.ld, e)) != NULL) {
+					if (in_scope(c->ldap, dn))
+						json_object_del(outside, guid);
+					else if (json_object_set_new(outside, guid,
+					    json_true()) == -1)
+						bad = 2;
+				}
+				ldap_memfree(dn);
+				dn = NULL;
 			}
 			if (renamed && (dn = ldap_get_dn(l.ld, e)) != NULL &&
 			    has_children(&l, dn)) {
@@ -1413,6 +1444,15 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 		ldap_msgfree(dres);
 		dres = NULL;
 	}
+
+	/*
+	 * An object outside every type's scope that prev does not hold
+	 * either (a change elsewhere in the domain) need not be read.
+	 */
+	for (kk = 0; kk < s->nobjs; kk++)
+		json_object_del(outside, s->buf + s->objs[kk].id);
+	json_object_foreach(outside, id, v)
+		json_object_del(changed, id);
 
 	/*
 	 * The neighbours in prev: the objects the values of a changed one
@@ -1556,6 +1596,7 @@ out:
 	json_decref(dns);
 	json_decref(olddns);
 	json_decref(was);
+	json_decref(outside);
 	sync_buf_release(&ja);
 	sync_buf_release(&jb);
 	ldap_msgfree(dres);
