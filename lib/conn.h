@@ -82,9 +82,9 @@ int sync_ldap_request_attrs(struct sync_ldap *l, struct sync_ldap_objconf *oc,
     struct sync_strv *out);
 
 /* Imports, per kind of connector (see sync_import).  *cookie: NULL, or
- * for an ldap connector whose server offers content synchronization,
- * the cookie a delta import starts from (see sync-snapshot(5)); the
- * caller frees it. */
+ * for an ldap connector whose server offers content synchronization
+ * (an ad connector whose account may use DirSync), the cookie a delta
+ * import starts from (see sync-snapshot(5)); the caller frees it. */
 int sync_ldap_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
     char **cookie, struct sync_err *err);
 /*

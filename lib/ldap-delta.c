@@ -28,6 +28,8 @@
  * until every search is complete, so that when the server cannot bring
  * a cookie up to date (e-syncRefreshRequired), or has no syncprov, the
  * caller can still do a full import instead.
+ *
+ * The delta import of an ad connector, by DirSync, is at the end.
  */
 #include <stdlib.h>
 #include <string.h>
