@@ -106,13 +106,16 @@ hex_digest(struct sync_buf *out, const char *p, size_t len)
 }
 
 /*
- * kind ("rfc4533", "dirsync"), a space, and the digest of what the searches of c select: the URL,
- * and per type its filter, bases, attributes, excluded subtrees, with the
- * anchors, binary attributes and range step.  Another value of any of
- * them needs a full import.
+ * kind ("rfc4533", "dirsync"), a space, and the digest of what the
+ * searches of c select: the URL, and per type its filter, bases,
+ * attributes, excluded subtrees, with the anchors, binary attributes and
+ * range step.  Another value of any of them needs a full import.  (The
+ * bind DN is not in it: another account reads the same objects, and a
+ * DirSync the account may not make says so itself.)
  */
 static int
-config_digest(struct sync_connector *c, const char *kind, struct sync_buf *out)
+config_digest(struct sync_connector *c, const char *kind,
+    struct sync_buf *out)
 {
 	struct sync_ldap_conf *lc = c->ldap;
 	struct sync_ldap l = { NULL, c, lc };
