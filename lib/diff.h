@@ -40,6 +40,7 @@ struct dobj {
 	uint32_t anchor, id, dn;        /* offsets; dn is 0 when absent */
 	uint32_t a, na;                 /* attributes snap->attrs[a .. a+na) */
 	uint32_t line;
+	uint32_t off;                   /* where its line starts in buf */
 	uint8_t type;                   /* enum sync_objtype */
 };
 

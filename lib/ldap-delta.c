@@ -15,8 +15,10 @@
  * present phase: the entryUUID of every unchanged entry, and every entry
  * not named was deleted.  The changes are kept by entryUUID (the id of
  * an LDAP snapshot's objects), then the previous snapshot is walked in
- * order, replacing what changed, dropping what was deleted, and the new
- * entries added.
+ * order: the changed and new entries are handed on, and the lines of
+ * the others (neither changed nor deleted) are left for the writer to
+ * copy as they are (res->kept), which costs a fraction of parsing and
+ * serialising them again.
  *
  * A rename is a modify of the same entryUUID with its new DN; the member
  * values of groups that name the old DN stay as they are unless the
@@ -642,28 +644,51 @@ out:
 
 /* ---------------------------------------------------------------- merge */
 
-/* The object d of snapshot s as a sync_obj (released first). */
+/*
+ * The unchanged objects of the previous snapshot, as lines for the
+ * writer (struct sync_lines): the snapshot, which owns the mapped file
+ * they are in, and the indexes of those kept, in the file's order, which
+ * is anchor order.
+ */
+struct kept {
+	struct snap *s;
+	uint32_t *idx;
+	size_t n, at;
+};
+
 static int
-from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
+kept_next(void *ctx, const char **anchor, const char **line, size_t *len)
 {
-	uint32_t i, v;
+	struct kept *k = ctx;
+	const struct dobj *d;
+	const char *p, *nl;
 
-	sync_obj_release(o);
-	o->type = (enum sync_objtype)d->type;
-	if ((o->anchor = sync_strdup(s->buf + d->anchor)) == NULL ||
-	    (o->id = sync_strdup(s->buf + d->id)) == NULL ||
-	    (d->dn && (o->dn = sync_strdup(s->buf + d->dn)) == NULL))
-		return -1;
-	for (i = d->a; i < d->a + d->na; i++) {
-		const struct dattr *a = &s->attrs[i];
+	if (k->at == k->n)
+		return 0;
+	d = &k->s->objs[k->idx[k->at++]];
+	p = k->s->buf + d->off;
+	/* the file is at buf + 1, and every line of it ends with a newline */
+	nl = memchr(p, '\n', k->s->size + 1 - d->off);
+	*anchor = k->s->buf + d->anchor;
+	*line = p;
+	*len = (size_t)(nl - p) + 1;
+	return 1;
+}
 
-		for (v = a->v; v < a->v + dattr_nv(a); v++)
-			if (sync_obj_addval(o, s->names.v[a->name],
-			    s->buf + s->vals[v].off, s->vals[v].len,
-			    (int)a->binary) == -1)
-				return -1;
-	}
-	return 0;
+static void
+kept_rewind(void *ctx)
+{
+	((struct kept *)ctx)->at = 0;
+}
+
+static void
+kept_release(void *ctx)
+{
+	struct kept *k = ctx;
+
+	snap_free(k->s);
+	free(k->idx);
+	free(k);
 }
 
 /* 1 when the object d was not named by a present phase that covers it. */
@@ -749,8 +774,9 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 {
 	struct tdelta td[SYNC_NOBJTYPES];
 	struct sync_ldap l = { 0 };
-	struct sync_obj o = { 0 };
 	struct sync_strv attrs[SYNC_NOBJTYPES];
+	struct sync_lines *kl = NULL;
+	struct kept *kp = NULL;
 	struct sync_strv newck = { 0 };
 	struct berval *ck = NULL;
 	struct search *srch = NULL;
@@ -811,7 +837,14 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 			goto nomem;
 	}
 
-	/* prev, with the changes applied, then the new entries */
+	/*
+	 * prev's unchanged objects are left in its file, for the writer to
+	 * copy (res->kept); the changed and new ones are handed to fn.
+	 */
+	if ((kp = calloc(1, sizeof *kp)) == NULL ||
+	    (kl = calloc(1, sizeof *kl)) == NULL ||
+	    (kp->idx = malloc((s->nobjs + 1) * sizeof *kp->idx)) == NULL)
+		goto nomem;
 	for (k = 0; k < s->nobjs; k++) {
 		const struct dobj *d = &s->objs[k];
 		struct tdelta *tt = &td[d->type];
@@ -826,10 +859,8 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 			res->changed++;
 			continue;
 		}
-		if (from_snap(s, d, &o) == -1)
-			goto nomem;
-		if (fn(ctx, &o, err) == -1)
-			goto out;
+		kp->idx[kp->n++] = (uint32_t)k;
+		kl->counts[d->type]++;
 	}
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		for (i = 0; i < td[t].nobjs; i++) {
@@ -843,6 +874,15 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	    NULL)
 		goto out;
 	res->delta = 1;
+	kp->s = s;
+	s = NULL;
+	kl->next = kept_next;
+	kl->rewind = kept_rewind;
+	kl->release = kept_release;
+	kl->ctx = kp;
+	res->kept = kl;
+	kp = NULL;
+	kl = NULL;
 	rc = 0;
 	goto out;
 nomem:
@@ -864,7 +904,10 @@ out:
 	free(ck);
 	free(srch);
 	sync_strv_release(&newck);
-	sync_obj_release(&o);
+	if (kp)
+		free(kp->idx);
+	free(kp);
+	free(kl);
 	if (opened)
 		sync_ldap_close(&l);
 	snap_free(s);

@@ -429,6 +429,7 @@ parse_obj(struct pctx *c, char *p)
 	o = &s->objs[s->nobjs];
 	memset(o, 0, sizeof *o);
 	o->line = c->lineno;
+	o->off = (uint32_t)(objstart - s->buf);
 	o->a = (uint32_t)s->nattrs;
 	if (expect(c, &p, '{') == -1)
 		return -1;
