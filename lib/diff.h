@@ -84,6 +84,13 @@ dattr_nv(const struct dattr *a)
  * snap_free), or NULL with err "file:line:col: message".
  */
 struct snap *snap_load(const char *path, struct sync_err *err);
+/*
+ * The same without the attributes (every na is 0, their values are not
+ * checked): the anchor, id, DN, type and line of each object, for a
+ * delta import, which copies the lines of the objects it keeps.  A
+ * fraction of the time and memory of snap_load.
+ */
+struct snap *snap_load_skel(const char *path, struct sync_err *err);
 /* Parses a snapshot from memory; buf is taken (freed by snap_free). */
 struct snap *snap_parse(const char *name, char *buf, size_t len,
     struct sync_err *err);

@@ -794,7 +794,7 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 
 	memset(td, 0, sizeof td);
 	memset(attrs, 0, sizeof attrs);
-	if ((s = snap_load(prev, err)) == NULL)
+	if ((s = snap_load_skel(prev, err)) == NULL)
 		return -1;
 	if (s->delta) {
 		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "

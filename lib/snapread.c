@@ -35,6 +35,7 @@ struct pctx {
 	 * object: objects of one snapshot list the same names in order */
 	long pos[32];
 	uint32_t poslen[32];    /* the length of that name */
+	int skel;               /* objects without their attributes */
 };
 
 static int
@@ -412,6 +413,40 @@ grow_to(const struct pctx *c, size_t n, size_t min)
 	} \
 } while (0)
 
+/*
+ * Skips the "attrs" object at *pp ('{'), for snap_load_skel: its values
+ * are only looked for where a string or the object ends, and are not
+ * checked.  A string cannot hold a raw '"' or newline (the file is
+ * compact JSON), so the first '}' outside strings closes it.
+ */
+static int
+skip_attrs(struct pctx *c, char **pp)
+{
+	char *p = *pp + 1;
+
+	for (;;) {
+		p += strcspn(p, "\"}\n");
+		if (*p == '}')
+			break;
+		if (*p != '"')
+			return perr(c, p, "unexpected end of line in \"attrs\"");
+		for (p++;;) {
+			p += strcspn(p, "\"\\\n");
+			if (*p == '\\' && p[1] != '\n' && p[1] != '\0') {
+				p += 2;
+				continue;
+			}
+			if (*p != '"')
+				return perr(c, p, "unexpected end of line in a "
+				    "string");
+			p++;
+			break;
+		}
+	}
+	*pp = p + 1;
+	return 0;
+}
+
 static int
 parse_obj(struct pctx *c, char *p)
 {
@@ -486,6 +521,13 @@ parse_obj(struct pctx *c, char *p)
 				return perr(c, kat, "unknown object type '%.*s'",
 				    (int)len, s->buf + off);
 			o->type = (uint8_t)t;
+		} else if (KEYIS("attrs") && c->skel) {
+			KEY(16);
+			skipws(&p);
+			if (*p != '{')
+				return perr(c, p, "expected '{'");
+			if (skip_attrs(c, &p) == -1)
+				return -1;
 		} else if (KEYIS("attrs")) {
 			KEY(16);
 			if (expect(c, &p, '{') == -1)
@@ -599,7 +641,8 @@ parse_obj(struct pctx *c, char *p)
 		return perr(c, objstart, "object lacks %s",
 		    !(seen & 1) ? "\"anchor\"" : !(seen & 2) ? "\"id\"" :
 		    !(seen & 8) ? "\"type\"" : "\"attrs\"");
-	for (i = 0; i < nbin; i++) {
+	/* without the attributes, their binary flags have nowhere to go */
+	for (i = 0; !c->skel && i < nbin; i++) {
 		idx = intern(c, s, s->buf + binoff[i], binlen[i], 0);
 		for (j = o->a; idx >= 0 && j < o->a + o->na; j++)
 			if (s->attrs[j].name == (uint32_t)idx)
@@ -848,7 +891,8 @@ check_counts(struct pctx *c)
 
 static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
-    size_t arenalen, void *map, size_t maplen, struct sync_err *err);
+    size_t arenalen, void *map, size_t maplen, int skel,
+    struct sync_err *err);
 
 /*
  * Reserves address space for the arrays of a file of len bytes, as much
@@ -893,8 +937,9 @@ snap_reserve(struct snap *s, size_t len)
 	s->reserved = 1;
 }
 
-struct snap *
-snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
+static struct snap *
+parse_buf(const char *name, char *buf, size_t len, int skel,
+    struct sync_err *err)
 {
 	char *nb;
 
@@ -907,12 +952,19 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 		return NULL;
 	}
 	return snap_parse_mapped(name, nb, len, nb + len + 2, len + 62, NULL,
-	    0, err);
+	    0, skel, err);
+}
+
+struct snap *
+snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
+{
+	return parse_buf(name, buf, len, 0, err);
 }
 
 static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
-    size_t arenalen, void *map, size_t maplen, struct sync_err *err)
+    size_t arenalen, void *map, size_t maplen, int skel,
+    struct sync_err *err)
 {
 	struct pctx c = { 0 };
 	struct snap *s;
@@ -936,6 +988,7 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 	snap_reserve(s, len);
 	c.s = s;
 	c.name = name;
+	c.skel = skel;
 	for (k = 0; k < 32; k++)
 		c.pos[k] = -1;
 	if ((s->path = sync_strdup(name)) == NULL) {
@@ -991,8 +1044,8 @@ fail:
 	return NULL;
 }
 
-struct snap *
-snap_load(const char *path, struct sync_err *err)
+static struct snap *
+load(const char *path, int skel, struct sync_err *err)
 {
 	struct stat st;
 	char *buf;
@@ -1033,7 +1086,7 @@ snap_load(const char *path, struct sync_err *err)
 
 			close(fd);
 			return snap_parse_mapped(path, region + pg - 1, flen,
-			    arena, alen, region, mlen, err);
+			    arena, alen, region, mlen, skel, err);
 		}
 		if (region != MAP_FAILED)
 			munmap(region, mlen);
@@ -1069,12 +1122,24 @@ snap_load(const char *path, struct sync_err *err)
 	buf[len + 1] = '\0';
 	if (fd != 0)
 		close(fd);
-	return snap_parse(path, buf, len, err);
+	return parse_buf(path, buf, len, skel, err);
 fail:
 	free(buf);
 	if (fd != 0)
 		close(fd);
 	return NULL;
+}
+
+struct snap *
+snap_load(const char *path, struct sync_err *err)
+{
+	return load(path, 0, err);
+}
+
+struct snap *
+snap_load_skel(const char *path, struct sync_err *err)
+{
+	return load(path, 1, err);
 }
 
 void
