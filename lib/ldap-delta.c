@@ -669,17 +669,17 @@ kept_next(void *ctx, const char **anchor, const char **line, size_t *len)
 {
 	struct kept *k = ctx;
 	const struct dobj *d;
-	const char *p, *nl;
+	size_t i, end;
 
 	if (k->at == k->n)
 		return 0;
-	d = &k->s->objs[k->idx[k->at++]];
-	p = k->s->buf + d->off;
-	/* the file is at buf + 1, and every line of it ends with a newline */
-	nl = memchr(p, '\n', k->s->size + 1 - d->off);
+	i = k->idx[k->at++];
+	d = &k->s->objs[i];
+	/* a line ends where the next begins; the file is at buf + 1 */
+	end = i + 1 < k->s->nobjs ? k->s->objs[i + 1].off : k->s->size + 1;
 	*anchor = k->s->buf + d->anchor;
-	*line = p;
-	*len = (size_t)(nl - p) + 1;
+	*line = k->s->buf + d->off;
+	*len = end - d->off;
 	return 1;
 }
 
