@@ -413,6 +413,148 @@ grow_to(const struct pctx *c, size_t n, size_t min)
 	} \
 } while (0)
 
+/* 1 when the quote at q delimits a string: an even run of backslashes
+ * (none looking back no further than start) before it. */
+static int
+unescaped(const char *start, const char *q)
+{
+	const char *b = q;
+
+	while (b > start && b[-1] == '\\')
+		b--;
+	return ((q - b) & 1) == 0;
+}
+
+/*
+ * The opening quote of the string literal whose closing quote is at q,
+ * looking no further back than start, or NULL.  Inside a literal a quote
+ * is escaped, so the nearest unescaped one before q opens it.
+ */
+static char *
+bstring(char *start, char *q)
+{
+	char *r = q;
+
+	while (r > start) {
+		if ((r = memrchr(start, '"', (size_t)(r - start))) == NULL)
+			return NULL;
+		if (unescaped(start, r))
+			return r;
+	}
+	return NULL;
+}
+
+/* The object o just parsed, checked against the one before it. */
+static int
+obj_done(struct pctx *c, const struct dobj *o)
+{
+	struct snap *s = c->s;
+
+	if (s->nobjs > 0) {
+		const struct dobj *prev = &s->objs[s->nobjs - 1];
+		int cmp = strcmp(s->buf + prev->anchor, s->buf + o->anchor);
+
+		if (cmp == 0)
+			return perr(c, c->line, "duplicate anchor '%s' (also "
+			    "on line %u)", s->buf + o->anchor, prev->line);
+		if (cmp > 0)
+			return perr(c, c->line, "anchor '%s' is out of order "
+			    "(snapshots are sorted by anchor)",
+			    s->buf + o->anchor);
+	}
+	s->nobjs++;
+	return 0;
+}
+
+/*
+ * For snap_load_skel, the line p..nl as the writer writes it:
+ * {"anchor":"A","attrs":{...}[,"binary":[...]][,"dn":"D"],"id":"I",
+ * "type":"T"}.  The anchor is found from the front, the type, id and DN
+ * from the back, and the attributes between them are not read at all.
+ * 1 when parsed, 0 when the line is not in that form (parse_obj then
+ * reads it, and says what is wrong if anything), -1 on error.
+ */
+static int
+parse_skel(struct pctx *c, char *p, char *nl)
+{
+	static const char head[] = "{\"anchor\":\"";
+	struct snap *s = c->s;
+	struct dobj *o;
+	char *q, *aq, *ae, *tq, *iq, *dq = NULL, *pp, tname[16];
+	uint32_t off, len;
+	int t;
+
+	/* everything is looked at before anything is kept */
+	q = nl - 1;
+	if (nl - p < 48 || *q != '}' || q[-1] != '"' ||
+	    strncmp(p, head, sizeof head - 1) != 0)
+		return 0;
+	if ((tq = bstring(p, q - 1)) == NULL || tq - p < 24 ||
+	    memcmp(tq - 8, ",\"type\":", 8) != 0 || tq[-9] != '"' ||
+	    (iq = bstring(p, tq - 9)) == NULL || iq - p < 24 ||
+	    memcmp(iq - 6, ",\"id\":", 6) != 0)
+		return 0;
+	q = iq - 7;
+	if (*q == '"') {
+		if ((dq = bstring(p, q)) == NULL || dq - p < 24 ||
+		    memcmp(dq - 6, ",\"dn\":", 6) != 0)
+			return 0;
+		q = dq - 7;
+	}
+	if (*q != '}' && *q != ']')
+		return 0;
+	aq = p + sizeof head - 2;
+	for (ae = aq + 1;; ae++) {
+		if ((ae = memchr(ae, '"', (size_t)(q - ae))) == NULL)
+			return 0;
+		if (unescaped(aq + 1, ae))
+			break;
+	}
+	if (q - ae < 11 || strncmp(ae + 1, ",\"attrs\":{", 10) != 0)
+		return 0;
+
+	GROW(s->objs, s->nobjs, s->capobjs, 4096);
+	o = &s->objs[s->nobjs];
+	memset(o, 0, sizeof *o);
+	o->line = c->lineno;
+	o->off = (uint32_t)(p - s->buf);
+	o->a = (uint32_t)s->nattrs;
+	pp = aq;
+	if (pstring(c, &pp, &off, &len, 0) == -1 ||
+	    cstring(c, o, &off, len, aq) == -1)
+		return -1;
+	if (len == 0)
+		return perr(c, aq, "empty anchor");
+	o->anchor = off;
+	pp = iq;
+	if (pstring(c, &pp, &off, &len, 0) == -1 ||
+	    cstring(c, o, &off, len, iq) == -1)
+		return -1;
+	o->id = off;
+	pp = dq;
+	if (dq != NULL && (pstring(c, &pp, &off, &len, 0) == -1 ||
+	    cstring(c, o, &off, len, dq) == -1))
+		return -1;
+	if (dq != NULL)
+		o->dn = off;
+	pp = tq;
+	if (pstring(c, &pp, &off, &len, 0) == -1)
+		return -1;
+	t = -1;
+	if (len < sizeof tname) {
+		memcpy(tname, s->buf + off, len);
+		tname[len] = '\0';
+		t = sync_objtype_parse(tname);
+	}
+	if (t < 0)
+		return perr(c, tq - 7, "unknown object type '%.*s'", (int)len,
+		    s->buf + off);
+	o->type = (uint8_t)t;
+	if (obj_done(c, o) == -1)
+		return -1;
+	return 1;
+}
+
 /*
  * Skips the "attrs" object at *pp ('{'), for snap_load_skel: its values
  * are only looked for where a string or the object ends, and are not
@@ -674,20 +816,7 @@ parse_obj(struct pctx *c, char *p)
 			dv->len = (uint32_t)n;
 		}
 	}
-	if (s->nobjs > 0) {
-		const struct dobj *prev = &s->objs[s->nobjs - 1];
-		int cmp = strcmp(s->buf + prev->anchor, s->buf + o->anchor);
-
-		if (cmp == 0)
-			return perr(c, c->line, "duplicate anchor '%s' (also "
-			    "on line %u)", s->buf + o->anchor, prev->line);
-		if (cmp > 0)
-			return perr(c, c->line, "anchor '%s' is out of order "
-			    "(snapshots are sorted by anchor)",
-			    s->buf + o->anchor);
-	}
-	s->nobjs++;
-	return 0;
+	return obj_done(c, o);
 }
 
 /*
@@ -970,6 +1099,7 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 	struct snap *s;
 	char *p, *end, *nl;
 	size_t k;
+	int rc;
 
 	if ((s = calloc(1, sizeof *s)) == NULL) {
 		if (map)
@@ -1030,7 +1160,10 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 			perr(&c, p, "empty line");
 			goto fail;
 		}
-		if (parse_obj(&c, p) == -1)
+		if (c.skel && (rc = parse_skel(&c, p, nl)) != 0) {
+			if (rc == -1)
+				goto fail;
+		} else if (parse_obj(&c, p) == -1)
 			goto fail;
 	}
 	if (check_counts(&c) == -1)
