@@ -521,8 +521,9 @@ static int
 merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 {
 	struct sync_buf prev = { 0 }, prevline = { 0 };
-	size_t i, best;
-	int rc = -1, have = 0;
+	const char *pa = NULL, *pl = NULL, *chunk = NULL;
+	size_t i, best, pll = 0, chunklen = 0;
+	int rc = -1;
 
 	for (i = 0; i < w->nruns; i++) {
 		run_rewind(&w->runs[i]);
@@ -541,12 +542,23 @@ merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 		if (best == w->nruns)
 			break;
 		r = &w->runs[best];
-		if (have && strcmp(prev.p, r->anchor) == 0) {
-			if (dup_anchor(r->anchor, prevline.p, prevline.len,
-			    r->line, r->llen, err) == -1)
+		if (pa && strcmp(pa, r->anchor) == 0) {
+			if (dup_anchor(r->anchor, pl, pll, r->line, r->llen,
+			    err) == -1)
 				goto out;
 			if (fp == NULL)
 				w->counts[type_of(r->line)]--;
+			if (run_next(r, err) == -1)
+				goto out;
+			continue;
+		}
+		/*
+		 * The record is kept for the duplicate check of the next:
+		 * a source's stay where they are, a file's buffer does not.
+		 */
+		if (r->fp == NULL) {
+			pa = r->anchor;
+			pl = r->line;
 		} else {
 			sync_buf_reset(&prev);
 			sync_buf_reset(&prevline);
@@ -555,16 +567,38 @@ merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 				sync_errf(err, "out of memory");
 				goto out;
 			}
-			have = 1;
-			if (fp && fwrite(r->line, 1, r->llen, fp) != r->llen) {
-				sync_errno(err, "cannot write the snapshot");
-				goto out;
-			}
+			pa = prev.p;
+			pl = prevline.p;
+		}
+		pll = r->llen;
+		/*
+		 * A source's lines that follow each other in its memory are
+		 * written in one piece: most of a delta's output is long
+		 * stretches of the previous snapshot, which then go to the
+		 * file without a copy through stdio's buffer.
+		 */
+		if (fp && r->fp == NULL && chunk && chunk + chunklen == r->line) {
+			chunklen += r->llen;
+		} else if (fp) {
+			if (chunklen && fwrite(chunk, 1, chunklen, fp) != chunklen)
+				goto fail;
+			chunk = NULL;
+			chunklen = 0;
+			if (r->fp == NULL) {
+				chunk = r->line;
+				chunklen = r->llen;
+			} else if (fwrite(r->line, 1, r->llen, fp) != r->llen)
+				goto fail;
 		}
 		if (run_next(r, err) == -1)
 			goto out;
 	}
+	if (chunklen && fwrite(chunk, 1, chunklen, fp) != chunklen)
+		goto fail;
 	rc = 0;
+	goto out;
+fail:
+	sync_errno(err, "cannot write the snapshot");
 out:
 	sync_buf_release(&prev);
 	sync_buf_release(&prevline);

@@ -315,7 +315,7 @@ void sync_snapw_free(struct sync_snapw *w);
  * serialising them again would cost what a full import costs, so the
  * writer copies them as they are, merged with the objects added.  next
  * gives the following line (its anchor and the line with its newline,
- * both borrowed until the next call) and returns 1, or 0 at the end;
+ * both borrowed until release) and returns 1, or 0 at the end;
  * rewind starts again from the first; release frees ctx.  counts are
  * the lines per type.
  */
