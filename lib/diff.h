@@ -91,6 +91,16 @@ struct snap *snap_load(const char *path, struct sync_err *err);
  * fraction of the time and memory of snap_load.
  */
 struct snap *snap_load_skel(const char *path, struct sync_err *err);
+/*
+ * For a delta import, prev's unchanged objects as lines for
+ * sync_snapw_lines, copied from the file as they are: snap_lines_new
+ * starts an empty set (NULL when out of memory), snap_lines_add adds
+ * object i (in increasing i), snap_lines_take hands s over to the lines
+ * (sync_lines_free frees it).  The lines are read only after that.
+ */
+struct sync_lines *snap_lines_new(const struct snap *s);
+int snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i);
+void snap_lines_take(struct sync_lines *l, struct snap *s);
 /* Parses a snapshot from memory; buf is taken (freed by snap_free). */
 struct snap *snap_parse(const char *name, char *buf, size_t len,
     struct sync_err *err);

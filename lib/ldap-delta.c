@@ -652,53 +652,6 @@ out:
 
 /* ---------------------------------------------------------------- merge */
 
-/*
- * The unchanged objects of the previous snapshot, as lines for the
- * writer (struct sync_lines): the snapshot, which owns the mapped file
- * they are in, and the indexes of those kept, in the file's order, which
- * is anchor order.
- */
-struct kept {
-	struct snap *s;
-	uint32_t *idx;
-	size_t n, at;
-};
-
-static int
-kept_next(void *ctx, const char **anchor, const char **line, size_t *len)
-{
-	struct kept *k = ctx;
-	const struct dobj *d;
-	size_t i, end;
-
-	if (k->at == k->n)
-		return 0;
-	i = k->idx[k->at++];
-	d = &k->s->objs[i];
-	/* a line ends where the next begins; the file is at buf + 1 */
-	end = i + 1 < k->s->nobjs ? k->s->objs[i + 1].off : k->s->size + 1;
-	*anchor = k->s->buf + d->anchor;
-	*line = k->s->buf + d->off;
-	*len = end - d->off;
-	return 1;
-}
-
-static void
-kept_rewind(void *ctx)
-{
-	((struct kept *)ctx)->at = 0;
-}
-
-static void
-kept_release(void *ctx)
-{
-	struct kept *k = ctx;
-
-	snap_free(k->s);
-	free(k->idx);
-	free(k);
-}
-
 /* 1 when the object d was not named by a present phase that covers it. */
 static int
 not_present(const struct tdelta *td, const struct snap *s,
@@ -784,7 +737,6 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	struct sync_ldap l = { 0 };
 	struct sync_strv attrs[SYNC_NOBJTYPES];
 	struct sync_lines *kl = NULL;
-	struct kept *kp = NULL;
 	struct sync_strv newck = { 0 };
 	struct berval *ck = NULL;
 	struct search *srch = NULL;
@@ -849,9 +801,7 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	 * prev's unchanged objects are left in its file, for the writer to
 	 * copy (res->kept); the changed and new ones are handed to fn.
 	 */
-	if ((kp = calloc(1, sizeof *kp)) == NULL ||
-	    (kl = calloc(1, sizeof *kl)) == NULL ||
-	    (kp->idx = malloc((s->nobjs + 1) * sizeof *kp->idx)) == NULL)
+	if ((kl = snap_lines_new(s)) == NULL)
 		goto nomem;
 	for (k = 0; k < s->nobjs; k++) {
 		const struct dobj *d = &s->objs[k];
@@ -867,8 +817,8 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 			res->changed++;
 			continue;
 		}
-		kp->idx[kp->n++] = (uint32_t)k;
-		kl->counts[d->type]++;
+		if (snap_lines_add(kl, s, k) == -1)
+			goto nomem;
 	}
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		for (i = 0; i < td[t].nobjs; i++) {
@@ -882,14 +832,9 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	    NULL)
 		goto out;
 	res->delta = 1;
-	kp->s = s;
+	snap_lines_take(kl, s);
 	s = NULL;
-	kl->next = kept_next;
-	kl->rewind = kept_rewind;
-	kl->release = kept_release;
-	kl->ctx = kp;
 	res->kept = kl;
-	kp = NULL;
 	kl = NULL;
 	rc = 0;
 	goto out;
@@ -912,10 +857,7 @@ out:
 	free(ck);
 	free(srch);
 	sync_strv_release(&newck);
-	if (kp)
-		free(kp->idx);
-	free(kp);
-	free(kl);
+	sync_lines_free(kl);
 	if (opened)
 		sync_ldap_close(&l);
 	snap_free(s);

@@ -1275,6 +1275,94 @@ snap_load_skel(const char *path, struct sync_err *err)
 	return load(path, 1, err);
 }
 
+/*
+ * Some objects of a snapshot as lines for the writer (struct sync_lines):
+ * the snapshot, which holds the file they are in, and the indexes of
+ * those kept, in the file's order, which is anchor order.
+ */
+struct kept {
+	struct snap *s;         /* once taken */
+	uint32_t *idx;
+	size_t n, cap, at;
+};
+
+static int
+kept_next(void *ctx, const char **anchor, const char **line, size_t *len)
+{
+	struct kept *k = ctx;
+	const struct dobj *d;
+	size_t i, end;
+
+	if (k->at == k->n)
+		return 0;
+	i = k->idx[k->at++];
+	d = &k->s->objs[i];
+	/* a line ends where the next begins; the file is at buf + 1 */
+	end = i + 1 < k->s->nobjs ? k->s->objs[i + 1].off : k->s->size + 1;
+	*anchor = k->s->buf + d->anchor;
+	*line = k->s->buf + d->off;
+	*len = end - d->off;
+	return 1;
+}
+
+static void
+kept_rewind(void *ctx)
+{
+	((struct kept *)ctx)->at = 0;
+}
+
+static void
+kept_release(void *ctx)
+{
+	struct kept *k = ctx;
+
+	snap_free(k->s);
+	free(k->idx);
+	free(k);
+}
+
+struct sync_lines *
+snap_lines_new(const struct snap *s)
+{
+	struct sync_lines *l;
+	struct kept *k;
+
+	if ((l = calloc(1, sizeof *l)) == NULL ||
+	    (k = calloc(1, sizeof *k)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	k->cap = s->nobjs ? s->nobjs : 1;
+	if ((k->idx = malloc(k->cap * sizeof *k->idx)) == NULL) {
+		free(k);
+		free(l);
+		return NULL;
+	}
+	l->next = kept_next;
+	l->rewind = kept_rewind;
+	l->release = kept_release;
+	l->ctx = k;
+	return l;
+}
+
+int
+snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i)
+{
+	struct kept *k = l->ctx;
+
+	if (k->n == k->cap)
+		return -1;      /* cannot happen: one per object at most */
+	k->idx[k->n++] = (uint32_t)i;
+	l->counts[s->objs[i].type]++;
+	return 0;
+}
+
+void
+snap_lines_take(struct sync_lines *l, struct snap *s)
+{
+	((struct kept *)l->ctx)->s = s;
+}
+
 void
 snap_free(struct snap *s)
 {
