@@ -104,6 +104,9 @@ void snap_lines_take(struct sync_lines *l, struct snap *s);
 /* Parses a snapshot from memory; buf is taken (freed by snap_free). */
 struct snap *snap_parse(const char *name, char *buf, size_t len,
     struct sync_err *err);
+/* The same as snap_load_skel (for the fuzz target). */
+struct snap *snap_parse_skel(const char *name, char *buf, size_t len,
+    struct sync_err *err);
 void snap_free(struct snap *s);
 /* The attribute name of o (case-insensitive), or NULL. */
 const struct dattr *snap_attr(const struct snap *s, const struct dobj *o,

@@ -1090,6 +1090,13 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 	return parse_buf(name, buf, len, 0, err);
 }
 
+struct snap *
+snap_parse_skel(const char *name, char *buf, size_t len,
+    struct sync_err *err)
+{
+	return parse_buf(name, buf, len, 1, err);
+}
+
 static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
     size_t arenalen, void *map, size_t maplen, int skel,
