@@ -224,6 +224,14 @@ main(int argc, char *argv[])
 	if (r.progress)
 		fprintf(stderr, "\n");
 	hdr.cookie = res.cookie;
+	/* a delta's unchanged objects, copied as they are into the output */
+	if (res.kept != NULL) {
+		struct sync_lines *kept = res.kept;
+
+		res.kept = NULL;
+		if (sync_snapw_lines(r.w, kept, &err) == -1)
+			goto fail;
+	}
 	if (res.why[0] && !quiet)
 		sync_msg(stderr, prog, "%s: a full import: %s", c->name,
 		    res.why);

@@ -158,6 +158,27 @@ from_snap(const struct delta *dl, const struct snap *s, const struct dobj *d,
 	return 0;
 }
 
+/* 1 when from_snap would drop some of d's members: its line changes. */
+static int
+loses_members(const struct delta *dl, const struct snap *s,
+    const struct dobj *d)
+{
+	uint32_t i, v;
+
+	if (d->type != SYNC_GROUP)
+		return 0;
+	for (i = d->a; i < d->a + d->na; i++) {
+		const struct dattr *a = &s->attrs[i];
+
+		if (strcmp(s->names.v[a->name], "members") != 0)
+			continue;
+		for (v = a->v; v < a->v + dattr_nv(a); v++)
+			if (gone(dl, s->buf + s->vals[v].off, s->vals[v].len))
+				return 1;
+	}
+	return 0;
+}
+
 /*
  * The changed object rec (id) as a sync_obj: its properties as the round
  * gave them (an item that is not a removal carries every selected
@@ -304,6 +325,7 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 	static const enum sync_objtype types[] = { SYNC_USER, SYNC_GROUP };
 	struct delta dl = { 0 };
 	struct sync_obj o = { 0 };
+	struct sync_lines *kl = NULL;
 	const char *links[SYNC_NOBJTYPES] = { NULL };
 	struct snap *s;
 	char *copy = NULL;
@@ -344,13 +366,24 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 		    (rc = delta_round(&dl, types[i], links[types[i]], err)) != 0)
 			goto out;
 	rc = -1;
-	/* prev, with the changes applied, then the new objects */
+	/*
+	 * prev, with the changes applied, then the new objects; the lines
+	 * of prev that stay as they are are left for the writer to copy
+	 * (res->kept), which costs a fraction of serialising them again.
+	 */
+	if ((kl = snap_lines_new(s)) == NULL)
+		goto nomem;
 	for (i = 0; i < s->nobjs; i++) {
 		const struct dobj *d = &s->objs[i];
 
 		if (!c->graph->enabled[d->type])
 			continue;
 		rec = json_object_get(dl.chg, s->buf + d->anchor);
+		if (rec == NULL && !loses_members(&dl, s, d)) {
+			if (snap_lines_add(kl, s, i) == -1)
+				goto nomem;
+			continue;
+		}
 		if (rec == NULL) {
 			if (from_snap(&dl, s, d, &o) == -1)
 				goto nomem;
@@ -378,6 +411,10 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 	}
 	res->cookie = sync_buf_detach(&dl.cookie);
 	res->delta = 1;
+	snap_lines_take(kl, s);
+	s = NULL;
+	res->kept = kl;
+	kl = NULL;
 	rc = 0;
 	goto out;
 nomem:
@@ -391,6 +428,7 @@ out:
 	sync_buf_release(&dl.name);
 	sync_graph_close(dl.g);
 	free(copy);
+	sync_lines_free(kl);
 	snap_free(s);
 	return rc;
 }

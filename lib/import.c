@@ -48,4 +48,6 @@ sync_import_res_release(struct sync_import_res *res)
 {
 	free(res->cookie);
 	res->cookie = NULL;
+	sync_lines_free(res->kept);
+	res->kept = NULL;
 }

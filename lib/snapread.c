@@ -35,6 +35,7 @@ struct pctx {
 	 * object: objects of one snapshot list the same names in order */
 	long pos[32];
 	uint32_t poslen[32];    /* the length of that name */
+	int skel;               /* objects without their attributes */
 };
 
 static int
@@ -412,6 +413,182 @@ grow_to(const struct pctx *c, size_t n, size_t min)
 	} \
 } while (0)
 
+/* 1 when the quote at q delimits a string: an even run of backslashes
+ * (none looking back no further than start) before it. */
+static int
+unescaped(const char *start, const char *q)
+{
+	const char *b = q;
+
+	while (b > start && b[-1] == '\\')
+		b--;
+	return ((q - b) & 1) == 0;
+}
+
+/*
+ * The opening quote of the string literal whose closing quote is at q,
+ * looking no further back than start, or NULL.  Inside a literal a quote
+ * is escaped, so the nearest unescaped one before q opens it.
+ */
+static char *
+bstring(char *start, char *q)
+{
+	char *r = q;
+
+	while (r > start) {
+		if ((r = memrchr(start, '"', (size_t)(r - start))) == NULL)
+			return NULL;
+		if (unescaped(start, r))
+			return r;
+	}
+	return NULL;
+}
+
+/* The object o just parsed, checked against the one before it. */
+static int
+obj_done(struct pctx *c, const struct dobj *o)
+{
+	struct snap *s = c->s;
+
+	if (s->nobjs > 0) {
+		const struct dobj *prev = &s->objs[s->nobjs - 1];
+		int cmp = strcmp(s->buf + prev->anchor, s->buf + o->anchor);
+
+		if (cmp == 0)
+			return perr(c, c->line, "duplicate anchor '%s' (also "
+			    "on line %u)", s->buf + o->anchor, prev->line);
+		if (cmp > 0)
+			return perr(c, c->line, "anchor '%s' is out of order "
+			    "(snapshots are sorted by anchor)",
+			    s->buf + o->anchor);
+	}
+	s->nobjs++;
+	return 0;
+}
+
+/*
+ * For snap_load_skel, the line p..nl as the writer writes it:
+ * {"anchor":"A","attrs":{...}[,"binary":[...]][,"dn":"D"],"id":"I",
+ * "type":"T"}.  The anchor is found from the front, the type, id and DN
+ * from the back, and the attributes between them are not read at all.
+ * 1 when parsed, 0 when the line is not in that form (parse_obj then
+ * reads it, and says what is wrong if anything), -1 on error.
+ */
+static int
+parse_skel(struct pctx *c, char *p, char *nl)
+{
+	static const char head[] = "{\"anchor\":\"";
+	struct snap *s = c->s;
+	struct dobj *o;
+	char *q, *aq, *ae, *tq, *iq, *dq = NULL, *pp, tname[16];
+	uint32_t off, len;
+	int t;
+
+	/* everything is looked at before anything is kept */
+	q = nl - 1;
+	if (nl - p < 48 || *q != '}' || q[-1] != '"' ||
+	    strncmp(p, head, sizeof head - 1) != 0)
+		return 0;
+	if ((tq = bstring(p, q - 1)) == NULL || tq - p < 24 ||
+	    memcmp(tq - 8, ",\"type\":", 8) != 0 || tq[-9] != '"' ||
+	    (iq = bstring(p, tq - 9)) == NULL || iq - p < 24 ||
+	    memcmp(iq - 6, ",\"id\":", 6) != 0)
+		return 0;
+	q = iq - 7;
+	if (*q == '"') {
+		if ((dq = bstring(p, q)) == NULL || dq - p < 24 ||
+		    memcmp(dq - 6, ",\"dn\":", 6) != 0)
+			return 0;
+		q = dq - 7;
+	}
+	if (*q != '}' && *q != ']')
+		return 0;
+	aq = p + sizeof head - 2;
+	for (ae = aq + 1;; ae++) {
+		if ((ae = memchr(ae, '"', (size_t)(q - ae))) == NULL)
+			return 0;
+		if (unescaped(aq + 1, ae))
+			break;
+	}
+	if (q - ae < 11 || strncmp(ae + 1, ",\"attrs\":{", 10) != 0)
+		return 0;
+
+	GROW(s->objs, s->nobjs, s->capobjs, 4096);
+	o = &s->objs[s->nobjs];
+	memset(o, 0, sizeof *o);
+	o->line = c->lineno;
+	o->off = (uint32_t)(p - s->buf);
+	o->a = (uint32_t)s->nattrs;
+	pp = aq;
+	if (pstring(c, &pp, &off, &len, 0) == -1 ||
+	    cstring(c, o, &off, len, aq) == -1)
+		return -1;
+	if (len == 0)
+		return perr(c, aq, "empty anchor");
+	o->anchor = off;
+	pp = iq;
+	if (pstring(c, &pp, &off, &len, 0) == -1 ||
+	    cstring(c, o, &off, len, iq) == -1)
+		return -1;
+	o->id = off;
+	pp = dq;
+	if (dq != NULL && (pstring(c, &pp, &off, &len, 0) == -1 ||
+	    cstring(c, o, &off, len, dq) == -1))
+		return -1;
+	if (dq != NULL)
+		o->dn = off;
+	pp = tq;
+	if (pstring(c, &pp, &off, &len, 0) == -1)
+		return -1;
+	t = -1;
+	if (len < sizeof tname) {
+		memcpy(tname, s->buf + off, len);
+		tname[len] = '\0';
+		t = sync_objtype_parse(tname);
+	}
+	if (t < 0)
+		return perr(c, tq - 7, "unknown object type '%.*s'", (int)len,
+		    s->buf + off);
+	o->type = (uint8_t)t;
+	if (obj_done(c, o) == -1)
+		return -1;
+	return 1;
+}
+
+/*
+ * Skips the "attrs" object at *pp ('{'), for snap_load_skel: its values
+ * are only looked for where a string or the object ends, and are not
+ * checked.  A string cannot hold a raw '"' or newline (the file is
+ * compact JSON), so the first '}' outside strings closes it.
+ */
+static int
+skip_attrs(struct pctx *c, char **pp)
+{
+	char *p = *pp + 1;
+
+	for (;;) {
+		p += strcspn(p, "\"}\n");
+		if (*p == '}')
+			break;
+		if (*p != '"')
+			return perr(c, p, "unexpected end of line in \"attrs\"");
+		for (p++;;) {
+			p += strcspn(p, "\"\\\n");
+			if (*p == '\\' && p[1] != '\n' && p[1] != '\0') {
+				p += 2;
+				continue;
+			}
+			if (*p != '"')
+				return perr(c, p, "unexpected end of line in a "
+				    "string");
+			p++;
+			break;
+		}
+	}
+	*pp = p + 1;
+	return 0;
+}
+
 static int
 parse_obj(struct pctx *c, char *p)
 {
@@ -429,6 +606,7 @@ parse_obj(struct pctx *c, char *p)
 	o = &s->objs[s->nobjs];
 	memset(o, 0, sizeof *o);
 	o->line = c->lineno;
+	o->off = (uint32_t)(objstart - s->buf);
 	o->a = (uint32_t)s->nattrs;
 	if (expect(c, &p, '{') == -1)
 		return -1;
@@ -485,6 +663,13 @@ parse_obj(struct pctx *c, char *p)
 				return perr(c, kat, "unknown object type '%.*s'",
 				    (int)len, s->buf + off);
 			o->type = (uint8_t)t;
+		} else if (KEYIS("attrs") && c->skel) {
+			KEY(16);
+			skipws(&p);
+			if (*p != '{')
+				return perr(c, p, "expected '{'");
+			if (skip_attrs(c, &p) == -1)
+				return -1;
 		} else if (KEYIS("attrs")) {
 			KEY(16);
 			if (expect(c, &p, '{') == -1)
@@ -598,7 +783,8 @@ parse_obj(struct pctx *c, char *p)
 		return perr(c, objstart, "object lacks %s",
 		    !(seen & 1) ? "\"anchor\"" : !(seen & 2) ? "\"id\"" :
 		    !(seen & 8) ? "\"type\"" : "\"attrs\"");
-	for (i = 0; i < nbin; i++) {
+	/* without the attributes, their binary flags have nowhere to go */
+	for (i = 0; !c->skel && i < nbin; i++) {
 		idx = intern(c, s, s->buf + binoff[i], binlen[i], 0);
 		for (j = o->a; idx >= 0 && j < o->a + o->na; j++)
 			if (s->attrs[j].name == (uint32_t)idx)
@@ -630,20 +816,7 @@ parse_obj(struct pctx *c, char *p)
 			dv->len = (uint32_t)n;
 		}
 	}
-	if (s->nobjs > 0) {
-		const struct dobj *prev = &s->objs[s->nobjs - 1];
-		int cmp = strcmp(s->buf + prev->anchor, s->buf + o->anchor);
-
-		if (cmp == 0)
-			return perr(c, c->line, "duplicate anchor '%s' (also "
-			    "on line %u)", s->buf + o->anchor, prev->line);
-		if (cmp > 0)
-			return perr(c, c->line, "anchor '%s' is out of order "
-			    "(snapshots are sorted by anchor)",
-			    s->buf + o->anchor);
-	}
-	s->nobjs++;
-	return 0;
+	return obj_done(c, o);
 }
 
 /*
@@ -847,7 +1020,8 @@ check_counts(struct pctx *c)
 
 static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
-    size_t arenalen, void *map, size_t maplen, struct sync_err *err);
+    size_t arenalen, void *map, size_t maplen, int skel,
+    struct sync_err *err);
 
 /*
  * Reserves address space for the arrays of a file of len bytes, as much
@@ -892,8 +1066,9 @@ snap_reserve(struct snap *s, size_t len)
 	s->reserved = 1;
 }
 
-struct snap *
-snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
+static struct snap *
+parse_buf(const char *name, char *buf, size_t len, int skel,
+    struct sync_err *err)
 {
 	char *nb;
 
@@ -906,17 +1081,32 @@ snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 		return NULL;
 	}
 	return snap_parse_mapped(name, nb, len, nb + len + 2, len + 62, NULL,
-	    0, err);
+	    0, skel, err);
+}
+
+struct snap *
+snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
+{
+	return parse_buf(name, buf, len, 0, err);
+}
+
+struct snap *
+snap_parse_skel(const char *name, char *buf, size_t len,
+    struct sync_err *err)
+{
+	return parse_buf(name, buf, len, 1, err);
 }
 
 static struct snap *
 snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
-    size_t arenalen, void *map, size_t maplen, struct sync_err *err)
+    size_t arenalen, void *map, size_t maplen, int skel,
+    struct sync_err *err)
 {
 	struct pctx c = { 0 };
 	struct snap *s;
 	char *p, *end, *nl;
 	size_t k;
+	int rc;
 
 	if ((s = calloc(1, sizeof *s)) == NULL) {
 		if (map)
@@ -935,6 +1125,7 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 	snap_reserve(s, len);
 	c.s = s;
 	c.name = name;
+	c.skel = skel;
 	for (k = 0; k < 32; k++)
 		c.pos[k] = -1;
 	if ((s->path = sync_strdup(name)) == NULL) {
@@ -976,7 +1167,10 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 			perr(&c, p, "empty line");
 			goto fail;
 		}
-		if (parse_obj(&c, p) == -1)
+		if (c.skel && (rc = parse_skel(&c, p, nl)) != 0) {
+			if (rc == -1)
+				goto fail;
+		} else if (parse_obj(&c, p) == -1)
 			goto fail;
 	}
 	if (check_counts(&c) == -1)
@@ -990,8 +1184,8 @@ fail:
 	return NULL;
 }
 
-struct snap *
-snap_load(const char *path, struct sync_err *err)
+static struct snap *
+load(const char *path, int skel, struct sync_err *err)
 {
 	struct stat st;
 	char *buf;
@@ -1032,7 +1226,7 @@ snap_load(const char *path, struct sync_err *err)
 
 			close(fd);
 			return snap_parse_mapped(path, region + pg - 1, flen,
-			    arena, alen, region, mlen, err);
+			    arena, alen, region, mlen, skel, err);
 		}
 		if (region != MAP_FAILED)
 			munmap(region, mlen);
@@ -1068,12 +1262,112 @@ snap_load(const char *path, struct sync_err *err)
 	buf[len + 1] = '\0';
 	if (fd != 0)
 		close(fd);
-	return snap_parse(path, buf, len, err);
+	return parse_buf(path, buf, len, skel, err);
 fail:
 	free(buf);
 	if (fd != 0)
 		close(fd);
 	return NULL;
+}
+
+struct snap *
+snap_load(const char *path, struct sync_err *err)
+{
+	return load(path, 0, err);
+}
+
+struct snap *
+snap_load_skel(const char *path, struct sync_err *err)
+{
+	return load(path, 1, err);
+}
+
+/*
+ * Some objects of a snapshot as lines for the writer (struct sync_lines):
+ * the snapshot, which holds the file they are in, and the indexes of
+ * those kept, in the file's order, which is anchor order.
+ */
+struct kept {
+	struct snap *s;         /* once taken */
+	uint32_t *idx;
+	size_t n, cap, at;
+};
+
+static int
+kept_next(void *ctx, const char **anchor, const char **line, size_t *len)
+{
+	struct kept *k = ctx;
+	const struct dobj *d;
+	size_t i, end;
+
+	if (k->at == k->n)
+		return 0;
+	i = k->idx[k->at++];
+	d = &k->s->objs[i];
+	/* a line ends where the next begins; the file is at buf + 1 */
+	end = i + 1 < k->s->nobjs ? k->s->objs[i + 1].off : k->s->size + 1;
+	*anchor = k->s->buf + d->anchor;
+	*line = k->s->buf + d->off;
+	*len = end - d->off;
+	return 1;
+}
+
+static void
+kept_rewind(void *ctx)
+{
+	((struct kept *)ctx)->at = 0;
+}
+
+static void
+kept_release(void *ctx)
+{
+	struct kept *k = ctx;
+
+	snap_free(k->s);
+	free(k->idx);
+	free(k);
+}
+
+struct sync_lines *
+snap_lines_new(const struct snap *s)
+{
+	struct sync_lines *l;
+	struct kept *k;
+
+	if ((l = calloc(1, sizeof *l)) == NULL ||
+	    (k = calloc(1, sizeof *k)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	k->cap = s->nobjs ? s->nobjs : 1;
+	if ((k->idx = malloc(k->cap * sizeof *k->idx)) == NULL) {
+		free(k);
+		free(l);
+		return NULL;
+	}
+	l->next = kept_next;
+	l->rewind = kept_rewind;
+	l->release = kept_release;
+	l->ctx = k;
+	return l;
+}
+
+int
+snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i)
+{
+	struct kept *k = l->ctx;
+
+	if (k->n == k->cap)
+		return -1;      /* cannot happen: one per object at most */
+	k->idx[k->n++] = (uint32_t)i;
+	l->counts[s->objs[i].type]++;
+	return 0;
+}
+
+void
+snap_lines_take(struct sync_lines *l, struct snap *s)
+{
+	((struct kept *)l->ctx)->s = s;
 }
 
 void

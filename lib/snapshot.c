@@ -5,7 +5,8 @@
  * order, so the writer keeps each line in an arena; past the memory limit
  * the arena is sorted and spilled to an unlinked temporary file (a run),
  * and the runs are merged at the end.  Memory is then bounded by the
- * limit, not by the number of objects.
+ * limit, not by the number of objects.  The unchanged lines of a delta
+ * import's previous snapshot are one more run, read where they are.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -275,12 +276,15 @@ struct rec {
 	size_t len;             /* whole record */
 };
 
+/* A sorted run: a temporary file, or the lines a delta kept. */
 struct run {
 	FILE *fp;
-	char *anchor;           /* current record, NULL at the end */
-	char *line;
+	struct sync_lines *src; /* when fp is NULL */
+	char *abuf, *lbuf;      /* fp's current record */
 	size_t acap, lcap;
-	ssize_t llen;
+	const char *anchor;     /* current record, NULL at the end */
+	const char *line;       /* with its newline */
+	size_t llen;
 };
 
 struct sync_snapw {
@@ -460,17 +464,37 @@ run_next(struct run *r, struct sync_err *err)
 {
 	ssize_t n;
 
-	if ((n = getdelim(&r->anchor, &r->acap, '\0', r->fp)) == -1) {
+	if (r->fp == NULL) {
+		if (r->src->next(r->src->ctx, &r->anchor, &r->line,
+		    &r->llen) == 0)
+			r->anchor = r->line = NULL;
+		return 0;
+	}
+	if ((n = getdelim(&r->abuf, &r->acap, '\0', r->fp)) == -1) {
 		if (ferror(r->fp))
 			return sync_errno(err, "cannot read a temporary file");
-		free(r->anchor);
-		free(r->line);
+		free(r->abuf);
+		free(r->lbuf);
+		r->abuf = r->lbuf = NULL;
+		r->acap = r->lcap = 0;
 		r->anchor = r->line = NULL;
 		return 0;
 	}
-	if ((r->llen = getline(&r->line, &r->lcap, r->fp)) == -1)
+	if ((n = getline(&r->lbuf, &r->lcap, r->fp)) == -1)
 		return sync_errf(err, "temporary sort file is truncated");
+	r->anchor = r->abuf;
+	r->line = r->lbuf;
+	r->llen = (size_t)n;
 	return 0;
+}
+
+static void
+run_rewind(struct run *r)
+{
+	if (r->fp)
+		rewind(r->fp);
+	else
+		r->src->rewind(r->src->ctx);
 }
 
 /*
@@ -497,11 +521,12 @@ static int
 merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 {
 	struct sync_buf prev = { 0 }, prevline = { 0 };
-	size_t i, best;
-	int rc = -1, have = 0;
+	const char *pa = NULL, *pl = NULL, *chunk = NULL;
+	size_t i, best, pll = 0, chunklen = 0;
+	int rc = -1;
 
 	for (i = 0; i < w->nruns; i++) {
-		rewind(w->runs[i].fp);
+		run_rewind(&w->runs[i]);
 		if (run_next(&w->runs[i], err) == -1)
 			goto out;
 	}
@@ -517,31 +542,63 @@ merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 		if (best == w->nruns)
 			break;
 		r = &w->runs[best];
-		if (have && strcmp(prev.p, r->anchor) == 0) {
-			if (dup_anchor(r->anchor, prevline.p, prevline.len,
-			    r->line, (size_t)r->llen, err) == -1)
+		if (pa && strcmp(pa, r->anchor) == 0) {
+			if (dup_anchor(r->anchor, pl, pll, r->line, r->llen,
+			    err) == -1)
 				goto out;
 			if (fp == NULL)
 				w->counts[type_of(r->line)]--;
+			if (run_next(r, err) == -1)
+				goto out;
+			continue;
+		}
+		/*
+		 * The record is kept for the duplicate check of the next:
+		 * a source's stay where they are, a file's buffer does not.
+		 */
+		if (r->fp == NULL) {
+			pa = r->anchor;
+			pl = r->line;
 		} else {
 			sync_buf_reset(&prev);
 			sync_buf_reset(&prevline);
 			if (sync_buf_adds(&prev, r->anchor) == -1 ||
-			    sync_buf_add(&prevline, r->line, (size_t)r->llen) == -1) {
+			    sync_buf_add(&prevline, r->line, r->llen) == -1) {
 				sync_errf(err, "out of memory");
 				goto out;
 			}
-			have = 1;
-			if (fp && fwrite(r->line, 1, (size_t)r->llen, fp) !=
-			    (size_t)r->llen) {
-				sync_errno(err, "cannot write the snapshot");
-				goto out;
-			}
+			pa = prev.p;
+			pl = prevline.p;
+		}
+		pll = r->llen;
+		/*
+		 * A source's lines that follow each other in its memory are
+		 * written in one piece: most of a delta's output is long
+		 * stretches of the previous snapshot, which then go to the
+		 * file without a copy through stdio's buffer.
+		 */
+		if (fp && r->fp == NULL && chunk && chunk + chunklen == r->line) {
+			chunklen += r->llen;
+		} else if (fp) {
+			if (chunklen && fwrite(chunk, 1, chunklen, fp) != chunklen)
+				goto fail;
+			chunk = NULL;
+			chunklen = 0;
+			if (r->fp == NULL) {
+				chunk = r->line;
+				chunklen = r->llen;
+			} else if (fwrite(r->line, 1, r->llen, fp) != r->llen)
+				goto fail;
 		}
 		if (run_next(r, err) == -1)
 			goto out;
 	}
+	if (chunklen && fwrite(chunk, 1, chunklen, fp) != chunklen)
+		goto fail;
 	rc = 0;
+	goto out;
+fail:
+	sync_errno(err, "cannot write the snapshot");
 out:
 	sync_buf_release(&prev);
 	sync_buf_release(&prevline);
@@ -553,6 +610,7 @@ sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 {
 	size_t i, j;
 
+	/* Everything in memory: sorted there, no temporary file. */
 	if (w->nruns == 0) {
 		sort_arena(w);
 		/* Duplicates first: nothing is written if there is one. */
@@ -601,13 +659,48 @@ sync_snapw_free(struct sync_snapw *w)
 	if (w == NULL)
 		return;
 	for (i = 0; i < w->nruns; i++) {
-		fclose(w->runs[i].fp);
-		free(w->runs[i].anchor);
-		free(w->runs[i].line);
+		if (w->runs[i].fp)
+			fclose(w->runs[i].fp);
+		sync_lines_free(w->runs[i].src);
+		free(w->runs[i].abuf);
+		free(w->runs[i].lbuf);
 	}
 	free(w->runs);
 	free(w->recs);
 	sync_buf_release(&w->arena);
 	sync_buf_release(&w->line);
 	free(w);
+}
+
+int
+sync_snapw_lines(struct sync_snapw *w, struct sync_lines *l,
+    struct sync_err *err)
+{
+	struct run *runs;
+	int t;
+
+	if ((runs = realloc(w->runs, (w->nruns + 1) * sizeof *runs)) == NULL) {
+		sync_lines_free(l);
+		return sync_errf(err, "out of memory");
+	}
+	/*
+	 * The lines are a run like those spilled, already sorted: merged
+	 * with the others as they are read, never held in the arena.
+	 */
+	w->runs = runs;
+	memset(&runs[w->nruns], 0, sizeof *runs);
+	runs[w->nruns++].src = l;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		w->counts[t] += l->counts[t];
+	return 0;
+}
+
+void
+sync_lines_free(struct sync_lines *l)
+{
+	if (l == NULL)
+		return;
+	if (l->release)
+		l->release(l->ctx);
+	free(l);
 }

@@ -309,6 +309,35 @@ size_t sync_snapw_count(const struct sync_snapw *w, enum sync_objtype t);
 int sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err);
 void sync_snapw_free(struct sync_snapw *w);
 
+/*
+ * Lines already in snapshot form and in anchor order: the objects of the
+ * previous snapshot that a delta import left unchanged.  Parsing and
+ * serialising them again would cost what a full import costs, so the
+ * writer copies them as they are, merged with the objects added.  next
+ * gives the following line (its anchor and the line with its newline,
+ * both borrowed until release) and returns 1, or 0 at the end;
+ * rewind starts again from the first; release frees ctx.  counts are
+ * the lines per type.
+ */
+struct sync_lines {
+	int (*next)(void *ctx, const char **anchor, const char **line,
+	    size_t *len);
+	void (*rewind)(void *ctx);
+	void (*release)(void *ctx);
+	void *ctx;
+	size_t counts[SYNC_NOBJTYPES];
+};
+
+/*
+ * Makes l part of what sync_snapw_write writes; the writer owns l from
+ * then on (released by sync_snapw_free), even when this fails.  One
+ * source per writer.
+ */
+int sync_snapw_lines(struct sync_snapw *w, struct sync_lines *l,
+    struct sync_err *err);
+/* Releases l (NULL is allowed). */
+void sync_lines_free(struct sync_lines *l);
+
 /* ------------------------------------------------------------- connectors */
 
 /*
@@ -324,6 +353,10 @@ struct sync_import_res {
 	int delta;              /* 1: prev and the changes since, merged */
 	size_t changed;         /* then: objects added, changed or removed */
 	char why[512];          /* a delta asked for but a full import done */
+	/* a delta: prev's unchanged objects, which were not handed to fn
+	 * but are for sync_snapw_lines (which takes them); NULL when the
+	 * connector hands every object to fn */
+	struct sync_lines *kept;
 };
 
 /*
@@ -334,7 +367,9 @@ struct sync_import_res {
  * import would give.  Where a delta cannot be done (the connector has
  * none, prev has no cookie, the service no longer honours it, the
  * attributes read have changed), a full import is done and res->why
- * says why.  Free res->cookie with sync_import_res_release.
+ * says why.  A delta may leave prev's unchanged objects in res->kept
+ * instead of handing them to fn.  Free res->cookie and res->kept with
+ * sync_import_res_release.
  */
 int sync_import(struct sync_connector *c, const char *prev, sync_obj_fn fn,
     void *ctx, struct sync_import_res *res, struct sync_err *err);

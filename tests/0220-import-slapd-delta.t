@@ -4,7 +4,7 @@
 # moves and member changes, gives the bytes a full import gives, reading
 # only the entries that changed; a present phase (no session log) and a
 # session log (deletes by entryUUID) both; and each fallback with its
-# reason.
+# reason.  A value that looks like the end of a line is skipped whole.
 . "$(dirname "$0")/lib.sh"
 
 SOURCE_DATE_EPOCH=1700000000
@@ -46,6 +46,17 @@ nentries() {
 		sed -n 's/.*SEARCH RESULT.* nentries=\([0-9]*\).*/\1/p' |
 		awk '{ s += $1 } END { print s + 0 }'
 }
+
+# A value that ends in a backslash and holds what the keys after "attrs"
+# look like: the delta skips the values of the previous snapshot's lines
+# to their end, and must not stop inside this one.
+cat >"$T/odd.ldif" <<'EOF'
+dn: cn=Smith\, John,ou=People,dc=example,dc=org
+changetype: modify
+replace: description
+description: brace "}],"dn":"cn=x","id":"y","type":"group"} end\
+EOF
+slapd_modify "$T/odd.ldif" || fail "odd value"
 
 test_expect_code 0 "a full import takes the server's cookies" \
 	sync-import -q -c "$T/sync.yaml" -o "$T/a.snap" dir

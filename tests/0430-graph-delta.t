@@ -188,4 +188,17 @@ echo 640 >"$T/want"
 stat -c %a "$T/s7.snap" >"$T/got"
 test_cmp "... keeps its mode" "$T/want" "$T/got"
 
+# A deleted user leaves the groups it was in, whether or not the groups'
+# round says so: such a group is written anew, not copied from prev.
+graph_call "$CID" "$SECRET" >"$T/calls" <<EOF || { note_file "$T/calls"; fail "the third changes"; }
+DELETE /users/${U}20
+EOF
+pass "a member of g2 deleted, through the Graph API"
+test_expect_code 0 "a delta import after it" \
+	sync-import -c "$T/sync.yaml" -d "$T/s7.snap" -o "$T/s8.snap" entra
+test_expect_code 0 "a full import" sync-import -c "$T/sync.yaml" -o "$T/f8.snap" entra
+same "... the same objects as the full import" "$T/f8.snap" "$T/s8.snap"
+test_grep "... g2 without the deleted user" \
+	"\"anchor\":\"$G2\".*\"members\":\[\"$G1\"\]" "$T/s8.snap"
+
 done_testing
