@@ -657,6 +657,35 @@ out:
 
 /* ---------------------------------------------------------------- merge */
 
+/*
+ * The object d of a fully parsed snapshot (snap_load) as a sync_obj,
+ * released first; o owns what it holds.  -1 when out of memory.  The
+ * AD delta uses it for the objects it keeps; the LDAP delta copies their
+ * lines instead (res->kept).
+ */
+static int
+from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
+{
+	uint32_t i, v;
+
+	sync_obj_release(o);
+	o->type = (enum sync_objtype)d->type;
+	if ((o->anchor = sync_strdup(s->buf + d->anchor)) == NULL ||
+	    (o->id = sync_strdup(s->buf + d->id)) == NULL ||
+	    (d->dn && (o->dn = sync_strdup(s->buf + d->dn)) == NULL))
+		return -1;
+	for (i = d->a; i < d->a + d->na; i++) {
+		const struct dattr *a = &s->attrs[i];
+
+		for (v = a->v; v < a->v + dattr_nv(a); v++)
+			if (sync_obj_addval(o, s->names.v[a->name],
+			    s->buf + s->vals[v].off, s->vals[v].len,
+			    (int)a->binary) == -1)
+				return -1;
+	}
+	return 0;
+}
+
 /* 1 when the object d was not named by a present phase that covers it. */
 static int
 not_present(const struct tdelta *td, const struct snap *s,
