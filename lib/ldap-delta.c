@@ -702,6 +702,51 @@ not_present(const struct tdelta *td, const struct snap *s,
 }
 
 /*
+ * The frame both cookies share: a first line "KIND <digest of c>", the
+ * lines of the server's cookies, and a last line "check <digest of the
+ * lines before>".  0 with *body at the second line and *last at the
+ * newline before the check line; 1 with why set when the cookie is
+ * missing, damaged or from another configuration; -1 with err set.
+ */
+static int
+cookie_frame(struct sync_connector *c, const char *kind, const struct snap *s,
+    const char *prev, const char **body, const char **last, char *why,
+    size_t whylen, struct sync_err *err)
+{
+	struct sync_buf digest = { 0 }, check = { 0 };
+	const char *q;
+	int rc = 1;
+
+	if (s->cookie == NULL) {
+		snprintf(why, whylen, "%s has no delta cookie", prev);
+		return 1;
+	}
+	if (config_digest(c, kind, &digest) == -1)
+		return sync_errf(err, "%s: out of memory", c->name);
+	/* the check line covers the lines before it */
+	*last = strrchr(s->cookie, '\n');
+	if (*last == NULL || strncmp(*last + 1, "check ", 6) != 0 ||
+	    hex_digest(&check, s->cookie, (size_t)(*last - s->cookie)) == -1 ||
+	    strcmp(*last + 7, check.p) != 0) {
+		snprintf(why, whylen, "the cookie of %s is damaged", prev);
+		goto out;
+	}
+	q = strchr(s->cookie, '\n');
+	if ((size_t)(q - s->cookie) != digest.len ||
+	    memcmp(s->cookie, digest.p, digest.len)) {
+		snprintf(why, whylen, "the server or the objects read have "
+		    "changed since %s was written", prev);
+		goto out;
+	}
+	*body = q + 1;
+	rc = 0;
+out:
+	sync_buf_release(&digest);
+	sync_buf_release(&check);
+	return rc;
+}
+
+/*
  * The cookie of prev checked against c; 1 with why set when it cannot be
  * used.  On 0, ck[i] is the server cookie of search i (decoded, new).
  */
@@ -710,34 +755,15 @@ check_cookie(struct sync_connector *c, const struct snap *s, const char *prev,
     const struct search *srch, size_t nsrch, struct berval *ck, char *why,
     size_t whylen, struct sync_err *err)
 {
-	struct sync_buf digest = { 0 }, check = { 0 };
-	const char *p, *q, *end, *last;
+	const char *p, *end, *last;
 	unsigned char *dec;
 	size_t i, n, declen;
-	int rc = 1;
+	int rc;
 
-	if (s->cookie == NULL) {
-		snprintf(why, whylen, "%s has no delta cookie", prev);
-		return 1;
-	}
-	if (config_digest(c, "rfc4533", &digest) == -1)
-		return sync_errf(err, "%s: out of memory", c->name);
-	/* the check line covers the lines before it */
-	last = strrchr(s->cookie, '\n');
-	if (last == NULL || strncmp(last + 1, "check ", 6) != 0 ||
-	    hex_digest(&check, s->cookie, (size_t)(last - s->cookie)) == -1 ||
-	    strcmp(last + 7, check.p) != 0) {
-		snprintf(why, whylen, "the cookie of %s is damaged", prev);
-		goto out;
-	}
-	p = s->cookie;
-	q = strchr(p, '\n');
-	if ((size_t)(q - p) != digest.len || memcmp(p, digest.p, digest.len)) {
-		snprintf(why, whylen, "the server or the objects read have "
-		    "changed since %s was written", prev);
-		goto out;
-	}
-	for (i = 0, p = q + 1; p < last + 1 && i < nsrch; i++, p = end + 1) {
+	if ((rc = cookie_frame(c, "rfc4533", s, prev, &p, &last, why, whylen,
+	    err)) != 0)
+		return rc;
+	for (i = 0; p < last + 1 && i < nsrch; i++, p = end + 1) {
 		const char *tn = sync_objtype_name(srch[i].t);
 
 		end = strchr(p, '\n');
@@ -746,20 +772,16 @@ check_cookie(struct sync_connector *c, const struct snap *s, const char *prev,
 		    p[n] != ' ' || sync_base64_decode(p + n + 1,
 		    (size_t)(end - p) - n - 1, &dec, &declen, err) == -1) {
 			snprintf(why, whylen, "the cookie of %s is damaged", prev);
-			goto out;
+			return 1;
 		}
 		ck[i].bv_val = (char *)dec;
 		ck[i].bv_len = declen;
 	}
 	if (i != nsrch || p != last + 1) {
 		snprintf(why, whylen, "the cookie of %s is damaged", prev);
-		goto out;
+		return 1;
 	}
-	rc = 0;
-out:
-	sync_buf_release(&digest);
-	sync_buf_release(&check);
-	return rc;
+	return 0;
 }
 
 int
@@ -1114,46 +1136,24 @@ ad_check_cookie(struct sync_connector *c, const struct snap *s,
     const char *prev, struct berval *ck, char *why, size_t whylen,
     struct sync_err *err)
 {
-	struct sync_buf digest = { 0 }, check = { 0 };
-	const char *q, *last;
+	const char *p, *last;
 	unsigned char *dec;
 	size_t declen;
-	int rc = 1;
+	int rc;
 
-	if (s->cookie == NULL) {
-		snprintf(why, whylen, "%s has no delta cookie", prev);
-		return 1;
-	}
-	if (config_digest(c, "dirsync", &digest) == -1)
-		return sync_errf(err, "%s: out of memory", c->name);
-	last = strrchr(s->cookie, '\n');
-	if (last == NULL || strncmp(last + 1, "check ", 6) != 0 ||
-	    hex_digest(&check, s->cookie, (size_t)(last - s->cookie)) == -1 ||
-	    strcmp(last + 7, check.p) != 0) {
-		snprintf(why, whylen, "the cookie of %s is damaged", prev);
-		goto out;
-	}
-	q = strchr(s->cookie, '\n');
-	if ((size_t)(q - s->cookie) != digest.len ||
-	    memcmp(s->cookie, digest.p, digest.len)) {
-		snprintf(why, whylen, "the server or the objects read have "
-		    "changed since %s was written", prev);
-		goto out;
-	}
-	if (q == last || strncmp(q + 1, "cookie ", 7) != 0 ||
-	    strchr(q + 1, '\n') != last ||
-	    sync_base64_decode(q + 8, (size_t)(last - q - 8), &dec, &declen,
+	if ((rc = cookie_frame(c, "dirsync", s, prev, &p, &last, why, whylen,
+	    err)) != 0)
+		return rc;
+	if (p > last || strncmp(p, "cookie ", 7) != 0 ||
+	    strchr(p, '\n') != last ||
+	    sync_base64_decode(p + 7, (size_t)(last - p - 7), &dec, &declen,
 	    err) == -1) {
 		snprintf(why, whylen, "the cookie of %s is damaged", prev);
-		goto out;
+		return 1;
 	}
 	ck->bv_val = (char *)dec;
 	ck->bv_len = declen;
-	rc = 0;
-out:
-	sync_buf_release(&digest);
-	sync_buf_release(&check);
-	return rc;
+	return 0;
 }
 
 /* A DN as a key: lower case (the server spells a DN the same way each
