@@ -162,22 +162,14 @@ help(void)
 	    "  -v            print the summary line even with -q\n"
 	    "  --help        print this and exit\n"
 	    "  --version     print the version and exit\n", stdout);
-	if (fclose(stdout) == EOF) {
-		sync_msg(stderr, prog, "cannot write to standard output");
-		exit(2);
-	}
-	exit(0);
+	exit(sync_stdout_done(prog));
 }
 
 static void
 version(void)
 {
-	if (sync_version_print(stdout, prog, SYNC_BUILD_VERSION) == -1 ||
-	    fclose(stdout) == EOF) {
-		sync_msg(stderr, prog, "cannot write to standard output");
-		exit(2);
-	}
-	exit(0);
+	sync_version_print(stdout, prog, SYNC_BUILD_VERSION);
+	exit(sync_stdout_done(prog));
 }
 
 static int

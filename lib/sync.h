@@ -26,6 +26,13 @@
  */
 int sync_version_print(FILE *fp, const char *prog, const char *version);
 
+/*
+ * The end of --help and --version: closes standard output and returns
+ * the exit status, 0, or 2 after saying on stderr (as prog) that it
+ * could not be written (a full disk, a closed pipe).
+ */
+int sync_stdout_done(const char *prog);
+
 /* ---------------------------------------------------------------- errors */
 
 #define SYNC_ERRMAX 2048

@@ -27,3 +27,13 @@ sync_version_print(FILE *fp, const char *prog, const char *version)
 	    OpenSSL_version(OPENSSL_VERSION_STRING));
 	return ferror(fp) ? -1 : 0;
 }
+
+int
+sync_stdout_done(const char *prog)
+{
+	if (ferror(stdout) || fclose(stdout) == EOF) {
+		sync_msg(stderr, prog, "cannot write to standard output");
+		return 2;
+	}
+	return 0;
+}
