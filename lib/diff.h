@@ -108,6 +108,13 @@ struct snap *snap_parse(const char *name, char *buf, size_t len,
 struct snap *snap_parse_skel(const char *name, char *buf, size_t len,
     struct sync_err *err);
 void snap_free(struct snap *s);
+/*
+ * A previous snapshot a delta import of connector can start from: a full
+ * one (a delta snapshot holds only what changed) of that connector.
+ * -1 with err naming path otherwise.
+ */
+int snap_delta_base(const struct snap *s, const char *path,
+    const char *connector, struct sync_err *err);
 /* The attribute name of o (case-insensitive), or NULL. */
 const struct dattr *snap_attr(const struct snap *s, const struct dobj *o,
     const char *name);

@@ -263,10 +263,6 @@ check_cookie(struct delta *dl, const struct snap *s, const char *prev,
 	char *line, *save = NULL;
 	int t;
 
-	if (s->connector == NULL || strcmp(s->connector, dl->c->name) != 0)
-		return sync_errf(err, "%s: the snapshot is of connector '%s', "
-		    "not '%s'", prev, s->connector ? s->connector : "",
-		    dl->c->name);
 	if (s->cookie == NULL) {
 		snprintf(res->why, sizeof res->why, "%s has no delta cookie",
 		    prev);
@@ -339,9 +335,7 @@ sync_graph_import_delta(struct sync_connector *c, const char *prev,
 		    "from Microsoft Graph yet", c->name);
 	if ((s = snap_load(prev, err)) == NULL)
 		return -1;
-	if (s->delta) {
-		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "
-		    "only what changed; a delta import needs a full one", prev);
+	if (snap_delta_base(s, prev, c->name, err) == -1) {
 		snap_free(s);
 		return -1;
 	}

@@ -804,16 +804,8 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	memset(attrs, 0, sizeof attrs);
 	if ((s = snap_load_skel(prev, err)) == NULL)
 		return -1;
-	if (s->delta) {
-		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "
-		    "only what changed; a delta import needs a full one", prev);
+	if (snap_delta_base(s, prev, c->name, err) == -1)
 		goto out;
-	}
-	if (s->connector == NULL || strcmp(s->connector, c->name) != 0) {
-		sync_errf(err, "%s: the snapshot is of connector '%s', not '%s'",
-		    prev, s->connector ? s->connector : "", c->name);
-		goto out;
-	}
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		if ((td[t].chg = json_object()) == NULL ||
 		    (td[t].del = json_object()) == NULL ||
@@ -1360,16 +1352,8 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	memset(&r, 0, sizeof r);
 	if ((s = snap_load(prev, err)) == NULL)
 		return -1;
-	if (s->delta) {
-		sync_errf(err, "%s: a delta snapshot (kind \"delta\") holds "
-		    "only what changed; a delta import needs a full one", prev);
+	if (snap_delta_base(s, prev, c->name, err) == -1)
 		goto out;
-	}
-	if (s->connector == NULL || strcmp(s->connector, c->name) != 0) {
-		sync_errf(err, "%s: the snapshot is of connector '%s', not '%s'",
-		    prev, s->connector ? s->connector : "", c->name);
-		goto out;
-	}
 	if ((rc = ad_check_cookie(c, s, prev, &ck, res->why, sizeof res->why,
 	    err)) != 0)
 		goto out;

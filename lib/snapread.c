@@ -1276,6 +1276,21 @@ snap_load(const char *path, struct sync_err *err)
 	return load(path, 0, err);
 }
 
+int
+snap_delta_base(const struct snap *s, const char *path,
+    const char *connector, struct sync_err *err)
+{
+	if (s->delta)
+		return sync_errf(err, "%s: a delta snapshot (kind \"delta\") "
+		    "holds only what changed; a delta import needs a full one",
+		    path);
+	if (s->connector == NULL || strcmp(s->connector, connector) != 0)
+		return sync_errf(err, "%s: the snapshot is of connector '%s', "
+		    "not '%s'", path, s->connector ? s->connector : "",
+		    connector);
+	return 0;
+}
+
 struct snap *
 snap_load_skel(const char *path, struct sync_err *err)
 {
