@@ -1058,15 +1058,13 @@ batch_lost(struct gexp *e, struct unit **us, size_t nus,
 		int st = 1;
 
 		mark_uncertain(e, u);
-		json_decref(u->g->error);
-		u->g->error = json_pack("{s:s}", "message", why->msg);
-		if (u->attempts + 1 >= MAXATTEMPTS)
-			st = -1;
-		unit_after(e, u, 0, st, backoff(u), &err);
-		if (st == 1 && !u->g->failed) {
+		if (u->attempts + 1 >= MAXATTEMPTS) {
+			/* The last lost answer is the change's error. */
 			json_decref(u->g->error);
-			u->g->error = NULL;
+			u->g->error = json_pack("{s:s}", "message", why->msg);
+			st = -1;
 		}
+		unit_after(e, u, 0, st, backoff(u), &err);
 	}
 	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->mu);
