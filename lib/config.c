@@ -35,8 +35,8 @@ connector_release(struct sync_connector *c)
 	free(c->name);
 	sync_strv_release(&c->param_names);
 	sync_strv_release(&c->param_values);
-	sync_ldap_conf_free(c->ldap);
-	sync_graph_conf_free(c->graph);
+	if (c->ops)
+		c->ops->conf_free(c);
 }
 
 void
@@ -208,21 +208,17 @@ parse_connector(struct sync_config *cfg, struct sync_connector *c,
 		return -1;
 	if (sync_map_str(val, "type", 1, &type, err) == -1)
 		return -1;
-	if (strcmp(type, "ldap") == 0) {
-		c->kind = SYNC_CONN_LDAP;
-		c->typename = "ldap";
-		rc = sync_ldap_conf_parse(c, val, err);
-	} else if (strcmp(type, "ad") == 0) {
-		c->kind = SYNC_CONN_AD;
-		c->typename = "ad";
-		rc = sync_ldap_conf_parse(c, val, err);
-	} else if (strcmp(type, "graph") == 0) {
-		c->kind = SYNC_CONN_GRAPH;
-		c->typename = "graph";
-		rc = sync_graph_conf_parse(c, val, err);
+	if ((c->ops = sync_connops_find(type)) != NULL) {
+		c->kind = c->ops->kind;
+		c->typename = c->ops->type;
+		rc = c->ops->conf_parse(c, val, err);
 	} else {
+		struct sync_buf b = { 0 };
+
+		sync_connops_types(&b);
 		rc = sync_node_errf(err, sync_map_get(val, "type"), "unknown "
-		    "connector type '%s' (expected ldap, ad or graph)", type);
+		    "connector type '%s' (expected %s)", type, b.p ? b.p : "");
+		sync_buf_release(&b);
 	}
 	free(type);
 	if (rc == -1)

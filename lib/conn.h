@@ -7,6 +7,43 @@
 
 #include "sync.h"
 
+struct xplan;
+
+/*
+ * What a kind of connector can do (conn.c holds one row per kind).  A
+ * connector's ops point at its row once its config is parsed.
+ *  conf_parse  parses the connector's section (map) into c; -1 with err
+ *              set, file:line:column.
+ *  conf_free   releases what conf_parse set.
+ *  import      a full import: hands every object in scope to fn; *cookie:
+ *              NULL, or the cookie a delta import starts from, a new
+ *              string the caller frees (see sync-snapshot(5)).
+ *  import_delta  a delta import from the snapshot at prev: 0 when done
+ *              (res filled), 1 when a full import is needed instead
+ *              (res->why says why; nothing was handed to fn), -1 on
+ *              error; NULL when the kind has no delta.
+ *  export      applies the plan p to the connector (see export.h); NULL
+ *              when the kind cannot be a target.
+ */
+struct sync_connops {
+	const char *type;               /* as the config spells it */
+	enum sync_conn_kind kind;
+	int (*conf_parse)(struct sync_connector *c, struct sync_node *map,
+	    struct sync_err *err);
+	void (*conf_free)(struct sync_connector *c);
+	int (*import)(struct sync_connector *c, sync_obj_fn fn, void *ctx,
+	    char **cookie, struct sync_err *err);
+	int (*import_delta)(struct sync_connector *c, const char *prev,
+	    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
+	    struct sync_err *err);
+	int (*export)(struct xplan *p, struct sync_err *err);
+};
+
+/* The row of connector type type ("ldap", ...), or NULL (borrowed). */
+const struct sync_connops *sync_connops_find(const char *type);
+/* Appends the known types to b, for messages: "ldap, ad or graph". */
+void sync_connops_types(struct sync_buf *b);
+
 struct sync_ldap_objconf {
 	int enabled;
 	char *filter;                   /* RFC 4515 filter */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "diff.h"
+#include "conn.h"
 #include "export.h"
 
 #define MAXPLAN ((size_t)4 << 30)
@@ -237,15 +238,11 @@ sync_export_run(struct sync_config *cfg, const char *path,
 			}
 	}
 
-	switch (p.target->kind) {
-	case SYNC_CONN_GRAPH:
-		rc = sync_graph_export(&p, err);
-		break;
-	default:
+	if (p.target->ops->export != NULL)
+		rc = p.target->ops->export(&p, err);
+	else
 		rc = sync_errf(err, "%s: export to %s connectors is not "
 		    "written yet", p.target->name, p.target->typename);
-		break;
-	}
 	if (p.journal && sync_journal_sync(p.journal, rc == 0 ? err : NULL) == -1)
 		rc = -1;
 out:

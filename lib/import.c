@@ -1,5 +1,5 @@
 /*
- * import.c: the import, full or delta, dispatched to the connector's kind.
+ * import.c: the import, full or delta, done by the connector's kind (conn.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,36 +11,13 @@ sync_import(struct sync_connector *c, const char *prev, sync_obj_fn fn,
     void *ctx, struct sync_import_res *res, struct sync_err *err)
 {
 	memset(res, 0, sizeof *res);
-	switch (c->kind) {
-	case SYNC_CONN_LDAP:
-		if (prev != NULL) {
-			int rc = sync_ldap_import_delta(c, prev, fn, ctx, res,
-			    err);
+	if (prev != NULL && c->ops->import_delta != NULL) {
+		int rc = c->ops->import_delta(c, prev, fn, ctx, res, err);
 
-			if (rc != 1)
-				return rc;
-		}
-		return sync_ldap_import(c, fn, ctx, &res->cookie, err);
-	case SYNC_CONN_AD:
-		if (prev != NULL) {
-			int rc = sync_ad_import_delta(c, prev, fn, ctx, res,
-			    err);
-
-			if (rc != 1)
-				return rc;
-		}
-		return sync_ldap_import(c, fn, ctx, &res->cookie, err);
-	case SYNC_CONN_GRAPH:
-		if (prev != NULL) {
-			int rc = sync_graph_import_delta(c, prev, fn, ctx, res,
-			    err);
-
-			if (rc != 1)
-				return rc;
-		}
-		return sync_graph_import(c, fn, ctx, &res->cookie, err);
+		if (rc != 1)
+			return rc;
 	}
-	return sync_errf(err, "%s: unknown connector kind", c->name);
+	return c->ops->import(c, fn, ctx, &res->cookie, err);
 }
 
 void

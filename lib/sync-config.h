@@ -86,11 +86,13 @@ enum sync_conn_kind {
 struct sync_ldap_conf;
 struct sync_graph_conf;
 struct sync_role_conf;
+struct sync_connops;
 
 struct sync_connector {
 	char *name;
 	enum sync_conn_kind kind;
 	const char *typename;           /* "ldap", "ad", "graph" */
+	const struct sync_connops *ops; /* what its kind can do (conn.h) */
 	int line, col;                  /* where it is defined */
 	const char *confdir;            /* the config file's directory */
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
