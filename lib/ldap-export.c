@@ -179,12 +179,15 @@ rcname(int rc)
  * any), code (the result code's name), result, diagnostic, matched_dn.
  */
 static json_t *
-lerror(const char *op, const char *dn, int rc, const char *diag,
+lerror(const char *op, const char *dn, int rc, char *diag,
     const char *matched, const char *what)
 {
 	struct sync_buf b = { 0 };
 	json_t *e;
 
+	/* Samba ends its diagnostics with a newline. */
+	while (diag && *diag && strchr(" \t\r\n", diag[strlen(diag) - 1]))
+		diag[strlen(diag) - 1] = '\0';
 	sync_buf_addf(&b, "%s '%s': %s (%d)", op, dn, rcname(rc), rc);
 	if (diag && *diag)
 		sync_buf_addf(&b, ": %s", diag);
@@ -372,6 +375,19 @@ refs_remove(struct lexp *e, json_t *vals)
 		free(k);
 	}
 	return out;
+}
+
+/* 1 when c removes values given as removed (members, large ones). */
+static int
+removes_refs(struct lchange *c)
+{
+	const char *k;
+	json_t *a;
+
+	json_object_foreach(c->attrs, k, a)
+		if (json_array_size(json_object_get(a, "remove")))
+			return 1;
+	return 0;
 }
 
 /* 1 when c removes a reference to an entry the plan renamed or moved. */
@@ -814,19 +830,33 @@ build_add(struct lexp *e, struct lchange *c, struct mods *mv)
 		json_decref(nw);        /* its strings are the plan's */
 	}
 	sync_strv_release(&extra);
+	/*
+	 * An entry needs its structural class; a plan whose flow does not
+	 * set objectClass gets the kind's usual one (AD: user, group,
+	 * contact), since a flow cannot write objectClass to AD without
+	 * planning an update every cycle (AD reads back its superclasses).
+	 */
+	if (attr_get(c->attrs, "objectClass") == NULL) {
+		static const char *const oc[2][3] = {
+			{ "inetOrgPerson", "groupOfNames", "inetOrgPerson" },
+			{ "user", "group", "contact" },
+		};
+		int ad = e->c->kind == SYNC_CONN_AD;
+		int t = strcmp(c->x->type, "group") == 0 ? 1 :
+		    strcmp(c->x->type, "contact") == 0 ? 2 : 0;
+		struct sync_strv v = { 0 };
+
+		if (sync_strv_add(&v, oc[ad][t]) == 0)
+			mods_add(mv, LDAP_MOD_ADD, "objectClass", NULL, &v, 0);
+		sync_strv_release(&v);
+	}
 	/* The anchor is what finds the entry again: stamp it. */
 	if (c->x->anchorattr && attr_get(c->attrs, c->x->anchorattr) == NULL) {
-		json_t *v = json_pack("[s]", c->x->anchor);
+		struct sync_strv v = { 0 };
 
-		mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, v, NULL, 0);
-		/* mods_add points into v: keep it with the mods. */
-		if (!mv->bad) {
-			char *s = sync_strdup(c->x->anchor);
-
-			if (mods_keep(mv, s))
-				mv->m[mv->n - 1]->mod_bvalues[0]->bv_val = s;
-		}
-		json_decref(v);
+		if (sync_strv_add(&v, c->x->anchor) == 0)
+			mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, NULL, &v, 0);
+		sync_strv_release(&v);
 	}
 }
 
@@ -917,7 +947,7 @@ step_name(enum step s)
 static const char *
 target_dn(struct lchange *c)
 {
-	if (c->step == ST_CHECK)
+	if (c->step == ST_CHECK && c->wstep == ST_RENAME)
 		return c->checknew ? c->new_dn : c->dn;
 	return c->renamed ? c->new_dn : c->dn;
 }
@@ -1438,9 +1468,16 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 			c->wrote = 1;
 			return finish(e, c, NULL, err);
 		}
+		/*
+		 * AD refuses to remove a member whose entry is gone with
+		 * unwillingToPerform ("Unable to find GUID"): read the
+		 * members, and remove only those still there.
+		 */
 		if ((rc == LDAP_NO_SUCH_ATTRIBUTE ||
 		    rc == LDAP_TYPE_OR_VALUE_EXISTS ||
-		    rc == LDAP_NO_SUCH_OBJECT) && c->attempts < MAXATTEMPTS) {
+		    rc == LDAP_NO_SUCH_OBJECT ||
+		    (rc == LDAP_UNWILLING_TO_PERFORM && removes_refs(c))) &&
+		    c->attempts < MAXATTEMPTS) {
 			to_check(c, rc, le, 0);
 			return 0;
 		}

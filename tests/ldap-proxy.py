@@ -15,6 +15,8 @@ and before the client sees the answer.  Which writes lose their answer:
                    connection instead of forwarding a write request
                    (the server never sees it)
   --max-drops M    drop at most M times, then forward everything
+  --latency MS     hold every answer to a write MS milliseconds (a slow
+                   server, for tests that act in the middle of a run)
 
 Each drop is logged to --log as one JSON line: {"drop": "after"|"before",
 "op": "add"|..., "msgid": N, "write": N}.  The listening port is written
@@ -28,6 +30,7 @@ import random
 import socket
 import sys
 import threading
+import time
 
 # BER tags of the write requests and of their responses (RFC 4511).
 REQ = {0x66: "modify", 0x68: "add", 0x4A: "delete", 0x6C: "modrdn"}
@@ -40,6 +43,7 @@ class Faults:
         self.prob = a.prob
         self.before = a.before
         self.max = a.max_drops
+        self.latency = a.latency
         self.rng = random.Random(a.seed)
         self.writes = 0
         self.requests = 0
@@ -162,6 +166,8 @@ class Pair:
                         # The server applied it; the client never knows.
                         self.kill()
                         return
+                    if not up and tag in RESP and self.f.latency > 0:
+                        time.sleep(self.f.latency / 1000.0)
                     dst.sendall(raw)
         except (OSError, ValueError):
             pass
@@ -204,6 +210,7 @@ def main():
     ap.add_argument("--before", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-drops", type=int, default=-1)
+    ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--log")
     a = ap.parse_args()
     try:
