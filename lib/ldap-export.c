@@ -51,6 +51,8 @@
 #define MAXATTEMPTS 6           /* sends of one operation of a change */
 #define MAXRECONNECT 8          /* reconnections in a row */
 #define NSUB 3                  /* steps inside a phase */
+#define SYNC_EVERY 64           /* outcomes between journal flushes */
+#define SYNC_SECONDS 1.0        /* at most between journal flushes */
 
 enum kind { K_ADD, K_UPDATE, K_RENAME, K_DELETE };
 enum step { ST_ADD, ST_MODIFY, ST_RENAME, ST_DELETE, ST_CHECK };
@@ -108,6 +110,7 @@ struct lexp {
 	int dry;                /* a dry run: adds resolve to their DNs */
 	size_t since_lease;     /* writes sent since the last lease check */
 	size_t since_sync;      /* outcomes since the last journal flush */
+	double last_sync;
 	int phase;
 	size_t pdone, ptotal;
 	size_t batches;
@@ -882,8 +885,16 @@ record(struct lexp *e, struct lchange *c, struct sync_err *err)
 		    c->dn, NULL, err);
 	if (rc == -1)
 		return -1;
-	if (++e->since_sync >= e->window) {
+	/*
+	 * The journal reaches the disk every SYNC_EVERY outcomes or
+	 * SYNC_SECONDS, not after every window: an fsync costs more than
+	 * an LDAP operation, and an outcome lost with a crash costs only a
+	 * read on the next run (every write is guarded).
+	 */
+	if (++e->since_sync >= SYNC_EVERY || now() - e->last_sync >=
+	    SYNC_SECONDS) {
 		e->since_sync = 0;
+		e->last_sync = now();
 		return xplan_sync(e->p, err);
 	}
 	return 0;
@@ -1633,8 +1644,6 @@ lease_window(struct lexp *e)
 		return stop(e, &lerr);
 	e->since_lease = 0;
 	e->batches++;
-	if (xplan_sync(e->p, &lerr) == -1)
-		return stop(e, &lerr);
 	progress(e, 0);
 	return 0;
 }

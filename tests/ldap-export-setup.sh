@@ -6,7 +6,8 @@
 #   lx_setup [WINDOW]      start slapd (with the accesslog overlay, log in
 #                          cn=log, and refint on member, so that renames
 #                          and moves follow as on AD), write
-#                          $T/sync.yaml, promote; SRC_BASE
+#                          $T/sync.yaml, promote (LX_NO_ACCESSLOG=1:
+#                          no accesslog); SRC_BASE
 #                          and DST_BASE (exported) pick the subtrees
 #   lx_tree DN             create the subtree DN with ou=People, ou=Staff
 #                          and ou=Groups under it
@@ -68,7 +69,8 @@ lx_users() {
 lx_setup() {
 	slapd_start || return 1
 	mkdir -p "$SLAPD_DIR/alog"
-	cat >"$T/accesslog.ldif" <<EOF
+	: >"$T/accesslog.ldif"
+	[ -n "$LX_NO_ACCESSLOG" ] || cat >"$T/accesslog.ldif" <<EOF
 dn: olcDatabase={2}mdb,cn=config
 changetype: add
 objectClass: olcDatabaseConfig
@@ -91,6 +93,8 @@ olcOverlay: accesslog
 olcAccessLogDB: cn=log
 olcAccessLogOps: writes
 
+EOF
+	cat >>"$T/accesslog.ldif" <<EOF
 dn: olcDatabase={1}mdb,cn=config
 changetype: modify
 add: olcDbIndex

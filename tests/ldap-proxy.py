@@ -15,8 +15,11 @@ and before the client sees the answer.  Which writes lose their answer:
                    connection instead of forwarding a write request
                    (the server never sees it)
   --max-drops M    drop at most M times, then forward everything
-  --latency MS     hold every answer to a write MS milliseconds (a slow
-                   server, for tests that act in the middle of a run)
+  --latency MS     hold every answer of the server MS milliseconds, each
+                   on its own (answers in flight overlap, as over a
+                   network with that round trip): a distant or slow
+                   server, for tests that act in the middle of a run and
+                   for benchmarks
 
 Each drop is logged to --log as one JSON line: {"drop": "after"|"before",
 "op": "add"|..., "msgid": N, "write": N}.  The listening port is written
@@ -25,6 +28,7 @@ library only; it runs until killed.
 """
 
 import argparse
+import collections
 import json
 import random
 import socket
@@ -131,6 +135,10 @@ class Pair:
         self.f = faults
         self.dead = False
         self.mu = threading.Lock()
+        self.cv = threading.Condition()
+        self.q = collections.deque()
+        if faults.latency > 0:
+            threading.Thread(target=self.deliver, daemon=True).start()
 
     def kill(self):
         with self.mu:
@@ -146,6 +154,29 @@ class Pair:
                 sock.close()
             except OSError:
                 pass
+
+    def later(self, raw):
+        """Sends raw to the client latency ms after now, in order."""
+        with self.cv:
+            self.q.append((time.monotonic() + self.f.latency / 1000.0, raw))
+            self.cv.notify()
+
+    def deliver(self):
+        while True:
+            with self.cv:
+                while not self.q and not self.dead:
+                    self.cv.wait(0.5)
+                if self.dead:
+                    return
+                due, raw = self.q.popleft()
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                self.c.sendall(raw)
+            except OSError:
+                self.kill()
+                return
 
     def pump(self, src, dst, up):
         buf = b""
@@ -166,8 +197,9 @@ class Pair:
                         # The server applied it; the client never knows.
                         self.kill()
                         return
-                    if not up and tag in RESP and self.f.latency > 0:
-                        time.sleep(self.f.latency / 1000.0)
+                    if not up and self.f.latency > 0:
+                        self.later(raw)
+                        continue
                     dst.sendall(raw)
         except (OSError, ValueError):
             pass
