@@ -1238,7 +1238,7 @@ retryable(int rc)
 
 /* After a write that may mean "already done": read the entry. */
 static void
-to_check(struct lchange *c, int rc, json_t *error, int checknew)
+to_check(struct lchange *c, json_t *error, int checknew)
 {
 	c->wstep = c->step;
 	c->step = ST_CHECK;
@@ -1246,7 +1246,6 @@ to_check(struct lchange *c, int rc, json_t *error, int checknew)
 	c->state = 0;
 	json_decref(c->lasterr);
 	c->lasterr = error;
-	(void)rc;
 }
 
 static json_t *
@@ -1487,7 +1486,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 			return finish(e, c, NULL, err);
 		}
 		if (rc == LDAP_ALREADY_EXISTS && c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 0);
+			to_check(c, le, 0);
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1507,7 +1506,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		    rc == LDAP_NO_SUCH_OBJECT ||
 		    (rc == LDAP_UNWILLING_TO_PERFORM && removes_refs(c))) &&
 		    c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 0);
+			to_check(c, le, 0);
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1524,11 +1523,11 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		}
 		if ((rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_ALREADY_EXISTS) &&
 		    c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 1);
+			to_check(c, le, 1);
 			return 0;
 		}
 		if (rc == LDAP_ASSERTION_FAILED && c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 0);         /* say what it is now */
+			to_check(c, le, 0);         /* say what it is now */
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1544,7 +1543,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		}
 		if (rc == LDAP_ASSERTION_FAILED && c->attempts < MAXATTEMPTS) {
 			/* Read it, to say what the anchor is now. */
-			to_check(c, rc, le, 0);
+			to_check(c, le, 0);
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -2009,6 +2008,9 @@ prepare(struct lexp *e, struct lchange *c, struct xchange *x, size_t i)
 		return;
 	}
 	if (x->done) {
+		/* Done by an earlier run: its new DN still names it. */
+		if (c->kind == K_RENAME && c->dn && c->new_dn)
+			moved(e, c);
 		c->phase = 0;
 		return;
 	}
