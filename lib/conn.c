@@ -40,9 +40,9 @@ graph_free(struct sync_connector *c)
 
 static const struct sync_connops ops[] = {
 	{ "ldap", SYNC_CONN_LDAP, ldap_parse, ldap_free, sync_ldap_import,
-	    sync_ldap_import_delta, NULL },
+	    sync_ldap_import_delta, sync_ldap_export },
 	{ "ad", SYNC_CONN_AD, ldap_parse, ldap_free, sync_ldap_import,
-	    sync_ad_import_delta, NULL },
+	    sync_ad_import_delta, sync_ldap_export },
 	{ "graph", SYNC_CONN_GRAPH, graph_parse, graph_free,
 	    sync_graph_import, sync_graph_import_delta, sync_graph_export },
 };

@@ -65,6 +65,7 @@ struct sync_ldap_conf {
 	long timeout;                   /* seconds */
 	long page_size;
 	long range_step;                /* 0: as the server sends */
+	long write_window;              /* export: operations outstanding */
 	struct sync_strv base_dns;
 	struct sync_strv exclude;       /* subtrees left out */
 	struct sync_strv anchor;        /* attributes tried in order */

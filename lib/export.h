@@ -41,5 +41,6 @@ int xplan_lease(struct xplan *p, struct sync_err *err);
 void xplan_progress(struct xplan *p, const struct sync_export_progress *pr);
 
 int sync_graph_export(struct xplan *p, struct sync_err *err);
+int sync_ldap_export(struct xplan *p, struct sync_err *err);
 
 #endif

@@ -162,6 +162,7 @@ sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
 	lc->tls_verify = 1;
 	lc->timeout = 30;
 	lc->page_size = 1000;
+	lc->write_window = 16;
 	if (sync_map_str(map, "url", 1, &lc->url, err) == -1 ||
 	    sync_map_bool(map, "starttls", &lc->starttls, err) == -1 ||
 	    sync_map_path(map, "ca_file", c->confdir, 0, &lc->ca_file, err) == -1 ||
@@ -188,6 +189,8 @@ sync_ldap_conf_parse(struct sync_connector *c, struct sync_node *map,
 		return -1;
 	lc->page_size = v;
 	if (sync_map_int(map, "range_step", 0, 1000000, &lc->range_step,
+	    err) == -1 ||
+	    sync_map_int(map, "write_window", 1, 1000, &lc->write_window,
 	    err) == -1)
 		return -1;
 	if (lc->sasl_mech && strcmp(lc->sasl_mech, "EXTERNAL") != 0)

@@ -1,0 +1,1876 @@
+/*
+ * ldap-export.c: applying a plan to an LDAP directory (OpenLDAP, Active
+ * Directory, Samba AD).
+ *
+ * Every change becomes one or a few LDAP operations, each guarded so
+ * that it is applied at most once and never over a target that moved
+ * since the plan was made:
+ *
+ *   add      an add of the plan's DN; entryAlreadyExists is in place
+ *            when the entry there carries the change's anchor;
+ *   update   one modify that deletes the exact old values and adds the
+ *            new ones (the compare-and-swap of RFC 4511 section 4.6: a
+ *            value that is no longer there fails the whole modify with
+ *            noSuchAttribute, one already there with
+ *            attributeOrValueExists); members and other attributes the
+ *            plan gives as values added and removed are deleted and
+ *            added by value;
+ *   rename, move  a modrdn (with newSuperior for a move), then the
+ *            change's attributes as for an update;
+ *   delete   a delete, guarded by the anchor: with the assertion control
+ *            where the server offers it (RFC 4528), else after a read.
+ *
+ * A refusal that may mean "already done" (entryAlreadyExists,
+ * noSuchAttribute, attributeOrValueExists, noSuchObject), and an answer
+ * lost with a dropped connection, are settled by reading the entry: in
+ * place, the change is done (skipped); in the plan's old state, the
+ * write is sent again (only what is missing); in neither, the change is
+ * stale and fails.
+ *
+ * Operations are asynchronous: up to write_window of them are
+ * outstanding on the one connection, and the lease is checked before
+ * every window of writes.  Three phases, each finished before the next:
+ * adds (entries, then groups, whose new members must exist first), then
+ * updates and then renames and moves, then deletes.
+ */
+#include <sys/time.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ldap.h>
+
+#include "conn.h"
+#include "export.h"
+
+#define MAXATTEMPTS 6           /* sends of one operation of a change */
+#define MAXRECONNECT 8          /* reconnections in a row */
+
+enum kind { K_ADD, K_UPDATE, K_RENAME, K_DELETE };
+enum step { ST_ADD, ST_MODIFY, ST_RENAME, ST_DELETE, ST_CHECK };
+
+/* What the writer knows of one change. */
+struct lchange {
+	struct xchange *x;
+	enum kind kind;
+	int phase;              /* 1 adds, 2 updates and renames, 3 deletes;
+	                           0: nothing to do */
+	int sub;                /* order inside the phase */
+	const char *dn, *new_dn;
+	json_t *attrs;          /* borrowed from the plan */
+	json_t *binary;         /* borrowed: attributes in base64 */
+	char *newrdn, *newsup;  /* for a rename or move */
+	json_t *rdnold, *rdnnew;        /* lower-case type -> values */
+
+	int state;              /* 0 to send, 1 in flight, 2 finished */
+	enum step step;         /* the operation to send or in flight */
+	enum step wstep;        /* the write a ST_CHECK settles */
+	int checknew;           /* ST_CHECK reads new_dn, not dn */
+	int renamed;            /* the DN change is in place */
+	int checked;            /* a delete's anchor was read (no assertion) */
+	int wrote;              /* a write of this run succeeded */
+	int uncertain;          /* a write's answer was lost */
+	int attempts;
+	int msgid;
+	double not_before;
+	int found;              /* the check found the entry */
+	json_t *cur;            /* what the check read, or NULL */
+	json_t *lasterr;        /* the refusal a check follows, or NULL */
+	json_t *deferr;         /* a failure known before the write */
+	int failed;
+	json_t *error;
+	int recorded;
+};
+
+struct lexp {
+	struct xplan *p;
+	struct sync_connector *c;
+	struct sync_ldap_conf *lc;
+	struct sync_ldap l;
+	int connected;
+	int has_assert;         /* the server offers RFC 4528 */
+	struct lchange *g;
+	size_t n;
+	json_t *adds;           /* anchor -> index of its add, as integer */
+	size_t window;
+	struct lchange **fly;   /* the operations outstanding: window slots */
+	size_t inflight;
+	int dry;                /* a dry run: adds resolve to their DNs */
+	size_t since_lease;     /* writes sent since the last lease check */
+	size_t since_sync;      /* outcomes since the last journal flush */
+	int phase;
+	size_t pdone, ptotal;
+	size_t batches;
+	unsigned long writes, retries;
+	int abort;
+	struct sync_err abort_err;
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_for(double s)
+{
+	struct timespec ts;
+
+	if (s <= 0)
+		return;
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* The RFC 4511 name of result code rc, as people look it up. */
+static const char *
+rcname(int rc)
+{
+	static const struct { int rc; const char *name; } t[] = {
+		{ 0, "success" }, { 1, "operationsError" },
+		{ 2, "protocolError" }, { 3, "timeLimitExceeded" },
+		{ 4, "sizeLimitExceeded" }, { 7, "authMethodNotSupported" },
+		{ 8, "strongerAuthRequired" }, { 10, "referral" },
+		{ 11, "adminLimitExceeded" },
+		{ 12, "unavailableCriticalExtension" },
+		{ 13, "confidentialityRequired" }, { 16, "noSuchAttribute" },
+		{ 17, "undefinedAttributeType" }, { 18, "inappropriateMatching" },
+		{ 19, "constraintViolation" }, { 20, "attributeOrValueExists" },
+		{ 21, "invalidAttributeSyntax" }, { 32, "noSuchObject" },
+		{ 33, "aliasProblem" }, { 34, "invalidDNSyntax" },
+		{ 48, "inappropriateAuthentication" },
+		{ 49, "invalidCredentials" }, { 50, "insufficientAccessRights" },
+		{ 51, "busy" }, { 52, "unavailable" }, { 53, "unwillingToPerform" },
+		{ 54, "loopDetect" }, { 64, "namingViolation" },
+		{ 65, "objectClassViolation" }, { 66, "notAllowedOnNonLeaf" },
+		{ 67, "notAllowedOnRDN" }, { 68, "entryAlreadyExists" },
+		{ 69, "objectClassModsProhibited" }, { 71, "affectsMultipleDSAs" },
+		{ 80, "other" }, { 122, "assertionFailed" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (t[i].rc == rc)
+			return t[i].name;
+	return rc < 0 ? "clientError" : "unknown";
+}
+
+/*
+ * The journal's error for an LDAP refusal: a new object with message
+ * ("OP 'DN': name (code): diagnostic; matched DN 'M'", then what, if
+ * any), code (the result code's name), result, diagnostic, matched_dn.
+ */
+static json_t *
+lerror(const char *op, const char *dn, int rc, const char *diag,
+    const char *matched, const char *what)
+{
+	struct sync_buf b = { 0 };
+	json_t *e;
+
+	sync_buf_addf(&b, "%s '%s': %s (%d)", op, dn, rcname(rc), rc);
+	if (diag && *diag)
+		sync_buf_addf(&b, ": %s", diag);
+	if (matched && *matched)
+		sync_buf_addf(&b, "; matched DN '%s'", matched);
+	if (what && *what)
+		sync_buf_addf(&b, "; %s", what);
+	e = json_pack("{s:s?, s:s, s:i}", "message", b.p, "code", rcname(rc),
+	    "result", rc);
+	if (e && diag && *diag)
+		json_object_set_new(e, "diagnostic", json_string(diag));
+	if (e && matched && *matched)
+		json_object_set_new(e, "matched_dn", json_string(matched));
+	sync_buf_release(&b);
+	return e;
+}
+
+static json_t *
+merror(const char *msg)
+{
+	return json_pack("{s:s}", "message", msg);
+}
+
+static int
+is_binary(struct lchange *c, const char *attr)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(c->binary, i, v)
+		if (json_string_value(v) &&
+		    strcasecmp(json_string_value(v), attr) == 0)
+			return 1;
+	return 0;
+}
+
+static json_t *
+attr_get(json_t *attrs, const char *name)
+{
+	const char *k;
+	json_t *v;
+
+	if ((v = json_object_get(attrs, name)) != NULL)
+		return v;
+	json_object_foreach(attrs, k, v)
+		if (strcasecmp(k, name) == 0)
+			return v;
+	return NULL;
+}
+
+static char *
+lower(const char *s)
+{
+	char *d = sync_strdup(s), *p;
+
+	for (p = d; p && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+/*
+ * The key a value is compared by: a DN normalised (so that escapes and
+ * spaces do not matter), other text in lower case, binary (base64) as
+ * it is.  Directory matching rules are mostly case-blind; where one is
+ * not, a value that differs only in case is taken as in place, which
+ * errs towards not writing.  A new string.
+ */
+static char *
+valkey(const char *v, int binary)
+{
+	char *out = NULL, *k;
+
+	if (binary)
+		return sync_strdup(v);
+	if (strchr(v, '=') && ldap_dn_normalize(v, LDAP_DN_FORMAT_LDAPV3, &out,
+	    LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS && out && *out) {
+		k = lower(out);
+		ldap_memfree(out);
+		return k;
+	}
+	ldap_memfree(out);
+	return lower(v);
+}
+
+/* The values of vals (strings) as a set of keys (a new object). */
+static json_t *
+keyset(json_t *vals, int binary)
+{
+	json_t *s = json_object(), *v;
+	size_t i;
+	char *k;
+
+	json_array_foreach(vals, i, v) {
+		if (!json_is_string(v) || (k = valkey(json_string_value(v),
+		    binary)) == NULL)
+			continue;
+		json_object_set_new(s, k, json_true());
+		free(k);
+	}
+	return s;
+}
+
+static int
+has_key(json_t *set, const char *v, int binary)
+{
+	char *k = valkey(v, binary);
+	int rc = k && json_object_get(set, k) != NULL;
+
+	free(k);
+	return rc;
+}
+
+/* 1 when the values a and b are the same set. */
+static int
+same_set(json_t *a, json_t *b, int binary)
+{
+	json_t *sa = keyset(a, binary), *sb = keyset(b, binary);
+	const char *k;
+	json_t *v;
+	int rc = json_object_size(sa) == json_object_size(sb);
+
+	json_object_foreach(sa, k, v)
+		if (rc && json_object_get(sb, k) == NULL)
+			rc = 0;
+	json_decref(sa);
+	json_decref(sb);
+	return rc;
+}
+
+/* ------------------------------------------------------ modifications */
+
+/* The LDAPMod array of one operation, and the bytes it points to. */
+struct mods {
+	LDAPMod **m;
+	size_t n, cap;
+	struct sync_strv keep;  /* strings and buffers to free */
+	int bad;                /* out of memory, or a bad base64 value */
+	char *why;              /* what was bad */
+};
+
+static void
+mods_free(struct mods *mv)
+{
+	size_t i;
+
+	for (i = 0; i < mv->n; i++) {
+		free(mv->m[i]->mod_bvalues);
+		free(mv->m[i]);
+	}
+	free(mv->m);
+	sync_strv_release(&mv->keep);
+	free(mv->why);
+	memset(mv, 0, sizeof *mv);
+}
+
+static char *
+mods_keep(struct mods *mv, char *s)
+{
+	if (s == NULL || sync_strv_take(&mv->keep, s) == -1) {
+		free(s);
+		mv->bad = 1;
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * Appends a modification op of type with the values vals (an array of
+ * strings, base64 when binary) and extra (more strings, or NULL).
+ * Nothing is appended for no values, except for a delete of the whole
+ * attribute (LDAP_MOD_DELETE with vals NULL).
+ */
+static void
+mods_add(struct mods *mv, int op, const char *type, json_t *vals,
+    const struct sync_strv *extra, int binary)
+{
+	size_t nv = json_array_size(vals) + (extra ? extra->n : 0), i, k = 0;
+	struct berval **bv, *b;
+	LDAPMod *m;
+	json_t *v;
+
+	if (mv->bad || (nv == 0 && (op != LDAP_MOD_DELETE || vals != NULL)))
+		return;
+	if (mv->n + 2 > mv->cap) {
+		size_t cap = mv->cap ? mv->cap * 2 : 8;
+		LDAPMod **nm = realloc(mv->m, cap * sizeof *nm);
+
+		if (nm == NULL) {
+			mv->bad = 1;
+			return;
+		}
+		mv->m = nm;
+		mv->cap = cap;
+	}
+	m = calloc(1, sizeof *m);
+	/* The bervals live right after the pointer array. */
+	bv = calloc(1, (nv + 1) * sizeof *bv + nv * sizeof *b);
+	if (m == NULL || bv == NULL) {
+		free(m);
+		free(bv);
+		mv->bad = 1;
+		return;
+	}
+	b = (struct berval *)(bv + nv + 1);
+	json_array_foreach(vals, i, v) {
+		const char *s = json_string_value(v);
+		unsigned char *raw;
+		size_t len;
+
+		if (s == NULL)
+			continue;
+		if (binary) {
+			if (sync_base64_decode(s, strlen(s), &raw, &len,
+			    NULL) == -1) {
+				struct sync_buf w = { 0 };
+
+				sync_buf_addf(&w, "a value of %s is not base64, "
+				    "though the plan says it is binary", type);
+				free(mv->why);
+				mv->why = sync_buf_detach(&w);
+				mv->bad = 1;
+				free(m);
+				free(bv);
+				return;
+			}
+			if (mods_keep(mv, (char *)raw) == NULL) {
+				free(m);
+				free(bv);
+				return;
+			}
+			b[k].bv_val = (char *)raw;
+			b[k].bv_len = len;
+		} else {
+			b[k].bv_val = (char *)s;
+			b[k].bv_len = strlen(s);
+		}
+		bv[k] = &b[k];
+		k++;
+	}
+	for (i = 0; extra && i < extra->n; i++) {
+		/* extra is the caller's, and may go before the send. */
+		if ((b[k].bv_val = mods_keep(mv, sync_strdup(extra->v[i]))) ==
+		    NULL) {
+			free(m);
+			free(bv);
+			return;
+		}
+		b[k].bv_len = strlen(extra->v[i]);
+		bv[k] = &b[k];
+		k++;
+	}
+	bv[k] = NULL;
+	m->mod_op = op | LDAP_MOD_BVALUES;
+	m->mod_type = (char *)type;
+	m->mod_bvalues = k || vals ? bv : NULL;
+	if (m->mod_bvalues == NULL)
+		free(bv);
+	mv->m[mv->n++] = m;
+	mv->m[mv->n] = NULL;
+}
+
+/* Values of vals that are not in set (a new array). */
+static json_t *
+minus(json_t *vals, json_t *set, int binary)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(vals, i, v)
+		if (json_is_string(v) && !has_key(set, json_string_value(v),
+		    binary))
+			json_array_append(out, v);
+	return out;
+}
+
+/* Values of vals that are in set (a new array). */
+static json_t *
+inter(json_t *vals, json_t *set, int binary)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(vals, i, v)
+		if (json_is_string(v) && has_key(set, json_string_value(v),
+		    binary))
+			json_array_append(out, v);
+	return out;
+}
+
+/*
+ * The DNs of the plan's adds whose anchors are in anchors (add_anchors)
+ * into out.  An add that failed, or is not in the plan, leaves its
+ * member out and sets c->deferr (the change fails once the rest is
+ * written).
+ */
+static void
+resolve_anchors(struct lexp *e, struct lchange *c, json_t *anchors,
+    struct sync_strv *out)
+{
+	json_t *v, *ix;
+	size_t i;
+
+	json_array_foreach(anchors, i, v) {
+		const char *a = json_string_value(v), *dn = NULL, *jid;
+		struct lchange *t;
+
+		ix = a ? json_object_get(e->adds, a) : NULL;
+		if (ix) {
+			t = &e->g[json_integer_value(ix)];
+			if (t->x->done) {
+				jid = sync_journal_id(e->p->journal, t->x->idx);
+				dn = jid ? jid : t->dn;
+			} else if ((t->state == 2 && !t->failed) || e->dry)
+				dn = t->dn;
+		}
+		if (dn) {
+			if (sync_strv_add(out, dn) == -1)
+				return;
+			continue;
+		}
+		if (c->deferr == NULL)
+			c->deferr = json_pack("{s:s, s:s?}", "message", "a member "
+			    "created by this plan has no DN (its creation "
+			    "failed)", "anchor", a);
+	}
+}
+
+/*
+ * The entry's attributes after the modrdn of a rename, from the plan's
+ * old values: the old RDN's values gone, the new RDN's there (a new
+ * array, or a new reference to old when the RDNs do not name name).
+ */
+static json_t *
+after_rename(struct lchange *c, const char *name, json_t *old)
+{
+	char *k = lower(name);
+	json_t *ro = json_object_get(c->rdnold, k), *rn = json_object_get(
+	    c->rdnnew, k), *s, *out, *v;
+	size_t i;
+
+	free(k);
+	if (ro == NULL && rn == NULL)
+		return json_incref(old);
+	s = keyset(ro, 0);
+	out = minus(old ? old : ro, s, 0);
+	json_decref(s);
+	s = keyset(out, 0);
+	json_array_foreach(rn, i, v)
+		if (!has_key(s, json_string_value(v), 0))
+			json_array_append(out, v);
+	json_decref(s);
+	return out;
+}
+
+/*
+ * The modifications of an update (or of the attributes of a rename).
+ * cur NULL: from the plan alone (each attribute's old values deleted,
+ * its new ones added).  cur (what a read found): only the attributes
+ * not yet in place; *stale, when not NULL, gets what no longer fits the
+ * plan (new string), and nothing is built.  Returns the number of
+ * attributes to write.
+ */
+static size_t
+build_modify(struct lexp *e, struct lchange *c, json_t *cur,
+    struct mods *mv, char **stale)
+{
+	struct sync_buf why = { 0 };
+	struct sync_strv extra = { 0 };
+	const char *k;
+	json_t *a;
+	size_t n = 0;
+
+	*stale = NULL;
+	json_object_foreach(c->attrs, k, a) {
+		json_t *old = json_object_get(a, "old"), *nw = json_object_get(a,
+		    "new"), *now_ = NULL, *set, *ad, *rm;
+		int bin = is_binary(c, k);
+		char *lk;
+
+		if (cur) {
+			lk = lower(k);
+			now_ = json_object_get(cur, lk);
+			free(lk);
+			if (now_ == NULL)
+				now_ = json_array();
+			else
+				json_incref(now_);
+		}
+		if (old || nw) {
+			json_t *was = c->kind == K_RENAME && c->renamed ?
+			    after_rename(c, k, old) : json_incref(old);
+
+			if (was == NULL)
+				was = json_array();
+			if (nw == NULL)
+				nw = json_array();
+			if (same_set(was, nw, bin)) {
+				json_decref(was);
+				json_decref(now_);
+				continue;
+			}
+			if (now_ && same_set(now_, nw, bin)) {
+				json_decref(was);
+				json_decref(now_);
+				continue;       /* in place */
+			}
+			if (now_ && !same_set(now_, was, bin)) {
+				char *cs = json_dumps(now_, JSON_COMPACT);
+				char *os = json_dumps(was, JSON_COMPACT);
+
+				sync_buf_addf(&why, "%s%s is %s, the plan expected %s",
+				    why.len ? "; " : "", k, cs ? cs : "?",
+				    os ? os : "?");
+				free(cs);
+				free(os);
+				json_decref(was);
+				json_decref(now_);
+				continue;
+			}
+			/*
+			 * Compare-and-swap: the old values must all be there
+			 * (or the modify fails with noSuchAttribute), the new
+			 * ones must not be (attributeOrValueExists); values in
+			 * both are deleted and added again, which checks them.
+			 */
+			if (json_array_size(was))
+				mods_add(mv, LDAP_MOD_DELETE, k, was, NULL, bin);
+			mods_add(mv, LDAP_MOD_ADD, k, nw, NULL, bin);
+			json_decref(was);
+			json_decref(now_);
+			n++;
+			continue;
+		}
+		/* Values added and removed: members, large attributes. */
+		sync_strv_release(&extra);
+		resolve_anchors(e, c, json_object_get(a, "add_anchors"), &extra);
+		ad = json_object_get(a, "add");
+		rm = json_object_get(a, "remove");
+		if (now_) {
+			size_t i;
+			json_t *x = json_array();
+
+			set = keyset(now_, bin);
+			ad = minus(ad, set, bin);
+			rm = inter(rm, set, bin);
+			for (i = 0; i < extra.n; i++)
+				if (!has_key(set, extra.v[i], bin))
+					json_array_append_new(x, json_string(
+					    extra.v[i]));
+			sync_strv_release(&extra);
+			json_array_extend(ad, x);
+			json_decref(x);
+			json_decref(set);
+		} else {
+			json_incref(ad);
+			json_incref(rm);
+		}
+		if (json_array_size(rm) + json_array_size(ad) + extra.n > 0) {
+			mods_add(mv, LDAP_MOD_DELETE, k, rm, NULL, bin);
+			mods_add(mv, LDAP_MOD_ADD, k, ad ? ad : json_array(),
+			    &extra, bin);
+			n++;
+		}
+		json_decref(ad);
+		json_decref(rm);
+		json_decref(now_);
+	}
+	sync_strv_release(&extra);
+	if (why.len) {
+		*stale = sync_buf_detach(&why);
+		n = 0;
+	}
+	sync_buf_release(&why);
+	return n;
+}
+
+/* The values the entry's anchor attribute must hold for change c. */
+static json_t *
+anchor_vals(struct lchange *c)
+{
+	json_t *a = attr_get(c->attrs, c->x->anchorattr), *v;
+
+	if (a && (v = json_object_get(a, c->kind == K_DELETE ? "old" :
+	    "new")) != NULL && json_array_size(v))
+		return json_incref(v);
+	return json_pack("[s]", c->x->anchor);
+}
+
+/* 1 when the entry read (c->cur) carries the change's anchor. */
+static int
+anchor_ok(struct lchange *c)
+{
+	json_t *want = anchor_vals(c), *have, *v;
+	char *k = lower(c->x->anchorattr);
+	int bin = is_binary(c, c->x->anchorattr), rc = 0;
+	size_t i;
+	json_t *set;
+
+	have = json_object_get(c->cur, k);
+	free(k);
+	set = keyset(have, bin);
+	json_array_foreach(want, i, v)
+		if (json_is_string(v) && has_key(set, json_string_value(v), bin))
+			rc = 1;
+	json_decref(set);
+	json_decref(want);
+	return rc;
+}
+
+/* The modifications of an add (the whole entry). */
+static void
+build_add(struct lexp *e, struct lchange *c, struct mods *mv)
+{
+	struct sync_strv extra = { 0 };
+	const char *k;
+	json_t *a;
+
+	json_object_foreach(c->attrs, k, a) {
+		json_t *nw = json_object_get(a, "new");
+		int bin = is_binary(c, k);
+
+		sync_strv_release(&extra);
+		if (nw == NULL) {
+			nw = json_object_get(a, "add");
+			resolve_anchors(e, c, json_object_get(a, "add_anchors"),
+			    &extra);
+		}
+		if (json_array_size(nw) + extra.n)
+			mods_add(mv, LDAP_MOD_ADD, k, nw ? nw : json_array(),
+			    &extra, bin);
+	}
+	sync_strv_release(&extra);
+	/* The anchor is what finds the entry again: stamp it. */
+	if (c->x->anchorattr && attr_get(c->attrs, c->x->anchorattr) == NULL) {
+		json_t *v = json_pack("[s]", c->x->anchor);
+
+		mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, v, NULL, 0);
+		/* mods_add points into v: keep it with the mods. */
+		if (!mv->bad) {
+			char *s = sync_strdup(c->x->anchor);
+
+			if (mods_keep(mv, s))
+				mv->m[mv->n - 1]->mod_bvalues[0]->bv_val = s;
+		}
+		json_decref(v);
+	}
+}
+
+/* ------------------------------------------------------------ outcomes */
+
+struct lexp;
+static int fail_why(struct lexp *e, struct lchange *c, json_t *le,
+    const char *why, int stale, struct sync_err *err);
+
+static int
+record(struct lexp *e, struct lchange *c, struct sync_err *err)
+{
+	int rc;
+
+	if (c->recorded)
+		return 0;
+	c->recorded = 1;
+	if (c->failed)
+		rc = xplan_record(e->p, c->x, "failed", c->dn, c->error, err);
+	else
+		rc = xplan_record(e->p, c->x, c->wrote || c->uncertain ?
+		    "applied" : "skipped", c->kind == K_RENAME ? c->new_dn :
+		    c->dn, NULL, err);
+	if (rc == -1)
+		return -1;
+	if (++e->since_sync >= e->window) {
+		e->since_sync = 0;
+		return xplan_sync(e->p, err);
+	}
+	return 0;
+}
+
+static void
+progress(struct lexp *e, int end)
+{
+	static const char *const what[] = { "reads", "adds", "updates",
+	    "deletes" };
+	struct sync_export_progress pr;
+
+	memset(&pr, 0, sizeof pr);
+	pr.phase = e->phase;
+	pr.what = what[e->phase];
+	pr.done = e->pdone;
+	pr.total = e->ptotal;
+	pr.batches = e->batches;
+	pr.retries = e->retries;
+	pr.end = end;
+	xplan_progress(e->p, &pr);
+}
+
+/* The change is over: done (in place), or failed with error (stolen). */
+static int
+finish(struct lexp *e, struct lchange *c, json_t *error,
+    struct sync_err *err)
+{
+	c->state = 2;
+	e->pdone++;
+	if (error == NULL && c->deferr) {
+		error = c->deferr;
+		c->deferr = NULL;
+	}
+	if (error) {
+		c->failed = 1;
+		json_decref(c->error);
+		c->error = error;
+	}
+	json_decref(c->cur);
+	c->cur = NULL;
+	json_decref(c->lasterr);
+	c->lasterr = NULL;
+	return record(e, c, err);
+}
+
+/* ---------------------------------------------------------- operations */
+
+static const char *
+step_name(enum step s)
+{
+	static const char *const n[] = { "add", "modify", "modrdn", "delete",
+	    "read" };
+
+	return n[s];
+}
+
+/* The DN an operation of c goes to. */
+static const char *
+target_dn(struct lchange *c)
+{
+	if (c->step == ST_CHECK)
+		return c->checknew ? c->new_dn : c->dn;
+	return c->renamed ? c->new_dn : c->dn;
+}
+
+/* Reads the entry for a check: the change's attributes and the anchor. */
+static int
+send_check(struct lexp *e, struct lchange *c, int *msgid)
+{
+	const char *k;
+	json_t *a;
+	char **attrs;
+	size_t n = 0;
+	int rc;
+
+	attrs = calloc(json_object_size(c->attrs) + 3, sizeof *attrs);
+	if (attrs == NULL)
+		return LDAP_NO_MEMORY;
+	json_object_foreach(c->attrs, k, a)
+		attrs[n++] = (char *)k;
+	if (c->x->anchorattr)
+		attrs[n++] = (char *)c->x->anchorattr;
+	if (n == 0)
+		attrs[n++] = (char *)LDAP_NO_ATTRS;
+	rc = ldap_search_ext(e->l.ld, target_dn(c), LDAP_SCOPE_BASE,
+	    "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 0, msgid);
+	free(attrs);
+	return rc;
+}
+
+/* An assertion control (anchorattr=value) for a delete, or NULL. */
+static LDAPControl *
+assertion(struct lexp *e, struct lchange *c)
+{
+	struct sync_buf f = { 0 };
+	LDAPControl *ctl = NULL;
+	json_t *want = anchor_vals(c), *v;
+	size_t i;
+	int bin = is_binary(c, c->x->anchorattr);
+
+	sync_buf_adds(&f, json_array_size(want) > 1 ? "(|" : "");
+	json_array_foreach(want, i, v) {
+		struct berval in, out = { 0, NULL };
+		unsigned char *raw = NULL;
+		size_t len;
+
+		if (bin && sync_base64_decode(json_string_value(v),
+		    strlen(json_string_value(v)), &raw, &len, NULL) == 0) {
+			in.bv_val = (char *)raw;
+			in.bv_len = len;
+		} else {
+			in.bv_val = (char *)json_string_value(v);
+			in.bv_len = strlen(in.bv_val);
+		}
+		if (ldap_bv2escaped_filter_value(&in, &out) == 0) {
+			sync_buf_addf(&f, "(%s=%s)", c->x->anchorattr, out.bv_val);
+			ber_memfree(out.bv_val);
+		}
+		free(raw);
+	}
+	sync_buf_adds(&f, json_array_size(want) > 1 ? ")" : "");
+	json_decref(want);
+	if (f.p == NULL || ldap_create_assertion_control(e->l.ld, f.p, 1,
+	    &ctl) != LDAP_SUCCESS)
+		ctl = NULL;
+	sync_buf_release(&f);
+	return ctl;
+}
+
+static int
+is_write(enum step s)
+{
+	return s != ST_CHECK;
+}
+
+/*
+ * Sends c's next operation.  Returns the LDAP code of the send: success,
+ * or an error of the connection (the caller reconnects), or another
+ * (the change failed, recorded here).  A change found to have nothing
+ * left to write is finished here: *finished is set.
+ */
+static int
+send_op(struct lexp *e, struct lchange *c, int *finished,
+    struct sync_err *err)
+{
+	struct mods mv = { 0 };
+	LDAPControl *ctl = NULL, *ctls[2] = { NULL, NULL };
+	char *stale = NULL;
+	int rc = LDAP_SUCCESS, msgid = -1;
+
+	*finished = 0;
+	c->attempts++;
+	switch (c->step) {
+	case ST_ADD:
+		build_add(e, c, &mv);
+		break;
+	case ST_MODIFY:
+		if (build_modify(e, c, c->cur, &mv, &stale) == 0 && stale == NULL &&
+		    !mv.bad) {
+			*finished = 1;
+			mods_free(&mv);
+			return finish(e, c, NULL, err) == -1 ? LDAP_OTHER :
+			    LDAP_SUCCESS;
+		}
+		if (stale) {
+			struct sync_buf b = { 0 };
+
+			sync_buf_addf(&b, "the target changed since the plan was "
+			    "made: %s", stale);
+			free(stale);
+			*finished = 1;
+			mods_free(&mv);
+			rc = fail_why(e, c, c->lasterr, b.p, 1, err);
+			sync_buf_release(&b);
+			return rc == -1 ? LDAP_OTHER : LDAP_SUCCESS;
+		}
+		break;
+	default:
+		break;
+	}
+	if (mv.bad) {
+		*finished = 1;
+		rc = finish(e, c, merror(mv.why ? mv.why : "out of memory"), err);
+		mods_free(&mv);
+		return rc == -1 ? LDAP_OTHER : LDAP_SUCCESS;
+	}
+	json_decref(c->cur);
+	c->cur = NULL;
+	c->found = 0;
+	switch (c->step) {
+	case ST_ADD:
+		rc = ldap_add_ext(e->l.ld, c->dn, mv.m, NULL, NULL, &msgid);
+		break;
+	case ST_MODIFY:
+		rc = ldap_modify_ext(e->l.ld, target_dn(c), mv.m, NULL, NULL,
+		    &msgid);
+		break;
+	case ST_RENAME:
+		rc = ldap_rename(e->l.ld, c->dn, c->newrdn, c->kind == K_RENAME &&
+		    c->newsup && strcmp(c->x->op, "move") == 0 ? c->newsup : NULL,
+		    1, NULL, NULL, &msgid);
+		break;
+	case ST_DELETE:
+		if (!e->has_assert && !c->checked) {
+			/* No assertion control: read the anchor first. */
+			c->wstep = ST_DELETE;
+			c->step = ST_CHECK;
+			c->checknew = 0;
+			rc = send_check(e, c, &msgid);
+			break;
+		}
+		if (e->has_assert && c->x->anchorattr &&
+		    (ctl = assertion(e, c)) != NULL)
+			ctls[0] = ctl;
+		rc = ldap_delete_ext(e->l.ld, c->dn, ctl ? ctls : NULL, NULL,
+		    &msgid);
+		ldap_control_free(ctl);
+		break;
+	case ST_CHECK:
+		rc = send_check(e, c, &msgid);
+		break;
+	}
+	mods_free(&mv);
+	if (rc == LDAP_SUCCESS) {
+		size_t i;
+
+		for (i = 0; i < e->window && e->fly[i]; i++)
+			;
+		e->fly[i] = c;  /* there is a free slot: inflight < window */
+		c->msgid = msgid;
+		c->state = 1;
+		e->inflight++;
+		if (is_write(c->step))
+			e->writes++;
+	}
+	return rc;
+}
+
+/* The connection is gone: what was in flight is settled by reading. */
+static void
+lost(struct lexp *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->window; i++) {
+		struct lchange *c = e->fly[i];
+
+		if (c == NULL)
+			continue;
+		e->fly[i] = NULL;
+		c->state = 0;
+		c->attempts = 0;
+		if (is_write(c->step)) {
+			c->uncertain = 1;
+			c->wstep = c->step;
+			c->checknew = c->step == ST_RENAME;
+			c->step = ST_CHECK;
+		}
+	}
+	e->inflight = 0;
+	if (e->connected)
+		sync_ldap_close(&e->l);
+	e->connected = 0;
+}
+
+/* 1 when the server lists the assertion control in its root DSE. */
+static int
+server_asserts(LDAP *ld)
+{
+	char sc[] = "supportedControl";
+	char *attrs[] = { sc, NULL };
+	LDAPMessage *res = NULL, *m;
+	struct berval **v;
+	struct timeval tv = { 30, 0 };
+	int found = 0, i;
+
+	if (ldap_search_ext_s(ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs,
+	    0, NULL, NULL, &tv, 0, &res) != LDAP_SUCCESS) {
+		ldap_msgfree(res);
+		return 0;
+	}
+	if ((m = ldap_first_entry(ld, res)) != NULL &&
+	    (v = ldap_get_values_len(ld, m, "supportedControl")) != NULL) {
+		for (i = 0; v[i]; i++)
+			if (v[i]->bv_len == strlen(LDAP_CONTROL_ASSERT) &&
+			    memcmp(v[i]->bv_val, LDAP_CONTROL_ASSERT,
+			    v[i]->bv_len) == 0)
+				found = 1;
+		ldap_value_free_len(v);
+	}
+	ldap_msgfree(res);
+	return found;
+}
+
+/* Connects, again after a loss, with a backoff. */
+static int
+connect_target(struct lexp *e, struct sync_err *err)
+{
+	double wait = 0.25;
+	int tries;
+
+	for (tries = 0; ; tries++) {
+		if (sync_ldap_open(&e->l, e->c, err) == 0) {
+			e->connected = 1;
+			if (tries == 0 && e->writes == 0)
+				e->has_assert = server_asserts(e->l.ld);
+			return 0;
+		}
+		if (tries + 1 >= MAXRECONNECT)
+			return -1;
+		e->retries++;
+		sleep_for(wait);
+		if ((wait *= 2) > 8)
+			wait = 8;
+	}
+}
+
+static int
+retryable(int rc)
+{
+	return rc == LDAP_BUSY || rc == LDAP_UNAVAILABLE;
+}
+
+/* After a write that may mean "already done": read the entry. */
+static void
+to_check(struct lchange *c, int rc, json_t *error, int checknew)
+{
+	c->wstep = c->step;
+	c->step = ST_CHECK;
+	c->checknew = checknew;
+	c->state = 0;
+	json_decref(c->lasterr);
+	c->lasterr = error;
+	(void)rc;
+}
+
+static json_t *
+entry_json(struct lexp *e, struct lchange *c, LDAPMessage *m)
+{
+	json_t *o = json_object();
+	BerElement *ber = NULL;
+	struct berval **v;
+	char *a;
+	size_t i;
+
+	for (a = ldap_first_attribute(e->l.ld, m, &ber); a;
+	    a = ldap_next_attribute(e->l.ld, m, ber)) {
+		json_t *arr = json_array();
+		char *k = lower(a);
+		int bin = is_binary(c, a);
+
+		v = ldap_get_values_len(e->l.ld, m, a);
+		for (i = 0; v && v[i]; i++) {
+			if (bin || !sync_utf8_valid(v[i]->bv_val, v[i]->bv_len)) {
+				char *b = sync_base64_encode(v[i]->bv_val,
+				    v[i]->bv_len);
+
+				json_array_append_new(arr, json_string(b ? b : ""));
+				free(b);
+			} else
+				json_array_append_new(arr, json_stringn(
+				    v[i]->bv_val, v[i]->bv_len));
+		}
+		ldap_value_free_len(v);
+		if (k)
+			json_object_set_new(o, k, arr);
+		else
+			json_decref(arr);
+		free(k);
+		ldap_memfree(a);
+	}
+	ber_free(ber, 0);
+	return o;
+}
+
+/*
+ * Fails c with le (the refusal that led here, stolen; or NULL) and the
+ * sentence why: the message becomes "LE-MESSAGE; WHY", or WHY alone.
+ */
+static int
+fail_why(struct lexp *e, struct lchange *c, json_t *le, const char *why,
+    int stale, struct sync_err *err)
+{
+	struct sync_buf m = { 0 };
+	const char *lm = json_string_value(json_object_get(le, "message"));
+
+	if (le == NULL)
+		le = json_object();
+	if (lm && why)
+		sync_buf_addf(&m, "%s; %s", lm, why);
+	else
+		sync_buf_adds(&m, why ? why : lm ? lm : "unknown error");
+	json_object_set_new(le, "message", json_string(m.p ? m.p : ""));
+	if (stale)
+		json_object_set_new(le, "stale", json_true());
+	sync_buf_release(&m);
+	if (c->lasterr == le)
+		c->lasterr = NULL;
+	return finish(e, c, le, err);
+}
+
+/* The anchor attribute's values as read, as JSON text (new string). */
+static char *
+anchor_now(struct lchange *c)
+{
+	char *k = lower(c->x->anchorattr), *s;
+	json_t *v = json_object_get(c->cur, k);
+
+	s = v ? json_dumps(v, JSON_COMPACT) : sync_strdup("[]");
+	free(k);
+	return s;
+}
+
+/* What to do after a check, by the write it settles. */
+static int
+after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	json_t *le = c->lasterr;
+	char *s;
+	int rc;
+
+	c->lasterr = NULL;
+	c->state = 0;
+	switch (c->wstep) {
+	case ST_ADD:
+		if (c->found && anchor_ok(c)) {
+			json_decref(le);
+			return finish(e, c, NULL, err);         /* in place */
+		}
+		if (c->found) {
+			s = anchor_now(c);
+			sync_buf_addf(&b, "the entry there is not this change's "
+			    "object: %s is %s", c->x->anchorattr, s ? s : "?");
+			free(s);
+			rc = fail_why(e, c, le, b.p, 0, err);
+			sync_buf_release(&b);
+			return rc;
+		}
+		json_decref(le);
+		c->step = ST_ADD;       /* not there: the add was not applied */
+		return 0;
+	case ST_MODIFY:
+		if (!c->found)
+			return fail_why(e, c, le, "the object no longer exists", 1,
+			    err);
+		json_decref(le);
+		c->step = ST_MODIFY;    /* send_op compares with c->cur */
+		return 0;
+	case ST_DELETE:
+		if (!c->found) {
+			json_decref(le);
+			return finish(e, c, NULL, err);         /* gone already */
+		}
+		if (!anchor_ok(c)) {
+			s = anchor_now(c);
+			sync_buf_addf(&b, "the target changed since the plan was "
+			    "made: %s is %s, not the plan's anchor",
+			    c->x->anchorattr, s ? s : "?");
+			free(s);
+			rc = fail_why(e, c, le, b.p, 1, err);
+			sync_buf_release(&b);
+			return rc;
+		}
+		json_decref(le);
+		c->checked = 1;
+		c->step = ST_DELETE;
+		return 0;
+	case ST_RENAME:
+		if (c->checknew && c->found && anchor_ok(c)) {
+			json_decref(le);
+			c->renamed = 1;
+			json_decref(c->cur);
+			c->cur = NULL;
+			if (json_object_size(c->attrs) == 0)
+				return finish(e, c, NULL, err);
+			c->step = ST_MODIFY;
+			return 0;
+		}
+		if (c->checknew && c->found) {
+			sync_buf_addf(&b, "'%s' is another entry, not this "
+			    "change's object", c->new_dn);
+			rc = fail_why(e, c, le, b.p, 0, err);
+			sync_buf_release(&b);
+			return rc;
+		}
+		if (c->checknew && c->uncertain) {
+			/* Not at the new DN: at the old one, still to do? */
+			c->lasterr = le;
+			c->checknew = 0;
+			c->step = ST_CHECK;
+			return 0;
+		}
+		if (!c->checknew && c->found && anchor_ok(c)) {
+			json_decref(le);
+			json_decref(c->cur);
+			c->cur = NULL;
+			c->step = ST_RENAME;
+			return 0;
+		}
+		return fail_why(e, c, le, "the object no longer exists", 1, err);
+	default:
+		break;
+	}
+	json_decref(le);
+	return 0;
+}
+
+/* Handles one message of the server for change c. */
+static int
+handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
+    struct sync_err *err)
+{
+	char *matched = NULL, *diag = NULL;
+	int rc = LDAP_OTHER, type = ldap_msgtype(m), r;
+	json_t *le;
+
+	if (type == LDAP_RES_SEARCH_ENTRY) {
+		if (c->step == ST_CHECK && c->cur == NULL) {
+			c->cur = entry_json(e, c, m);
+			c->found = 1;
+		}
+		return 0;
+	}
+	if (type == LDAP_RES_SEARCH_REFERENCE || type == LDAP_RES_INTERMEDIATE)
+		return 0;
+	c->state = 0;
+	e->inflight--;
+	r = ldap_parse_result(e->l.ld, m, &rc, &matched, &diag, NULL, NULL, 0);
+	if (r != LDAP_SUCCESS)
+		rc = r;
+	le = lerror(step_name(c->step), target_dn(c), rc, diag, matched, NULL);
+	ldap_memfree(matched);
+	ldap_memfree(diag);
+	if (c->step != ST_CHECK && retryable(rc) && c->attempts < MAXATTEMPTS) {
+		json_decref(le);
+		e->retries++;
+		c->not_before = now() + 0.2 * (1 << c->attempts);
+		return 0;
+	}
+	switch (c->step) {
+	case ST_ADD:
+		if (rc == LDAP_SUCCESS) {
+			json_decref(le);
+			c->wrote = 1;
+			return finish(e, c, NULL, err);
+		}
+		if (rc == LDAP_ALREADY_EXISTS && c->attempts < MAXATTEMPTS) {
+			to_check(c, rc, le, 0);
+			return 0;
+		}
+		return finish(e, c, le, err);
+	case ST_MODIFY:
+		if (rc == LDAP_SUCCESS) {
+			json_decref(le);
+			c->wrote = 1;
+			return finish(e, c, NULL, err);
+		}
+		if ((rc == LDAP_NO_SUCH_ATTRIBUTE ||
+		    rc == LDAP_TYPE_OR_VALUE_EXISTS ||
+		    rc == LDAP_NO_SUCH_OBJECT) && c->attempts < MAXATTEMPTS) {
+			to_check(c, rc, le, 0);
+			return 0;
+		}
+		return finish(e, c, le, err);
+	case ST_RENAME:
+		if (rc == LDAP_SUCCESS) {
+			json_decref(le);
+			c->wrote = 1;
+			c->renamed = 1;
+			c->attempts = 0;
+			if (json_object_size(c->attrs) == 0)
+				return finish(e, c, NULL, err);
+			c->step = ST_MODIFY;
+			return 0;
+		}
+		if ((rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_ALREADY_EXISTS) &&
+		    c->attempts < MAXATTEMPTS) {
+			to_check(c, rc, le, 1);
+			return 0;
+		}
+		return finish(e, c, le, err);
+	case ST_DELETE:
+		if (rc == LDAP_SUCCESS) {
+			json_decref(le);
+			c->wrote = 1;
+			return finish(e, c, NULL, err);
+		}
+		if (rc == LDAP_NO_SUCH_OBJECT) {
+			json_decref(le);
+			return finish(e, c, NULL, err);         /* gone already */
+		}
+		if (rc == LDAP_ASSERTION_FAILED && c->attempts < MAXATTEMPTS) {
+			/* Read it, to say what the anchor is now. */
+			to_check(c, rc, le, 0);
+			return 0;
+		}
+		return finish(e, c, le, err);
+	case ST_CHECK:
+		if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
+			json_decref(c->lasterr);
+			c->lasterr = NULL;
+			return finish(e, c, le, err);
+		}
+		json_decref(le);
+		return after_check(e, c, err);
+	}
+	json_decref(le);
+	return 0;
+}
+
+/* --------------------------------------------------------------- phases */
+
+static int
+stop(struct lexp *e, struct sync_err *err)
+{
+	if (!e->abort) {
+		e->abort = 1;
+		e->abort_err = *err;
+	}
+	return -1;
+}
+
+
+static int
+ready(struct lexp *e, struct lchange *c, int sub, double t, int force)
+{
+	const char *k;
+	json_t *a, *v;
+	size_t i;
+
+	if (c->state != 0 || c->phase != e->phase || c->sub != sub ||
+	    c->not_before > t)
+		return 0;
+	if (force)
+		return 1;
+	/* A group waits for the new members of the plan it names. */
+	json_object_foreach(c->attrs, k, a)
+		json_array_foreach(json_object_get(a, "add_anchors"), i, v) {
+			json_t *ix = json_object_get(e->adds,
+			    json_string_value(v));
+			struct lchange *t2;
+
+			if (ix == NULL)
+				continue;
+			t2 = &e->g[json_integer_value(ix)];
+			if (t2 != c && t2->phase && t2->state != 2 &&
+			    !t2->x->done)
+				return 0;
+		}
+	return 1;
+}
+
+/*
+ * Waits for the next message of the server and hands it to its change.
+ * A connection lost, or silent for the connector's timeout, leaves the
+ * outcomes in flight unknown: they are settled by reading (lost).
+ */
+static int
+wait_one(struct lexp *e, struct sync_err *err)
+{
+	struct timeval tv = { e->lc->timeout, 0 };
+	LDAPMessage *m = NULL;
+	struct lchange *c = NULL;
+	size_t i, slot = 0;
+	int type, id, rc;
+
+	type = ldap_result(e->l.ld, LDAP_RES_ANY, LDAP_MSG_ONE, &tv, &m);
+	if (type <= 0) {
+		ldap_msgfree(m);
+		lost(e);
+		e->retries++;
+		return 0;
+	}
+	id = ldap_msgid(m);
+	for (i = 0; i < e->window; i++)
+		if (e->fly[i] && e->fly[i]->msgid == id) {
+			c = e->fly[i];
+			slot = i;
+			break;
+		}
+	if (c == NULL) {
+		/* A notice of disconnection (message id 0), or a stray. */
+		if (id == 0) {
+			lost(e);
+			e->retries++;
+		}
+		ldap_msgfree(m);
+		return 0;
+	}
+	rc = handle(e, c, m, err);
+	ldap_msgfree(m);
+	if (c->state != 1)
+		e->fly[slot] = NULL;
+	if (rc == -1)
+		return stop(e, err);
+	return 0;
+}
+
+/* Runs the changes of phase e->phase to the end, or to a stop. */
+static int
+run_phase(struct lexp *e, struct sync_err *err)
+{
+	struct sync_err lerr;
+	size_t i, next = 0;
+	int sub, force = 0;
+
+	e->pdone = e->ptotal = 0;
+	for (i = 0; i < e->n; i++)
+		if (e->g[i].phase == e->phase && e->g[i].state != 2)
+			e->ptotal++;
+	if (e->ptotal == 0)
+		return 0;
+	progress(e, 0);
+	for (sub = 0; sub < 2 && !e->abort; sub++) {
+		for (;;) {
+			double t = now(), wake = 0;
+			size_t left = 0;
+			int sent = 0;
+
+			/* Fill the window. */
+			for (i = 0; i < e->n && !e->abort &&
+			    e->inflight < e->window; i++) {
+				struct lchange *c = &e->g[(next + i) % e->n];
+				int fin, rc;
+
+				if (!ready(e, c, sub, t, force))
+					continue;
+				if (!e->connected && connect_target(e, &lerr) == -1)
+					return stop(e, &lerr);
+				if (is_write(c->step) &&
+				    (e->since_lease == 0 ||
+				    e->since_lease >= e->window)) {
+					int lease = xplan_lease(e->p, &lerr);
+
+					if (lease == 1)
+						sync_errf(&lerr, "the lease was "
+						    "lost: this server is no longer "
+						    "the active one; stopped before "
+						    "the next batch");
+					if (lease != 0) {
+						stop(e, &lerr);
+						break;
+					}
+					e->since_lease = 0;
+					e->batches++;
+					if (xplan_sync(e->p, &lerr) == -1) {
+						stop(e, &lerr);
+						break;
+					}
+					progress(e, 0);
+				}
+				rc = send_op(e, c, &fin, &lerr);
+				if (rc == LDAP_OTHER && fin)
+					return stop(e, &lerr);
+				if (fin)
+					continue;
+				if (rc == LDAP_SUCCESS) {
+					if (is_write(c->step))
+						e->since_lease++;
+					sent = 1;
+					force = 0;
+					continue;
+				}
+				if (rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT ||
+				    rc == LDAP_CONNECT_ERROR) {
+					/* Perhaps sent: settle it by reading. */
+					lost(e);
+					if (is_write(c->step)) {
+						c->uncertain = 1;
+						c->wstep = c->step;
+						c->checknew = c->step == ST_RENAME;
+						c->step = ST_CHECK;
+					}
+					c->attempts = 0;
+					e->retries++;
+					break;
+				}
+				if (finish(e, c, lerror(step_name(c->step),
+				    target_dn(c), rc, NULL, NULL, NULL),
+				    &lerr) == -1)
+					return stop(e, &lerr);
+			}
+			next = (next + i) % (e->n ? e->n : 1);
+			(void)sent;
+			if (e->inflight == 0) {
+				if (e->abort)
+					return -1;
+				for (i = 0; i < e->n; i++) {
+					struct lchange *c = &e->g[i];
+
+					if (c->phase != e->phase || c->sub != sub ||
+					    c->state == 2)
+						continue;
+					left++;
+					if (c->not_before > t &&
+					    (wake == 0 || c->not_before < wake))
+						wake = c->not_before;
+				}
+				if (left == 0)
+					break;
+				if (!e->connected)
+					continue;
+				if (wake > 0) {
+					sleep_for(wake - now());
+					continue;
+				}
+				/* Groups that name each other: go on anyway. */
+				force = 1;
+				continue;
+			}
+			if (wait_one(e, err) == -1)
+				return -1;
+		}
+	}
+	if (xplan_sync(e->p, err) == -1)
+		return -1;
+	progress(e, 1);
+	return e->abort ? -1 : 0;
+}
+
+/* ------------------------------------------------------------- dry run */
+
+/* One LDIF line "type: value", base64 where RFC 2849 asks for it. */
+static void
+ldif_line(FILE *fp, const char *type, const char *v, size_t len)
+{
+	size_t i;
+	int safe = len == 0 || (v[0] != ' ' && v[0] != ':' && v[0] != '<' &&
+	    v[len - 1] != ' ');
+	char *b;
+
+	for (i = 0; safe && i < len; i++)
+		if (v[i] == '\0' || v[i] == '\n' || v[i] == '\r' ||
+		    (unsigned char)v[i] >= 0x80)
+			safe = 0;
+	if (safe) {
+		fprintf(fp, "%s: %.*s\n", type, (int)len, v);
+		return;
+	}
+	b = sync_base64_encode(v, len);
+	fprintf(fp, "%s:: %s\n", type, b ? b : "");
+	free(b);
+}
+
+static void
+ldif_mods(FILE *fp, struct mods *mv, int add)
+{
+	size_t i, j;
+
+	for (i = 0; i < mv->n; i++) {
+		LDAPMod *m = mv->m[i];
+		struct berval **bv = m->mod_bvalues;
+
+		if (!add)
+			fprintf(fp, "%s: %s\n", (m->mod_op & ~LDAP_MOD_BVALUES) ==
+			    LDAP_MOD_DELETE ? "delete" : "add", m->mod_type);
+		for (j = 0; bv && bv[j]; j++)
+			ldif_line(fp, m->mod_type, bv[j]->bv_val, bv[j]->bv_len);
+		if (!add)
+			fputs("-\n", fp);
+	}
+}
+
+/*
+ * -n: the writes as LDIF change records (RFC 2849), phase by phase, as
+ * if the target were as the plan expects it.
+ */
+static int
+dry_run(struct lexp *e, FILE *fp, struct sync_err *err)
+{
+	size_t i;
+	int ph, sub;
+
+	for (ph = 1; ph <= 3; ph++)
+		for (sub = 0; sub < 2; sub++)
+			for (i = 0; i < e->n; i++) {
+				struct lchange *c = &e->g[i];
+				struct mods mv = { 0 };
+				char *stale;
+
+				if (c->phase != ph || c->sub != sub || c->failed)
+					continue;
+				ldif_line(fp, "dn", c->dn, strlen(c->dn));
+				switch (c->kind) {
+				case K_ADD:
+					fputs("changetype: add\n", fp);
+					build_add(e, c, &mv);
+					ldif_mods(fp, &mv, 1);
+					break;
+				case K_DELETE:
+					fputs("changetype: delete\n", fp);
+					break;
+				case K_RENAME:
+					fputs("changetype: modrdn\n", fp);
+					ldif_line(fp, "newrdn", c->newrdn,
+					    strlen(c->newrdn));
+					fputs("deleteoldrdn: 1\n", fp);
+					if (strcmp(c->x->op, "move") == 0)
+						ldif_line(fp, "newsuperior", c->newsup,
+						    strlen(c->newsup));
+					c->renamed = 1;
+					build_modify(e, c, NULL, &mv, &stale);
+					free(stale);
+					if (mv.n == 0)
+						break;
+					fputc('\n', fp);
+					ldif_line(fp, "dn", c->new_dn,
+					    strlen(c->new_dn));
+					/* FALLTHROUGH */
+				case K_UPDATE:
+					if (c->kind == K_UPDATE) {
+						build_modify(e, c, NULL, &mv, &stale);
+						free(stale);
+					}
+					fputs("changetype: modify\n", fp);
+					ldif_mods(fp, &mv, 0);
+					break;
+				}
+				fputc('\n', fp);
+				mods_free(&mv);
+			}
+	if (ferror(fp))
+		return sync_errno(err, "cannot write the dry run");
+	return 0;
+}
+
+/* ----------------------------------------------------------- the writer */
+
+/*
+ * The RDN of dn (a new string) into *rdn, its parent into *parent (new,
+ * or NULL), and the RDN's values by lower-case type into *vals (new
+ * object).  -1 when dn is not a DN.
+ */
+static int
+split_dn(const char *dn, char **rdn, char **parent, json_t **vals)
+{
+	LDAPDN d = NULL;
+	LDAPRDN r;
+	int i;
+
+	*rdn = *parent = NULL;
+	*vals = NULL;
+	if (ldap_str2dn(dn, &d, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+	    d == NULL || d[0] == NULL) {
+		ldap_dnfree(d);
+		return -1;
+	}
+	r = d[0];
+	*vals = json_object();
+	for (i = 0; r[i]; i++) {
+		char *t = sync_strndup(r[i]->la_attr.bv_val, r[i]->la_attr.bv_len);
+		char *k = t ? lower(t) : NULL;
+		json_t *a;
+
+		if (k) {
+			if ((a = json_object_get(*vals, k)) == NULL) {
+				a = json_array();
+				json_object_set_new(*vals, k, a);
+			}
+			json_array_append_new(a, json_stringn(
+			    r[i]->la_value.bv_val, r[i]->la_value.bv_len));
+		}
+		free(t);
+		free(k);
+	}
+	if (ldap_rdn2str(r, rdn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+		*rdn = NULL;
+	if (d[1] && ldap_dn2str(&d[1], parent, LDAP_DN_FORMAT_LDAPV3) !=
+	    LDAP_SUCCESS)
+		*parent = NULL;
+	ldap_dnfree(d);
+	return *rdn ? 0 : -1;
+}
+
+static const char *
+str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* Sets up c for change x; a change that cannot be applied fails here. */
+static void
+prepare(struct lexp *e, struct lchange *c, struct xchange *x, size_t i)
+{
+	static json_t *noattrs;
+	const char *op = x->op;
+	char *rdn, *parent;
+
+	c->x = x;
+	c->attrs = json_object_get(x->c, "attrs");
+	if (c->attrs == NULL) {
+		if (noattrs == NULL)
+			noattrs = json_object();
+		c->attrs = noattrs;
+	}
+	c->binary = json_object_get(x->c, "binary");
+	c->dn = str(x->c, "dn") ? str(x->c, "dn") : x->id;
+	c->new_dn = str(x->c, "new_dn");
+	if (strcmp(op, "add") == 0) {
+		c->kind = K_ADD;
+		c->phase = 1;
+		c->sub = strcmp(x->type, "group") == 0;
+		c->step = ST_ADD;
+		if (x->anchor && json_object_get(e->adds, x->anchor) == NULL)
+			json_object_set_new(e->adds, x->anchor,
+			    json_integer((json_int_t)i));
+	} else if (strcmp(op, "update") == 0) {
+		c->kind = K_UPDATE;
+		c->phase = 2;
+		c->step = ST_MODIFY;
+	} else if (strcmp(op, "rename") == 0 || strcmp(op, "move") == 0) {
+		c->kind = K_RENAME;
+		c->phase = 2;
+		c->sub = 1;
+		c->step = ST_RENAME;
+	} else if (strcmp(op, "delete") == 0) {
+		c->kind = K_DELETE;
+		c->phase = 3;
+		c->step = ST_DELETE;
+	} else {
+		/* conflict, error: reported, never applied. */
+		e->p->st->notapplied++;
+		return;
+	}
+	if (x->done) {
+		c->phase = 0;
+		return;
+	}
+	if (x->anchorattr == NULL)
+		c->error = merror("the plan's flow is not in the configuration");
+	else if (c->dn == NULL)
+		c->error = merror("the change has no DN (dn)");
+	else if (c->kind == K_RENAME) {
+		if (c->new_dn == NULL)
+			c->error = merror("a rename or move without new_dn");
+		else if (split_dn(c->new_dn, &c->newrdn, &c->newsup,
+		    &c->rdnnew) == -1 || split_dn(c->dn, &rdn, &parent,
+		    &c->rdnold) == -1)
+			c->error = merror("the DN or new_dn is not a DN");
+		else {
+			free(rdn);
+			free(parent);
+			if (c->newsup == NULL && strcmp(op, "move") == 0)
+				c->error = merror("a move to no parent");
+		}
+	}
+	if (c->error) {
+		c->failed = 1;
+		c->state = 2;
+	}
+}
+
+int
+sync_ldap_export(struct xplan *p, struct sync_err *err)
+{
+	struct lexp e;
+	size_t i;
+	int rc = -1;
+
+	memset(&e, 0, sizeof e);
+	e.p = p;
+	e.c = p->target;
+	e.lc = p->target->ldap;
+	e.n = p->n;
+	e.window = (size_t)(e.lc->write_window > 0 ? e.lc->write_window : 16);
+	e.adds = json_object();
+	e.g = calloc(e.n ? e.n : 1, sizeof *e.g);
+	e.fly = calloc(e.window, sizeof *e.fly);
+	if (e.adds == NULL || e.g == NULL || e.fly == NULL) {
+		sync_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < e.n; i++)
+		prepare(&e, &e.g[i], &p->ch[i], i);
+	if (p->o->dry_run) {
+		e.dry = 1;
+		rc = dry_run(&e, p->o->dry_out, err);
+		goto out;
+	}
+	for (i = 0; i < e.n; i++)
+		if (e.g[i].failed && record(&e, &e.g[i], err) == -1)
+			goto out;
+	if (xplan_sync(p, err) == -1)
+		goto out;
+	for (e.phase = 1; e.phase <= 3; e.phase++) {
+		for (i = 0; i < e.n && e.g[i].phase != e.phase; i++)
+			;
+		if (i == e.n)
+			continue;
+		if (!e.connected && connect_target(&e, err) == -1)
+			goto out;
+		if (run_phase(&e, err) == -1) {
+			if (e.abort)
+				*err = e.abort_err;
+			goto out;
+		}
+	}
+	rc = 0;
+	/* After a stop, what was not reached is left for a re-run. */
+out:
+	if (e.connected)
+		sync_ldap_close(&e.l);
+	for (i = 0; e.g && i < e.n; i++) {
+		struct lchange *c = &e.g[i];
+
+		free(c->newrdn);
+		free(c->newsup);
+		json_decref(c->rdnold);
+		json_decref(c->rdnnew);
+		json_decref(c->cur);
+		json_decref(c->lasterr);
+		json_decref(c->deferr);
+		json_decref(c->error);
+	}
+	free(e.g);
+	free(e.fly);
+	json_decref(e.adds);
+	p->st->batches = e.batches;
+	p->st->writes = e.writes;
+	p->st->retries = e.retries;
+	return rc;
+}
