@@ -2548,15 +2548,22 @@ phase_flows(void *arg)
 		int r = 0;
 
 		a = attr_idx(d->tgt, to, d->fs[fi].tanchor);
-		/* the anchor value as a C string, freed by scratch_reset */
-		if (sync_strv_addn(&sc.strs, d->tgt->buf +
+		/* the anchor value as a C string, freed by scratch_reset; a
+		 * binary one (objectGUID) as its base64 */
+		if (a->binary) {
+			char *enc = sync_base64_encode(d->tgt->buf +
+			    d->tgt->vals[a->v].off, d->tgt->vals[a->v].len);
+
+			if (enc == NULL || sync_strv_take(&sc.strs, enc) == -1)
+				r = -1;
+		} else if (sync_strv_addn(&sc.strs, d->tgt->buf +
 		    d->tgt->vals[a->v].off, d->tgt->vals[a->v].len) == -1)
 			r = -1;
-		else if (d->r->flows[fi].oos == OOS_DELETE)
+		if (r == 0 && d->r->flows[fi].oos == OOS_DELETE)
 			r = emit_delete(d, j, &sc, fi, t,
 			    sc.strs.v[sc.strs.n - 1], "deleted at the source",
 			    NULL);
-		else if (d->r->flows[fi].oos == OOS_DISABLE)
+		else if (r == 0 && d->r->flows[fi].oos == OOS_DISABLE)
 			r = emit_disable(d, j, &sc, fi, t,
 			    sc.strs.v[sc.strs.n - 1], "deleted at the source",
 			    NULL);
