@@ -2386,6 +2386,32 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 			goto fail;
 		}
 	}
+	/*
+	 * A DN that another target object holds: the add would fail at
+	 * export, or worse, be taken for done.  That object is not ours
+	 * (it would have been joined by its anchor): a conflict naming it.
+	 */
+	if (adding && dnres && d->tgt_dns && d->trefs.slot != NULL) {
+		const struct mment *e;
+		char *c = dn_canon(dnres->v[0].p);
+		uint32_t t;
+
+		if (c == NULL)
+			return sync_errf(err, "out of memory");
+		e = mm_get(&d->trefs, c, strlen(c));
+		free(c);
+		if (e != NULL) {
+			t = e->val;
+			it->join = JOIN_NONE;
+			if (set_conflict(it, "the DN is taken by a target object "
+			    "that is not this one's", &t, 1) == -1)
+				return sync_errf(err, "out of memory");
+			if (dry)
+				return 0;
+			scratch_reset(sc);
+			return do_item(d, j, sc, it, 0, err);
+		}
+	}
 	if (dry)
 		return 0;
 	if (!adding && sc->nac == 0 && (dnres == NULL || to->dn == 0))
@@ -3125,6 +3151,10 @@ prepare_target(struct dctx *d)
 			}
 		}
 	}
+	/* the target's DNs name the members of a plan's groups, and find
+	 * the DNs an add would take */
+	for (fi = 0; !refs && d->tgt_dns && fi < r->nflows; fi++)
+		refs = d->fs[fi].active && r->flows[fi].dn != NULL;
 	return refs ? index_trefs(d) : 0;
 }
 

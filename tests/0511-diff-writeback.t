@@ -75,6 +75,20 @@ test_expect_code 1 "... the same with 4 threads" \
 	sync-diff -j 4 -c "$C" wb-ad.snap wb-entra.snap wb-ad.snap
 test_cmp "... byte for byte" "$T/plan1.json" "$T/out"
 
+# --- an AD group that is not ours holds the DN a new group would take
+test_expect_code 1 "the DN of a new group is taken" \
+	sync-diff -f text -c "$C" wb-ad-taken.snap wb-entra.snap wb-ad-taken.snap
+test_grep "... a conflict naming the group there, not an add that would fail" \
+	'^! conflict group "Team C" \(anchor "Group_0a1b2c3d-0000-4000-8000-000000000a03", flow group-writeback, reason the DN is taken by a target object that is not this one.s, ' \
+	"$T/out"
+test_grep "... its candidate" '^    candidates: "dddddddd-dddd-dddd-dddd-dddddddddddd"$' "$T/out"
+test_grep "... the rest of the plan goes on, the group there untouched" \
+	'^Plan: 1 to add, 2 to update, 1 to delete, 0 to move, 0 to rename, 1 conflicts, 0 errors;' "$T/out"
+cp "$T/out" "$T/taken1"
+test_expect_code 1 "... the same with 4 threads" \
+	sync-diff -j 4 -f text -c "$C" wb-ad-taken.snap wb-entra.snap wb-ad-taken.snap
+test_cmp "... byte for byte" "$T/taken1" "$T/out"
+
 # --- the directory once the plan is applied: nothing more to do
 test_expect_code 0 "after the export: the writeback plans nothing" \
 	sync-diff -f text -c "$C" wb-ad-after.snap wb-entra.snap wb-ad-after.snap
