@@ -243,4 +243,13 @@ WANT
 test_cmp "AD read back: Team B gone, Team A without Ann Smith" "$T/want" "$T/got"
 rc_is 4 0 "cycle 4: nothing more to do"
 
+# --- examples/sync-cycle runs the writeback as a cycle of its own: the
+# target, ad, is a source too, and is read once
+test_expect_code 0 "sync-cycle: the writeback cycle (target ad, sources ad and entra)" \
+	sh "$TOP/examples/sync-cycle" -c "$C" -w "$T/wbc" ad ad entra
+test_grep "... its plan is empty" '^Plan: 0 to add, 0 to update, 0 to delete' "$T/wbc/plan.txt"
+ls "$T/wbc" >"$T/got"
+printf '%s\n' ad.snap entra.snap plan.json plan.txt >"$T/want"
+test_cmp "... one snapshot of ad" "$T/want" "$T/got"
+
 done_testing
