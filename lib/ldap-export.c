@@ -37,6 +37,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +50,9 @@
 
 #define MAXATTEMPTS 6           /* sends of one operation of a change */
 #define MAXRECONNECT 8          /* reconnections in a row */
+#define NSUB 3                  /* steps inside a phase */
+#define SYNC_EVERY 64           /* outcomes between journal flushes */
+#define SYNC_SECONDS 1.0        /* at most between journal flushes */
 
 enum kind { K_ADD, K_UPDATE, K_RENAME, K_DELETE };
 enum step { ST_ADD, ST_MODIFY, ST_RENAME, ST_DELETE, ST_CHECK };
@@ -74,6 +79,7 @@ struct lchange {
 	int wrote;              /* a write of this run succeeded */
 	int uncertain;          /* a write's answer was lost */
 	int attempts;
+	int losses;             /* connections lost with it in flight */
 	int msgid;
 	double not_before;
 	int found;              /* the check found the entry */
@@ -92,15 +98,19 @@ struct lexp {
 	struct sync_ldap l;
 	int connected;
 	int has_assert;         /* the server offers RFC 4528 */
+	int asked;              /* has_assert is known */
 	struct lchange *g;
 	size_t n;
 	json_t *adds;           /* anchor -> index of its add, as integer */
+	json_t *noattrs;        /* {}: the attrs of a change without */
+	json_t *moved;          /* DN key -> new DN, of the renames done */
 	size_t window;
 	struct lchange **fly;   /* the operations outstanding: window slots */
 	size_t inflight;
 	int dry;                /* a dry run: adds resolve to their DNs */
 	size_t since_lease;     /* writes sent since the last lease check */
 	size_t since_sync;      /* outcomes since the last journal flush */
+	double last_sync;
 	int phase;
 	size_t pdone, ptotal;
 	size_t batches;
@@ -172,12 +182,15 @@ rcname(int rc)
  * any), code (the result code's name), result, diagnostic, matched_dn.
  */
 static json_t *
-lerror(const char *op, const char *dn, int rc, const char *diag,
+lerror(const char *op, const char *dn, int rc, char *diag,
     const char *matched, const char *what)
 {
 	struct sync_buf b = { 0 };
 	json_t *e;
 
+	/* Samba ends its diagnostics with a newline. */
+	while (diag && *diag && strchr(" \t\r\n", diag[strlen(diag) - 1]))
+		diag[strlen(diag) - 1] = '\0';
 	sync_buf_addf(&b, "%s '%s': %s (%d)", op, dn, rcname(rc), rc);
 	if (diag && *diag)
 		sync_buf_addf(&b, ": %s", diag);
@@ -305,6 +318,102 @@ same_set(json_t *a, json_t *b, int binary)
 	json_decref(sa);
 	json_decref(sb);
 	return rc;
+}
+
+/*
+ * Renames and moves go first, so that the adds and updates that name
+ * their objects can name them by their new DNs: notes that c's entry is
+ * at new_dn now.
+ */
+static void
+moved(struct lexp *e, struct lchange *c)
+{
+	char *k = valkey(c->dn, 0);
+
+	if (k && c->new_dn)
+		json_object_set_new(e->moved, k, json_string(c->new_dn));
+	free(k);
+}
+
+/*
+ * Reference values to add (a new array): those of an entry the plan
+ * renamed or moved, by the new DN.
+ */
+static json_t *
+refs_add(struct lexp *e, json_t *vals)
+{
+	json_t *out = json_array(), *v, *to;
+	size_t i;
+	char *k;
+
+	json_array_foreach(vals, i, v) {
+		k = json_is_string(v) ? valkey(json_string_value(v), 0) : NULL;
+		to = k ? json_object_get(e->moved, k) : NULL;
+		json_array_append(out, to ? to : v);
+		free(k);
+	}
+	return out;
+}
+
+/*
+ * Reference values to remove (a new array): those of an entry the plan
+ * renamed or moved by both DNs, since a directory with referential
+ * integrity (AD, slapd with refint) has followed the rename and one
+ * without has not; only the value present is removed (build_modify,
+ * after a read).
+ */
+static json_t *
+refs_remove(struct lexp *e, json_t *vals)
+{
+	json_t *out = json_array(), *v, *to;
+	size_t i;
+	char *k;
+
+	json_array_foreach(vals, i, v) {
+		k = json_is_string(v) ? valkey(json_string_value(v), 0) : NULL;
+		to = k ? json_object_get(e->moved, k) : NULL;
+		json_array_append(out, v);
+		if (to)
+			json_array_append(out, to);
+		free(k);
+	}
+	return out;
+}
+
+/* 1 when c removes values given as removed (members, large ones). */
+static int
+removes_refs(struct lchange *c)
+{
+	const char *k;
+	json_t *a;
+
+	json_object_foreach(c->attrs, k, a)
+		if (json_array_size(json_object_get(a, "remove")))
+			return 1;
+	return 0;
+}
+
+/* 1 when c removes a reference to an entry the plan renamed or moved. */
+static int
+removes_moved(struct lexp *e, struct lchange *c)
+{
+	const char *k;
+	json_t *a, *v;
+	size_t i;
+	char *key;
+	int hit = 0;
+
+	if (json_object_size(e->moved) == 0)
+		return 0;
+	json_object_foreach(c->attrs, k, a)
+		json_array_foreach(json_object_get(a, "remove"), i, v) {
+			key = json_is_string(v) ? valkey(json_string_value(v),
+			    0) : NULL;
+			if (key && json_object_get(e->moved, key))
+				hit = 1;
+			free(key);
+		}
+	return hit;
 }
 
 /* ------------------------------------------------------ modifications */
@@ -614,31 +723,29 @@ build_modify(struct lexp *e, struct lchange *c, json_t *cur,
 		/* Values added and removed: members, large attributes. */
 		sync_strv_release(&extra);
 		resolve_anchors(e, c, json_object_get(a, "add_anchors"), &extra);
-		ad = json_object_get(a, "add");
-		rm = json_object_get(a, "remove");
+		ad = refs_add(e, json_object_get(a, "add"));
+		rm = refs_remove(e, json_object_get(a, "remove"));
 		if (now_) {
+			struct sync_strv left = { 0 };
+			json_t *ad0 = ad, *rm0 = rm;
 			size_t i;
-			json_t *x = json_array();
 
 			set = keyset(now_, bin);
-			ad = minus(ad, set, bin);
-			rm = inter(rm, set, bin);
+			ad = minus(ad0, set, bin);
+			rm = inter(rm0, set, bin);
+			json_decref(ad0);
+			json_decref(rm0);
+			/* mods_add copies extra's strings, not ad's: keep apart. */
 			for (i = 0; i < extra.n; i++)
 				if (!has_key(set, extra.v[i], bin))
-					json_array_append_new(x, json_string(
-					    extra.v[i]));
+					sync_strv_add(&left, extra.v[i]);
 			sync_strv_release(&extra);
-			json_array_extend(ad, x);
-			json_decref(x);
+			extra = left;
 			json_decref(set);
-		} else {
-			json_incref(ad);
-			json_incref(rm);
 		}
 		if (json_array_size(rm) + json_array_size(ad) + extra.n > 0) {
 			mods_add(mv, LDAP_MOD_DELETE, k, rm, NULL, bin);
-			mods_add(mv, LDAP_MOD_ADD, k, ad ? ad : json_array(),
-			    &extra, bin);
+			mods_add(mv, LDAP_MOD_ADD, k, ad, &extra, bin);
 			n++;
 		}
 		json_decref(ad);
@@ -666,21 +773,36 @@ anchor_vals(struct lchange *c)
 	return json_pack("[s]", c->x->anchor);
 }
 
-/* 1 when the entry read (c->cur) carries the change's anchor. */
+/*
+ * 1 when the entry read (c->cur) carries the change's anchor.  An
+ * anchor attribute the connector holds as binary may have been read as
+ * text (bytes that happen to be UTF-8): its base64 is compared too.
+ */
 static int
-anchor_ok(struct lchange *c)
+anchor_ok(struct lexp *e, struct lchange *c)
 {
 	json_t *want = anchor_vals(c), *have, *v;
 	char *k = lower(c->x->anchorattr);
 	int bin = is_binary(c, c->x->anchorattr), rc = 0;
+	int cbin = sync_strv_casecontains(&e->lc->binary, c->x->anchorattr);
 	size_t i;
 	json_t *set;
 
 	have = json_object_get(c->cur, k);
 	free(k);
 	set = keyset(have, bin);
+	if (cbin && !bin)
+		json_array_foreach(have, i, v) {
+			const char *h = json_string_value(v);
+			char *b = h ? sync_base64_encode(h, strlen(h)) : NULL;
+
+			if (b)
+				json_object_set_new(set, b, json_true());
+			free(b);
+		}
 	json_array_foreach(want, i, v)
-		if (json_is_string(v) && has_key(set, json_string_value(v), bin))
+		if (json_is_string(v) && (has_key(set, json_string_value(v), bin) ||
+		    (cbin && json_object_get(set, json_string_value(v)))))
 			rc = 1;
 	json_decref(set);
 	json_decref(want);
@@ -701,28 +823,43 @@ build_add(struct lexp *e, struct lchange *c, struct mods *mv)
 
 		sync_strv_release(&extra);
 		if (nw == NULL) {
-			nw = json_object_get(a, "add");
 			resolve_anchors(e, c, json_object_get(a, "add_anchors"),
 			    &extra);
-		}
+			nw = refs_add(e, json_object_get(a, "add"));
+		} else
+			nw = refs_add(e, nw);
 		if (json_array_size(nw) + extra.n)
-			mods_add(mv, LDAP_MOD_ADD, k, nw ? nw : json_array(),
-			    &extra, bin);
+			mods_add(mv, LDAP_MOD_ADD, k, nw, &extra, bin);
+		json_decref(nw);        /* its strings are the plan's */
 	}
 	sync_strv_release(&extra);
+	/*
+	 * An entry needs its structural class; a plan whose flow does not
+	 * set objectClass gets the kind's usual one (AD: user, group,
+	 * contact), since a flow cannot write objectClass to AD without
+	 * planning an update every cycle (AD reads back its superclasses).
+	 */
+	if (attr_get(c->attrs, "objectClass") == NULL) {
+		static const char *const oc[2][3] = {
+			{ "inetOrgPerson", "groupOfNames", "inetOrgPerson" },
+			{ "user", "group", "contact" },
+		};
+		int ad = e->c->kind == SYNC_CONN_AD;
+		int t = strcmp(c->x->type, "group") == 0 ? 1 :
+		    strcmp(c->x->type, "contact") == 0 ? 2 : 0;
+		struct sync_strv v = { 0 };
+
+		if (sync_strv_add(&v, oc[ad][t]) == 0)
+			mods_add(mv, LDAP_MOD_ADD, "objectClass", NULL, &v, 0);
+		sync_strv_release(&v);
+	}
 	/* The anchor is what finds the entry again: stamp it. */
 	if (c->x->anchorattr && attr_get(c->attrs, c->x->anchorattr) == NULL) {
-		json_t *v = json_pack("[s]", c->x->anchor);
+		struct sync_strv v = { 0 };
 
-		mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, v, NULL, 0);
-		/* mods_add points into v: keep it with the mods. */
-		if (!mv->bad) {
-			char *s = sync_strdup(c->x->anchor);
-
-			if (mods_keep(mv, s))
-				mv->m[mv->n - 1]->mod_bvalues[0]->bv_val = s;
-		}
-		json_decref(v);
+		if (sync_strv_add(&v, c->x->anchor) == 0)
+			mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, NULL, &v, 0);
+		sync_strv_release(&v);
 	}
 }
 
@@ -748,8 +885,16 @@ record(struct lexp *e, struct lchange *c, struct sync_err *err)
 		    c->dn, NULL, err);
 	if (rc == -1)
 		return -1;
-	if (++e->since_sync >= e->window) {
+	/*
+	 * The journal reaches the disk every SYNC_EVERY outcomes or
+	 * SYNC_SECONDS, not after every window: an fsync costs more than
+	 * an LDAP operation, and an outcome lost with a crash costs only a
+	 * read on the next run (every write is guarded).
+	 */
+	if (++e->since_sync >= SYNC_EVERY || now() - e->last_sync >=
+	    SYNC_SECONDS) {
 		e->since_sync = 0;
+		e->last_sync = now();
 		return xplan_sync(e->p, err);
 	}
 	return 0;
@@ -758,7 +903,8 @@ record(struct lexp *e, struct lchange *c, struct sync_err *err)
 static void
 progress(struct lexp *e, int end)
 {
-	static const char *const what[] = { "reads", "adds", "updates",
+	static const char *const what[] = { "reads", "renames and adds",
+	    "updates",
 	    "deletes" };
 	struct sync_export_progress pr;
 
@@ -788,7 +934,8 @@ finish(struct lexp *e, struct lchange *c, json_t *error,
 		c->failed = 1;
 		json_decref(c->error);
 		c->error = error;
-	}
+	} else if (c->kind == K_RENAME)
+		moved(e, c);
 	json_decref(c->cur);
 	c->cur = NULL;
 	json_decref(c->lasterr);
@@ -811,7 +958,7 @@ step_name(enum step s)
 static const char *
 target_dn(struct lchange *c)
 {
-	if (c->step == ST_CHECK)
+	if (c->step == ST_CHECK && c->wstep == ST_RENAME)
 		return c->checknew ? c->new_dn : c->dn;
 	return c->renamed ? c->new_dn : c->dn;
 }
@@ -908,6 +1055,13 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 		build_add(e, c, &mv);
 		break;
 	case ST_MODIFY:
+		if (c->cur == NULL && removes_moved(e, c)) {
+			/* Which DN the group holds: read, then remove that. */
+			c->wstep = ST_MODIFY;
+			c->step = ST_CHECK;
+			c->checknew = 0;
+			break;
+		}
 		if (build_modify(e, c, c->cur, &mv, &stale) == 0 && stale == NULL &&
 		    !mv.bad) {
 			*finished = 1;
@@ -1003,6 +1157,7 @@ lost(struct lexp *e)
 		e->fly[i] = NULL;
 		c->state = 0;
 		c->attempts = 0;
+		c->losses++;
 		if (is_write(c->step)) {
 			c->uncertain = 1;
 			c->wstep = c->step;
@@ -1055,8 +1210,10 @@ connect_target(struct lexp *e, struct sync_err *err)
 	for (tries = 0; ; tries++) {
 		if (sync_ldap_open(&e->l, e->c, err) == 0) {
 			e->connected = 1;
-			if (tries == 0 && e->writes == 0)
+			if (!e->asked) {
 				e->has_assert = server_asserts(e->l.ld);
+				e->asked = 1;
+			}
 			return 0;
 		}
 		if (tries + 1 >= MAXRECONNECT)
@@ -1177,7 +1334,7 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 	c->state = 0;
 	switch (c->wstep) {
 	case ST_ADD:
-		if (c->found && anchor_ok(c)) {
+		if (c->found && anchor_ok(e, c)) {
 			json_decref(le);
 			return finish(e, c, NULL, err);         /* in place */
 		}
@@ -1197,7 +1354,7 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 		if (!c->found)
 			return fail_why(e, c, le, "the object no longer exists", 1,
 			    err);
-		json_decref(le);
+		c->lasterr = le;        /* for the message, if stale */
 		c->step = ST_MODIFY;    /* send_op compares with c->cur */
 		return 0;
 	case ST_DELETE:
@@ -1205,7 +1362,7 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			json_decref(le);
 			return finish(e, c, NULL, err);         /* gone already */
 		}
-		if (!anchor_ok(c)) {
+		if (!anchor_ok(e, c)) {
 			s = anchor_now(c);
 			sync_buf_addf(&b, "the target changed since the plan was "
 			    "made: %s is %s, not the plan's anchor",
@@ -1220,7 +1377,7 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 		c->step = ST_DELETE;
 		return 0;
 	case ST_RENAME:
-		if (c->checknew && c->found && anchor_ok(c)) {
+		if (c->checknew && c->found && anchor_ok(e, c)) {
 			json_decref(le);
 			c->renamed = 1;
 			json_decref(c->cur);
@@ -1244,11 +1401,24 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			c->step = ST_CHECK;
 			return 0;
 		}
-		if (!c->checknew && c->found && anchor_ok(c)) {
+		if (!c->checknew && c->found && anchor_ok(e, c)) {
 			json_decref(le);
 			json_decref(c->cur);
 			c->cur = NULL;
 			c->step = ST_RENAME;
+			return 0;
+		}
+		if (!c->checknew && !c->found && c->uncertain &&
+		    c->attempts < MAXATTEMPTS) {
+			/*
+			 * At neither DN: the server may still be applying the
+			 * modrdn sent on the lost connection between the two
+			 * reads.  Look again shortly.
+			 */
+			c->lasterr = le;
+			c->checknew = 1;
+			c->step = ST_CHECK;
+			c->not_before = now() + 0.1 * c->attempts;
 			return 0;
 		}
 		return fail_why(e, c, le, "the object no longer exists", 1, err);
@@ -1309,9 +1479,16 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 			c->wrote = 1;
 			return finish(e, c, NULL, err);
 		}
+		/*
+		 * AD refuses to remove a member whose entry is gone with
+		 * unwillingToPerform ("Unable to find GUID"): read the
+		 * members, and remove only those still there.
+		 */
 		if ((rc == LDAP_NO_SUCH_ATTRIBUTE ||
 		    rc == LDAP_TYPE_OR_VALUE_EXISTS ||
-		    rc == LDAP_NO_SUCH_OBJECT) && c->attempts < MAXATTEMPTS) {
+		    rc == LDAP_NO_SUCH_OBJECT ||
+		    (rc == LDAP_UNWILLING_TO_PERFORM && removes_refs(c))) &&
+		    c->attempts < MAXATTEMPTS) {
 			to_check(c, rc, le, 0);
 			return 0;
 		}
@@ -1450,13 +1627,102 @@ wait_one(struct lexp *e, struct sync_err *err)
 	return 0;
 }
 
+/* Checks the lease before a window of writes; -1 (and a stop) if lost. */
+static int
+lease_window(struct lexp *e)
+{
+	struct sync_err lerr;
+	int lease;
+
+	if (e->since_lease != 0 && e->since_lease < e->window)
+		return 0;
+	lease = xplan_lease(e->p, &lerr);
+	if (lease == 1)
+		sync_errf(&lerr, "the lease was lost: this server is no longer "
+		    "the active one; stopped before the next batch");
+	if (lease != 0)
+		return stop(e, &lerr);
+	e->since_lease = 0;
+	e->batches++;
+	progress(e, 0);
+	return 0;
+}
+
+/*
+ * Sends what is ready of idx[lo..n) until the window is full.  Returns
+ * -1 on a stop.
+ */
+static int
+fill(struct lexp *e, size_t *idx, size_t *lo, size_t n, int sub, int force)
+{
+	struct sync_err lerr;
+	double t = now();
+	size_t i;
+	int fin, rc;
+
+	while (*lo < n && e->g[idx[*lo]].state == 2)
+		(*lo)++;
+	for (i = *lo; i < n && !e->abort && e->inflight < e->window; i++) {
+		struct lchange *c = &e->g[idx[i]];
+
+		if (!ready(e, c, sub, t, force))
+			continue;
+		if (c->losses > 2 * MAXATTEMPTS) {
+			struct sync_buf b = { 0 };
+
+			sync_buf_addf(&b, "%s: the connection was lost %d times "
+			    "while this change was in flight", e->c->name,
+			    c->losses);
+			rc = finish(e, c, merror(b.p ? b.p : "out of memory"),
+			    &lerr);
+			sync_buf_release(&b);
+			if (rc == -1)
+				return stop(e, &lerr);
+			continue;
+		}
+		if (!e->connected && connect_target(e, &lerr) == -1)
+			return stop(e, &lerr);
+		if (is_write(c->step) && lease_window(e) == -1)
+			return -1;
+		rc = send_op(e, c, &fin, &lerr);
+		if (fin) {
+			if (rc == LDAP_OTHER)
+				return stop(e, &lerr);
+			continue;
+		}
+		if (rc == LDAP_SUCCESS) {
+			if (is_write(c->step))
+				e->since_lease++;
+			continue;
+		}
+		if (rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT ||
+		    rc == LDAP_CONNECT_ERROR) {
+			/* Perhaps sent: settle it by reading. */
+			lost(e);
+			if (is_write(c->step)) {
+				c->uncertain = 1;
+				c->wstep = c->step;
+				c->checknew = c->step == ST_RENAME;
+				c->step = ST_CHECK;
+			}
+			c->attempts = 0;
+			c->losses++;
+			e->retries++;
+			return 0;
+		}
+		if (finish(e, c, lerror(step_name(c->step), target_dn(c), rc,
+		    NULL, NULL, NULL), &lerr) == -1)
+			return stop(e, &lerr);
+	}
+	return 0;
+}
+
 /* Runs the changes of phase e->phase to the end, or to a stop. */
 static int
 run_phase(struct lexp *e, struct sync_err *err)
 {
-	struct sync_err lerr;
-	size_t i, next = 0;
-	int sub, force = 0;
+	size_t i, n, lo, *idx;
+	int sub, force;
 
 	e->pdone = e->ptotal = 0;
 	for (i = 0; i < e->n; i++)
@@ -1464,112 +1730,60 @@ run_phase(struct lexp *e, struct sync_err *err)
 			e->ptotal++;
 	if (e->ptotal == 0)
 		return 0;
+	if ((idx = calloc(e->ptotal, sizeof *idx)) == NULL)
+		return sync_errf(err, "out of memory");
 	progress(e, 0);
-	for (sub = 0; sub < 2 && !e->abort; sub++) {
+	for (sub = 0; sub < NSUB && !e->abort; sub++) {
+		for (i = n = 0; i < e->n; i++)
+			if (e->g[i].phase == e->phase && e->g[i].sub == sub &&
+			    e->g[i].state != 2)
+				idx[n++] = i;
+		lo = 0;
+		force = 0;
 		for (;;) {
-			double t = now(), wake = 0;
+			double wake = 0, t = now();
 			size_t left = 0;
-			int sent = 0;
 
-			/* Fill the window. */
-			for (i = 0; i < e->n && !e->abort &&
-			    e->inflight < e->window; i++) {
-				struct lchange *c = &e->g[(next + i) % e->n];
-				int fin, rc;
-
-				if (!ready(e, c, sub, t, force))
-					continue;
-				if (!e->connected && connect_target(e, &lerr) == -1)
-					return stop(e, &lerr);
-				if (is_write(c->step) &&
-				    (e->since_lease == 0 ||
-				    e->since_lease >= e->window)) {
-					int lease = xplan_lease(e->p, &lerr);
-
-					if (lease == 1)
-						sync_errf(&lerr, "the lease was "
-						    "lost: this server is no longer "
-						    "the active one; stopped before "
-						    "the next batch");
-					if (lease != 0) {
-						stop(e, &lerr);
-						break;
-					}
-					e->since_lease = 0;
-					e->batches++;
-					if (xplan_sync(e->p, &lerr) == -1) {
-						stop(e, &lerr);
-						break;
-					}
-					progress(e, 0);
-				}
-				rc = send_op(e, c, &fin, &lerr);
-				if (rc == LDAP_OTHER && fin)
-					return stop(e, &lerr);
-				if (fin)
-					continue;
-				if (rc == LDAP_SUCCESS) {
-					if (is_write(c->step))
-						e->since_lease++;
-					sent = 1;
-					force = 0;
-					continue;
-				}
-				if (rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT ||
-				    rc == LDAP_CONNECT_ERROR) {
-					/* Perhaps sent: settle it by reading. */
-					lost(e);
-					if (is_write(c->step)) {
-						c->uncertain = 1;
-						c->wstep = c->step;
-						c->checknew = c->step == ST_RENAME;
-						c->step = ST_CHECK;
-					}
-					c->attempts = 0;
-					e->retries++;
+			if (!e->abort && fill(e, idx, &lo, n, sub, force) == -1 &&
+			    e->inflight == 0)
+				break;
+			if (e->inflight > 0) {
+				force = 0;
+				if (wait_one(e, err) == -1 && e->inflight == 0)
 					break;
-				}
-				if (finish(e, c, lerror(step_name(c->step),
-				    target_dn(c), rc, NULL, NULL, NULL),
-				    &lerr) == -1)
-					return stop(e, &lerr);
-			}
-			next = (next + i) % (e->n ? e->n : 1);
-			(void)sent;
-			if (e->inflight == 0) {
-				if (e->abort)
-					return -1;
-				for (i = 0; i < e->n; i++) {
-					struct lchange *c = &e->g[i];
-
-					if (c->phase != e->phase || c->sub != sub ||
-					    c->state == 2)
-						continue;
-					left++;
-					if (c->not_before > t &&
-					    (wake == 0 || c->not_before < wake))
-						wake = c->not_before;
-				}
-				if (left == 0)
-					break;
-				if (!e->connected)
-					continue;
-				if (wake > 0) {
-					sleep_for(wake - now());
-					continue;
-				}
-				/* Groups that name each other: go on anyway. */
-				force = 1;
 				continue;
 			}
-			if (wait_one(e, err) == -1)
-				return -1;
+			if (e->abort)
+				break;
+			for (i = lo; i < n; i++) {
+				struct lchange *c = &e->g[idx[i]];
+
+				if (c->state == 2)
+					continue;
+				left++;
+				if (c->not_before > t &&
+				    (wake == 0 || c->not_before < wake))
+					wake = c->not_before;
+			}
+			if (left == 0)
+				break;
+			if (wake > 0) {
+				sleep_for(wake - now());
+				continue;
+			}
+			/* Groups that name each other: go on anyway. */
+			force = 1;
 		}
+	}
+	free(idx);
+	if (e->abort) {
+		*err = e->abort_err;
+		return -1;
 	}
 	if (xplan_sync(e->p, err) == -1)
 		return -1;
 	progress(e, 1);
-	return e->abort ? -1 : 0;
+	return 0;
 }
 
 /* ------------------------------------------------------------- dry run */
@@ -1626,7 +1840,7 @@ dry_run(struct lexp *e, FILE *fp, struct sync_err *err)
 	int ph, sub;
 
 	for (ph = 1; ph <= 3; ph++)
-		for (sub = 0; sub < 2; sub++)
+		for (sub = 0; sub < NSUB; sub++)
 			for (i = 0; i < e->n; i++) {
 				struct lchange *c = &e->g[i];
 				struct mods mv = { 0 };
@@ -1736,24 +1950,20 @@ str(json_t *o, const char *key)
 static void
 prepare(struct lexp *e, struct lchange *c, struct xchange *x, size_t i)
 {
-	static json_t *noattrs;
 	const char *op = x->op;
 	char *rdn, *parent;
 
 	c->x = x;
 	c->attrs = json_object_get(x->c, "attrs");
-	if (c->attrs == NULL) {
-		if (noattrs == NULL)
-			noattrs = json_object();
-		c->attrs = noattrs;
-	}
+	if (c->attrs == NULL)
+		c->attrs = e->noattrs;
 	c->binary = json_object_get(x->c, "binary");
 	c->dn = str(x->c, "dn") ? str(x->c, "dn") : x->id;
 	c->new_dn = str(x->c, "new_dn");
 	if (strcmp(op, "add") == 0) {
 		c->kind = K_ADD;
 		c->phase = 1;
-		c->sub = strcmp(x->type, "group") == 0;
+		c->sub = 1 + (strcmp(x->type, "group") == 0);
 		c->step = ST_ADD;
 		if (x->anchor && json_object_get(e->adds, x->anchor) == NULL)
 			json_object_set_new(e->adds, x->anchor,
@@ -1764,8 +1974,8 @@ prepare(struct lexp *e, struct lchange *c, struct xchange *x, size_t i)
 		c->step = ST_MODIFY;
 	} else if (strcmp(op, "rename") == 0 || strcmp(op, "move") == 0) {
 		c->kind = K_RENAME;
-		c->phase = 2;
-		c->sub = 1;
+		c->phase = 1;
+		c->sub = 0;
 		c->step = ST_RENAME;
 	} else if (strcmp(op, "delete") == 0) {
 		c->kind = K_DELETE;
@@ -1808,9 +2018,21 @@ int
 sync_ldap_export(struct xplan *p, struct sync_err *err)
 {
 	struct lexp e;
+	struct timespec zero = { 0, 0 };
+	sigset_t pipe, old;
 	size_t i;
 	int rc = -1;
 
+	/*
+	 * A write to a connection the server (or the network) dropped
+	 * raises SIGPIPE, which would end the process: blocked for this
+	 * thread while it writes, so that the write fails with EPIPE and
+	 * the loss is handled; taken off before it is unblocked.  The
+	 * process's handlers are left as they are.
+	 */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &old);
 	memset(&e, 0, sizeof e);
 	e.p = p;
 	e.c = p->target;
@@ -1818,9 +2040,11 @@ sync_ldap_export(struct xplan *p, struct sync_err *err)
 	e.n = p->n;
 	e.window = (size_t)(e.lc->write_window > 0 ? e.lc->write_window : 16);
 	e.adds = json_object();
+	e.noattrs = json_object();
+	e.moved = json_object();
 	e.g = calloc(e.n ? e.n : 1, sizeof *e.g);
 	e.fly = calloc(e.window, sizeof *e.fly);
-	if (e.adds == NULL || e.g == NULL || e.fly == NULL) {
+	if (e.adds == NULL || e.noattrs == NULL || e.moved == NULL || e.g == NULL || e.fly == NULL) {
 		sync_errf(err, "out of memory");
 		goto out;
 	}
@@ -1869,8 +2093,13 @@ out:
 	free(e.g);
 	free(e.fly);
 	json_decref(e.adds);
+	json_decref(e.noattrs);
+	json_decref(e.moved);
 	p->st->batches = e.batches;
 	p->st->writes = e.writes;
 	p->st->retries = e.retries;
+	while (sigtimedwait(&pipe, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
