@@ -1089,6 +1089,32 @@ orphan_flow(const struct dctx *d, enum sync_objtype t)
 	return -1;
 }
 
+/*
+ * 1 when target object o is ours by flow fi: its anchor attribute holds
+ * a value, which starts with the flow's anchor prefix when it has one
+ * (adminDescription holds notes of people too: only "Group_..." is
+ * ours).  An orphan that is not ours is never deleted.
+ */
+static int
+owned(const struct dctx *d, long fi, const struct dobj *o)
+{
+	const struct snap *t = d->tgt;
+	const char *pfx = d->r->flows[fi].anchor_prefix;
+	const struct dattr *a = attr_idx(t, o, d->fs[fi].tanchor);
+	size_t n = pfx ? strlen(pfx) : 0;
+	uint32_t v;
+
+	if (a == NULL || dattr_nv(a) == 0)
+		return 0;
+	if (pfx == NULL)
+		return 1;
+	for (v = a->v; v < a->v + dattr_nv(a); v++)
+		if (!a->binary && t->vals[v].len >= n &&
+		    memcmp(t->buf + t->vals[v].off, pfx, n) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 {
@@ -1207,8 +1233,7 @@ phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 
 		if (d->tseen[i] || (fi = orphan_flow(d, o->type)) < 0)
 			continue;
-		if (attr_idx(d->tgt, o, d->fs[fi].tanchor) == NULL ||
-		    dattr_nv(attr_idx(d->tgt, o, d->fs[fi].tanchor)) == 0)
+		if (!owned(d, fi, o))
 			continue;
 		d->orphans[d->norphans++] = (uint32_t)i;
 	}

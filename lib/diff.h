@@ -182,6 +182,7 @@ struct flow {
 	struct sync_strv disable_names, disable_vals;
 	struct sync_expr *anchor_src;           /* NULL: the snapshot anchor */
 	char *anchor_attr;                      /* on the target */
+	char *anchor_prefix;    /* ours: an anchor value with it, or NULL */
 	struct joinrule *joins;
 	size_t njoins;
 	struct flowattr *attrs;

@@ -196,8 +196,12 @@ parse_anchor(struct flow *f, struct sync_node *a, struct sync_err *err)
 	}
 	free(f->anchor_attr);
 	f->anchor_attr = NULL;
-	if (sync_map_str(a, "target", 0, &f->anchor_attr, err) == -1)
+	if (sync_map_str(a, "target", 0, &f->anchor_attr, err) == -1 ||
+	    sync_map_str(a, "prefix", 0, &f->anchor_prefix, err) == -1)
 		return -1;
+	if (f->anchor_prefix != NULL && f->anchor_prefix[0] == '\0')
+		return sync_node_errf(err, sync_map_get(a, "prefix"),
+		    "'prefix' must not be empty");
 	return sync_map_check_unused(a, err);
 }
 
@@ -626,6 +630,7 @@ rules_release(struct rules *r)
 		sync_strv_release(&f->disable_vals);
 		sync_expr_free(f->anchor_src);
 		free(f->anchor_attr);
+		free(f->anchor_prefix);
 		for (j = 0; j < f->njoins; j++) {
 			free(f->joins[j].name);
 			sync_expr_free(f->joins[j].e);

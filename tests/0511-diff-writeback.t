@@ -51,6 +51,14 @@ test_grep "an existing written-back group gets the member it lacks (joined by ob
 test_grep "a written-back group whose cloud group is gone is deleted" \
 	'^- delete group "Old Team" \(anchor "Group_0a1b2c3d-0000-4000-8000-000000000a09", .*reason deleted at the source\)$' \
 	"$T/plan.txt"
+test_no_grep "an AD group whose adminDescription is a note, not Group_..., is not ours: never deleted" \
+	'Legacy' "$T/plan.txt"
+sed '/prefix: Group_/d' "$C" >"$T/nopfx.yaml"
+test_expect_code 1 "... the same rules without the anchor's prefix" \
+	sync-diff -f text -c "$T/nopfx.yaml" wb-ad.snap wb-entra.snap wb-ad.snap
+test_grep "... would take it for an orphan of ours and delete it" \
+	'^- delete group "CN=Legacy,OU=Cloud Groups,DC=example,DC=com" \(anchor "do not delete: legacy ACLs"' \
+	"$T/out"
 test_no_grep "groups synced from AD and Microsoft 365 groups are not written back" \
 	'Synced Group|All Hands' "$T/plan.txt"
 cat >"$T/want" <<'X'
@@ -121,6 +129,8 @@ bad "link: an unknown value" "8:11: 'link' must be provision or join$" \
 bad "link: join with out_of_scope: delete" \
 	"9:19: flow 'cg': 'link: join' never deletes or disables: 'out_of_scope' can only be 'leave' there$" \
 	"    link: join" "    out_of_scope: delete"
+bad "anchor: an empty prefix" "9:43: 'prefix' must not be empty$" \
+	"    anchor:" "      { target: adminDescription, prefix: '' }"
 bad "link: join with a create-only attribute" \
 	"10:7: flow 'cg': attribute 'c' is for objects being created \('when: create'\), and a flow with 'link: join' creates none$" \
 	"    link: join" "    attributes:" "      c: { value: '\"x\"', when: create }"

@@ -18,7 +18,8 @@ B=$SAMBA_BASE
 
 # --- AD: two users in OU=Staff, Ann Smith with an mS-DS-ConsistencyGuid
 # of her own (a user moved from another forest), an AD group without the
-# anchor, and the OU the groups are written to.
+# anchor, and the OU the groups are written to, holding a group of an
+# administrator's with a note in adminDescription (not an anchor).
 cat >"$T/ad.ldif" <<LDIF
 dn: OU=Staff,$B
 objectClass: organizationalUnit
@@ -42,6 +43,12 @@ mS-DS-ConsistencyGuid:: mZmZmZmZmZmZmZmZmZmZmQ==
 dn: CN=Staff,OU=Staff,$B
 objectClass: group
 sAMAccountName: Staff
+member: CN=John Doe,OU=Staff,$B
+
+dn: CN=Legacy,OU=Cloud Groups,$B
+objectClass: group
+sAMAccountName: Legacy
+adminDescription: do not delete: legacy ACLs
 member: CN=John Doe,OU=Staff,$B
 LDIF
 samba_add "$T/ad.ldif" || fail "seed AD"
@@ -174,8 +181,8 @@ test_grep "... mS-DS-ConsistencyGuid for John Doe, where it is empty" \
 test_no_grep "... not for Ann Smith, who has one" 'update user "asmith' "$T/wb1.txt"
 test_grep "... Team A to add" '^\+ add group "Team A"' "$T/wb1.txt"
 test_grep "... Team B to add" '^\+ add group "Team B"' "$T/wb1.txt"
-test_no_grep "... not the group synced from AD, nor the Microsoft 365 group" \
-	'group "Synced"|All Hands|group "Staff"' "$T/wb1.txt"
+test_no_grep "... not the group synced from AD, nor the Microsoft 365 group; nothing for Staff or Legacy (not ours)" \
+	'group "Synced"|All Hands|group "Staff"|Legacy' "$T/wb1.txt"
 test_grep "... the cloud-only member left out with a warning" \
 	"warning: flow 'group-writeback', group 'Team A': 1 value of 'member' left out, with no object in connector 'ad': 'cloudy@example.onmicrosoft.com'\$" \
 	"$T/wb1.err"
@@ -186,6 +193,11 @@ test_grep "... every change" '^sync-export: 3 applied, 0 already in place, 0 fai
 cycle 2
 state "$T/ad2.snap" >"$T/got"
 cat >"$T/want" <<WANT
+group CN=Legacy,OU=Cloud Groups
+    adminDescription do not delete: legacy ACLs
+    groupType -2147483646
+    sAMAccountName Legacy
+    members: John Doe
 group CN=Staff,OU=Staff
     groupType -2147483646
     sAMAccountName Staff
@@ -206,7 +218,7 @@ group CN=Team B_00000000a002,OU=Cloud Groups
 user asmith consistency guid mZmZmZmZmZmZmZmZmZmZmQ==
 user jdoe consistency guid = objectGUID
 WANT
-test_cmp "AD read back: mS-DS-ConsistencyGuid = objectGUID where it was empty, the groups in the OU with anchor and members, Staff untouched" \
+test_cmp "AD read back: mS-DS-ConsistencyGuid = objectGUID where it was empty, the groups in the OU with anchor and members, Staff and Legacy untouched" \
 	"$T/want" "$T/got"
 # the bytes, as ldapsearch reads them: both attributes, one value
 samba_search -b "CN=John Doe,OU=Staff,$B" -s base objectGUID mS-DS-ConsistencyGuid |
