@@ -39,6 +39,7 @@ struct mmap {
 	uint64_t *slot;                 /* hash << 32 | head entry index + 1 */
 	size_t nslot;
 	int icase;
+	char *arena;                    /* keys it owns (base64), or NULL */
 };
 
 /* The bytes of w with ASCII upper-case letters in lower case. */
@@ -96,6 +97,7 @@ mm_free(struct mmap *m)
 {
 	free(m->e);
 	free(m->slot);
+	free(m->arena);
 	memset(m, 0, sizeof *m);
 }
 
@@ -286,7 +288,9 @@ mmb_flush(struct mmbatch *b)
 
 /* -------------------------------------------------------------- context */
 
-enum state { ST_NONE, ST_OUT, ST_JOIN, ST_ADD, ST_CONFLICT, ST_ERROR };
+/* ST_NOMATCH: in scope of a join flow, which found no target object */
+enum state { ST_NONE, ST_OUT, ST_JOIN, ST_ADD, ST_CONFLICT, ST_ERROR,
+    ST_NOMATCH };
 #define JOIN_NONE (-2)
 
 struct item {
@@ -328,6 +332,7 @@ struct fstate {
 	signed char anchor_uniq;
 	long upn_ai, name_ai;   /* the attributes that name an object, or -1 */
 	int mailnick_ai;        /* mailNickname, checked for Graph, or -1 */
+	int joinonly;           /* link join, no attributes, no dn */
 };
 
 /*
@@ -380,6 +385,7 @@ struct tout {
 	struct claim *claims;   /* pass 1's values to keep unique */
 	size_t nclaims, capclaims;
 	struct sync_buf ckeys;  /* their bytes */
+	struct sync_strv warnings;      /* in the order of the items */
 };
 
 struct sync_changeset {
@@ -409,6 +415,7 @@ struct dctx {
 	char **dnarena;         /* per source snapshot: the canonical DNs */
 	uint32_t **dncanon;     /* per source object: its DN there + 1, or 0 */
 	uint8_t *tclaim;        /* per target object: in-scope claims */
+	uint8_t *tjclaim;       /* the same by flows that only join */
 	uint8_t *tseen;         /* per target object: matched by a source */
 	uint32_t *orphans;      /* target objects owned by no source */
 	size_t norphans;
@@ -602,6 +609,15 @@ eval_bool(struct ectx *c, const struct sync_expr *e, int *out,
 }
 
 /* ----------------------------------------------------------------- scope */
+
+/* 1 when the objects of s have DNs, and references to them are DNs. */
+static int
+snap_dns(const struct snap *s)
+{
+	return s->conntype && (strcmp(s->conntype, "ldap") == 0 ||
+	    strcmp(s->conntype, "ad") == 0);
+}
+
 
 static long
 name_index(const struct snap *s, const char *name)
@@ -855,10 +871,23 @@ phase_scope(void *arg)
 				continue;
 			}
 			if (res.status == SYNC_EXPR_VALUES && res.n == 1 &&
+			    res.v[0].binary && res.v[0].len > 0) {
+				/* binary ([objectGUID]): its base64, the form
+				 * of anchors and of binary index keys */
+				it->anchorbuf = sync_base64_encode(res.v[0].p,
+				    res.v[0].len);
+				it->anchor = it->anchorbuf;
+				if (it->anchor == NULL)
+					item_fail(it, NULL, "out of memory");
+			} else if (res.status == SYNC_EXPR_VALUES && res.n == 1 &&
 			    !res.v[0].binary && res.v[0].len > 0) {
 				it->anchorbuf = res.v[0].p;
 				res.v[0].p = NULL;
 				it->anchor = it->anchorbuf;
+			} else if (f->link == LINK_JOIN &&
+			    (res.status != SYNC_EXPR_VALUES || res.n == 0)) {
+				/* a join flow's object without an anchor (a
+				 * cloud-only user) can only be soft-matched */
 			} else if (it->inscope)
 				item_fail(it, NULL, res.status ==
 				    SYNC_EXPR_VALUES && res.n > 1 ?
@@ -873,6 +902,13 @@ phase_scope(void *arg)
 
 /* ------------------------------------------------------------------ join */
 
+/*
+ * The index of the values of target attribute attr of the objects of
+ * type.  A binary value (objectGUID, mS-DS-ConsistencyGuid) is keyed by
+ * its standard base64, the form anchors and join values have, and an
+ * index that holds one is exact, whatever icase asks: base64 is case
+ * sensitive.
+ */
 static int
 build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
     const char *attr, int icase)
@@ -880,17 +916,26 @@ build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
 	const struct snap *t = d->tgt;
 	long idx = name_index(t, attr);
 	struct mmbatch b = { 0 };
-	size_t i;
+	size_t i, blen = 0, boff = 0;
+	const struct dattr *a;
+	uint32_t v;
 
-	if (mm_init(m, idx < 0 ? 16 : t->nobjs, icase) == -1)
+	/* only LDAP directories have binary values: a Graph target of a
+	 * million users is not read twice */
+	for (i = 0; d->tgt_dns && idx >= 0 && i < t->nobjs; i++)
+		if (t->objs[i].type == type &&
+		    (a = attr_idx(t, &t->objs[i], idx)) != NULL && a->binary)
+			for (v = a->v; v < a->v + dattr_nv(a); v++)
+				blen += (t->vals[v].len + 2) / 3 * 4 + 1;
+	if (mm_init(m, idx < 0 ? 16 : t->nobjs, blen ? 0 : icase) == -1)
+		return -1;
+	if (blen && (m->arena = malloc(blen)) == NULL)
 		return -1;
 	b.m = m;
 	if (idx < 0)
 		return 0;
 	for (i = 0; i < t->nobjs; i++) {
 		const struct dobj *o = &t->objs[i];
-		const struct dattr *a;
-		uint32_t v;
 
 		/* the keys are a cache miss each, 16 objects apart: fetch
 		 * them that far ahead */
@@ -899,10 +944,26 @@ build_index(struct dctx *d, struct mmap *m, enum sync_objtype type,
 			__builtin_prefetch(t->buf + t->vals[a->v].off);
 		if (o->type != type || (a = attr_idx(t, o, idx)) == NULL)
 			continue;
-		for (v = a->v; v < a->v + dattr_nv(a); v++)
-			if (t->vals[v].len > 0 && mmb_add(&b, t->buf +
-			    t->vals[v].off, t->vals[v].len, (uint32_t)i) == -1)
+		for (v = a->v; v < a->v + dattr_nv(a); v++) {
+			const char *k = t->buf + t->vals[v].off;
+			size_t n = t->vals[v].len;
+
+			if (n == 0)
+				continue;
+			if (a->binary) {
+				char *enc = sync_base64_encode(k, n);
+
+				if (enc == NULL)
+					return -1;
+				n = strlen(enc);
+				memcpy(m->arena + boff, enc, n + 1);
+				free(enc);
+				k = m->arena + boff;
+				boff += n + 1;
+			}
+			if (mmb_add(&b, k, n, (uint32_t)i) == -1)
 				return -1;
+		}
 	}
 	return mmb_flush(&b);
 }
@@ -956,10 +1017,19 @@ soft_match(struct dctx *d, struct item *it, struct ectx *ec,
 		nc = 0;
 		for (v = 0; res.status == SYNC_EXPR_VALUES && v < res.n; v++) {
 			const struct mment *e;
+			const char *k = res.v[v].p;
+			char *enc = NULL;
 
 			if (res.v[v].len == 0)
 				continue;
-			for (e = mm_get(&fs->soft[j], res.v[v].p, res.v[v].len);
+			/* binary values are keyed by their base64 */
+			if (res.v[v].binary && (k = enc = sync_base64_encode(
+			    res.v[v].p, res.v[v].len)) == NULL) {
+				sync_expr_result_release(&res);
+				return sync_errf(err, "out of memory");
+			}
+			for (e = mm_get(&fs->soft[j], k, enc ? strlen(enc) :
+			    res.v[v].len);
 			    e; e = e->next ? &fs->soft[j].e[e->next - 1] : NULL) {
 				size_t c;
 
@@ -968,6 +1038,7 @@ soft_match(struct dctx *d, struct item *it, struct ectx *ec,
 				if (c == nc && nc < sizeof cands / sizeof *cands)
 					cands[nc++] = e->val;
 			}
+			free(enc);
 		}
 		sync_expr_result_release(&res);
 		if (nc == 0)
@@ -1001,6 +1072,49 @@ soft_match(struct dctx *d, struct item *it, struct ectx *ec,
 	return 0;
 }
 
+/*
+ * The flow that owns the target objects of type t that no source has:
+ * the first active one to that type that may provision (a join flow
+ * never deletes what it did not find), or -1.
+ */
+static long
+orphan_flow(const struct dctx *d, enum sync_objtype t)
+{
+	size_t fi;
+
+	for (fi = 0; fi < d->r->nflows; fi++)
+		if (d->fs[fi].active && d->r->flows[fi].totype == t &&
+		    d->r->flows[fi].link == LINK_PROVISION)
+			return (long)fi;
+	return -1;
+}
+
+/*
+ * 1 when target object o is ours by flow fi: its anchor attribute holds
+ * a value, which starts with the flow's anchor prefix when it has one
+ * (adminDescription holds notes of people too: only "Group_..." is
+ * ours).  An orphan that is not ours is never deleted.
+ */
+static int
+owned(const struct dctx *d, long fi, const struct dobj *o)
+{
+	const struct snap *t = d->tgt;
+	const char *pfx = d->r->flows[fi].anchor_prefix;
+	const struct dattr *a = attr_idx(t, o, d->fs[fi].tanchor);
+	size_t n = pfx ? strlen(pfx) : 0;
+	uint32_t v;
+
+	if (a == NULL || dattr_nv(a) == 0)
+		return 0;
+	if (pfx == NULL)
+		return 1;
+	for (v = a->v; v < a->v + dattr_nv(a); v++)
+		if (!a->binary && t->vals[v].len >= n &&
+		    memcmp(t->buf + t->vals[v].off, pfx, n) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 {
@@ -1012,9 +1126,15 @@ phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 		struct item *it = &d->items[k];
 		const struct mment *e;
 
-		if ((it->state != ST_ADD && it->state != ST_OUT) ||
-		    it->anchor == NULL)
+		if (it->state != ST_ADD && it->state != ST_OUT)
 			continue;
+		if (it->anchor == NULL) {
+			/* only a join flow's object has none (phase_scope) */
+			if (it->state == ST_ADD && soft_match(d, it, ec,
+			    err) == -1)
+				return -1;
+			continue;
+		}
 		nc = 0;
 		if (it->hard && !it->hardmany) {
 			cands[nc++] = it->hard - 1;
@@ -1044,24 +1164,40 @@ phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 		} else if (soft_match(d, it, ec, err) == -1)
 			return -1;
 	}
-	/* A target object claimed by two source objects joins neither. */
+	/*
+	 * A target object claimed by two source objects joins neither.  The
+	 * flows that only join (d->fs[].joinonly) write nothing: they count
+	 * among themselves, apart from the others, so that a user both
+	 * joined for references and written by another flow is no conflict.
+	 * A join flow's object that found no target object is left alone.
+	 */
 	for (k = 0; k < d->nitems; k++) {
 		struct item *it = &d->items[k];
+		uint8_t *cl;
 
-		if (it->state == ST_JOIN && d->tclaim[it->tgt - 1] < 255)
-			d->tclaim[it->tgt - 1]++;
-		if (it->state == ST_JOIN)
-			d->tseen[it->tgt - 1] = 1;
+		if (it->state == ST_ADD && d->r->flows[it->flow].link ==
+		    LINK_JOIN)
+			it->state = ST_NOMATCH;
+		if (it->state != ST_JOIN)
+			continue;
+		cl = d->fs[it->flow].joinonly ? d->tjclaim : d->tclaim;
+		if (cl[it->tgt - 1] < 255)
+			cl[it->tgt - 1]++;
+		d->tseen[it->tgt - 1] = 1;
 	}
 	for (k = 0; k < d->nitems; k++) {
 		struct item *it = &d->items[k];
+		uint8_t *cl;
 		uint32_t t;
 
-		if (it->state != ST_JOIN || d->tclaim[it->tgt - 1] < 2)
+		if (it->state != ST_JOIN)
+			continue;
+		cl = d->fs[it->flow].joinonly ? d->tjclaim : d->tclaim;
+		if (cl[it->tgt - 1] < 2)
 			continue;
 		t = it->tgt - 1;
 		snprintf(msg, sizeof msg, "the target object is claimed by %u "
-		    "source objects", (unsigned)d->tclaim[t]);
+		    "source objects", (unsigned)cl[t]);
 		if (set_conflict(it, msg, &t, 1) == -1)
 			return sync_errf(err, "out of memory");
 		it->tgt = 0;
@@ -1093,17 +1229,11 @@ phase_join(struct dctx *d, struct ectx *ec, struct sync_err *err)
 		return sync_errf(err, "out of memory");
 	for (i = 0; i < d->tgt->nobjs; i++) {
 		const struct dobj *o = &d->tgt->objs[i];
-		size_t fi;
+		long fi;
 
-		if (d->tseen[i])
+		if (d->tseen[i] || (fi = orphan_flow(d, o->type)) < 0)
 			continue;
-		for (fi = 0; fi < d->r->nflows; fi++)
-			if (d->fs[fi].active && d->r->flows[fi].totype == o->type)
-				break;
-		if (fi == d->r->nflows)
-			continue;
-		if (attr_idx(d->tgt, o, d->fs[fi].tanchor) == NULL ||
-		    dattr_nv(attr_idx(d->tgt, o, d->fs[fi].tanchor)) == 0)
+		if (!owned(d, fi, o))
 			continue;
 		d->orphans[d->norphans++] = (uint32_t)i;
 	}
@@ -1193,13 +1323,19 @@ struct scratch {
 	} *ac;
 	size_t nac, capac;
 	struct sync_buf tmp;
+	struct sync_strv dropped;       /* resolve_refs: names, the first */
+	size_t ndropped;                /* and how many */
 };
+
+#define DROPPED_NAMED 5
 
 static void
 scratch_reset(struct scratch *sc)
 {
 	size_t i;
 
+	sync_strv_release(&sc->dropped);
+	sc->ndropped = 0;
 	for (i = 0; i < sc->nres; i++)
 		sync_expr_result_release(&sc->res[i]);
 	sc->nres = 0;
@@ -1547,28 +1683,57 @@ add_names(struct dctx *d, struct sync_buf *b, const char *key,
 	return 0;
 }
 
-/* Resolves source DNs (in res) to target references, into sc->want. */
+/*
+ * Resolves source references (in res: DNs, or ids on a source without
+ * DNs) to target references, into sc->want.  The references that have
+ * no object in the target and never will in this plan (an id not in the
+ * snapshot, which holds the whole tenant: a device, a service
+ * principal; or a join flow's object that found none) are counted in
+ * sc->ndropped and the first few named in sc->dropped, for a warning.
+ */
 static int
 resolve_refs(struct dctx *d, struct scratch *sc, size_t si,
     const struct sync_expr_item *v, size_t n)
 {
+	int ids = !snap_dns(d->src[si]);
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		const struct mment *e;
 		const struct item *it;
-		char *c;
+		char *c = NULL;
 
-		if (v[i].binary || (c = dn_canon(v[i].p)) == NULL) {
-			if (v[i].binary)
-				continue;
+		if (v[i].binary)
+			continue;
+		if (ids)
+			e = mm_get(&d->dnidx[si], v[i].p, v[i].len);
+		else if ((c = dn_canon(v[i].p)) == NULL)
 			return -1;
-		}
-		e = mm_get(&d->dnidx[si], c, strlen(c));
+		else
+			e = mm_get(&d->dnidx[si], c, strlen(c));
 		free(c);
-		if (e == NULL)
-			continue;       /* not in the snapshot: dropped */
-		it = &d->items[d->snapbase[si] + e->val];
+		it = e ? &d->items[d->snapbase[si] + e->val] : NULL;
+		/* a DN outside an LDAP snapshot is outside the scope its
+		 * connector reads, on purpose: dropped without a word */
+		if (it == NULL && !ids)
+			continue;
+		if (it == NULL || it->state == ST_NOMATCH) {
+			struct oname nm = { 0 };
+
+			if (it != NULL) {
+				const struct dobj *o =
+				    &d->src[si]->objs[it->obj];
+
+				src_attr_name(d, si, o, o->type == SYNC_USER,
+				    &nm);
+			}
+			name_try(&nm, v[i].p, v[i].len);
+			if (sc->ndropped++ < DROPPED_NAMED &&
+			    sync_strv_addn(&sc->dropped, nm.p ? nm.p : "",
+			    nm.p ? nm.len : 0) == -1)
+				return -1;
+			continue;
+		}
 		if (it->state == ST_JOIN) {
 			const char *p;
 			size_t len;
@@ -2068,6 +2233,47 @@ want_name(const struct scratch *sc, struct oname *n)
 }
 
 /*
+ * The warning for the references of attribute fa of item it that
+ * resolve_refs left out (sc->dropped), added to the thread's; resets
+ * them.  Returns -1 when out of memory.
+ */
+static int
+dropped_warning(struct dctx *d, struct job *j, struct scratch *sc,
+    const struct flowattr *fa, const struct item *it)
+{
+	const struct snap *s = d->src[it->snap];
+	const struct dobj *o = &s->objs[it->obj];
+	struct sync_buf b = { 0 };
+	struct oname nm = { 0 };
+	size_t i;
+	int rc = 0;
+
+	src_attr_name(d, it->snap, o, o->type == SYNC_USER, &nm);
+	name_try_str(&nm, src_name(s, o));
+	if (sync_buf_addf(&b, "%s: warning: flow '%s', %s '%.*s': %zu "
+	    "value%s of '%s' left out, with no object in connector '%s': ",
+	    fa->pos.p ? fa->pos.p : "?", d->r->flows[it->flow].name,
+	    sync_objtype_name((enum sync_objtype)o->type), (int)nm.len, nm.p,
+	    sc->ndropped, sc->ndropped == 1 ? "" : "s", fa->name,
+	    d->tgt->connector) == -1)
+		rc = -1;
+	for (i = 0; rc == 0 && i < sc->dropped.n; i++)
+		if (sync_buf_addf(&b, "%s'%s'", i ? ", " : "",
+		    sc->dropped.v[i]) == -1)
+			rc = -1;
+	if (rc == 0 && sc->ndropped > sc->dropped.n &&
+	    sync_buf_addf(&b, " and %zu more", sc->ndropped -
+	    sc->dropped.n) == -1)
+		rc = -1;
+	if (rc == 0 && sync_strv_add(&j->out->warnings, b.p) == -1)
+		rc = -1;
+	sync_buf_release(&b);
+	sync_strv_release(&sc->dropped);
+	sc->ndropped = 0;
+	return rc;
+}
+
+/*
  * The change for one item.  dry: only evaluate the flows that are not
  * references, and mark the item failed if one fails; run over every item
  * before the references are resolved, so that no reference points to an
@@ -2087,7 +2293,7 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 	size_t ai, fi;
 	int adding, r, stamp;
 
-	if (it->flow < 0 || it->state == ST_NONE)
+	if (it->flow < 0 || it->state == ST_NONE || it->state == ST_NOMATCH)
 		return 0;
 	fi = (size_t)it->flow;
 	f = &d->r->flows[fi];
@@ -2142,8 +2348,10 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 		to = &d->tgt->objs[it->tgt - 1];
 	if (ectx_set(&j->ec, s, o) == -1)
 		return sync_errf(err, "out of memory");
-	stamp = (adding || it->join >= 0) && !(adding ? d->fs[fi].anchor_add :
-	    d->fs[fi].anchor_upd);
+	/* a join flow's join is found again by its rules at each run: it
+	 * writes only its attributes */
+	stamp = (adding || it->join >= 0) && f->link != LINK_JOIN &&
+	    !(adding ? d->fs[fi].anchor_add : d->fs[fi].anchor_upd);
 	for (ai = 0; ai < f->nattrs; ai++) {
 		const struct flowattr *fa = &f->attrs[ai];
 
@@ -2151,6 +2359,8 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 			continue;
 		if ((r = want_values(d, j, sc, fi, ai, it->snap, o, err)) == -1)
 			goto fail;
+		if (sc->ndropped > 0 && dropped_warning(d, j, sc, fa, it) == -1)
+			return sync_errf(err, "out of memory");
 		if (r == 1)
 			continue;       /* IgnoreThisFlow */
 		if ((long)ai == d->fs[fi].upn_ai)
@@ -2199,6 +2409,32 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 			sync_errf(err, "the dn expression did not give one text "
 			    "value");
 			goto fail;
+		}
+	}
+	/*
+	 * A DN that another target object holds: the add would fail at
+	 * export, or worse, be taken for done.  That object is not ours
+	 * (it would have been joined by its anchor): a conflict naming it.
+	 */
+	if (adding && dnres && d->tgt_dns && d->trefs.slot != NULL) {
+		const struct mment *e;
+		char *c = dn_canon(dnres->v[0].p);
+		uint32_t t;
+
+		if (c == NULL)
+			return sync_errf(err, "out of memory");
+		e = mm_get(&d->trefs, c, strlen(c));
+		free(c);
+		if (e != NULL) {
+			t = e->val;
+			it->join = JOIN_NONE;
+			if (set_conflict(it, "the DN is taken by a target object "
+			    "that is not this one's", &t, 1) == -1)
+				return sync_errf(err, "out of memory");
+			if (dry)
+				return 0;
+			scratch_reset(sc);
+			return do_item(d, j, sc, it, 0, err);
 		}
 	}
 	if (dry)
@@ -2359,22 +2595,26 @@ phase_flows(void *arg)
 		uint32_t t = d->orphans[k];
 		const struct dobj *to = &d->tgt->objs[t];
 		const struct dattr *a;
-		size_t fi;
+		size_t fi = (size_t)orphan_flow(d, to->type);
 		int r = 0;
 
-		for (fi = 0; fi < d->r->nflows; fi++)
-			if (d->fs[fi].active && d->r->flows[fi].totype == to->type)
-				break;
 		a = attr_idx(d->tgt, to, d->fs[fi].tanchor);
-		/* the anchor value as a C string, freed by scratch_reset */
-		if (sync_strv_addn(&sc.strs, d->tgt->buf +
+		/* the anchor value as a C string, freed by scratch_reset; a
+		 * binary one (objectGUID) as its base64 */
+		if (a->binary) {
+			char *enc = sync_base64_encode(d->tgt->buf +
+			    d->tgt->vals[a->v].off, d->tgt->vals[a->v].len);
+
+			if (enc == NULL || sync_strv_take(&sc.strs, enc) == -1)
+				r = -1;
+		} else if (sync_strv_addn(&sc.strs, d->tgt->buf +
 		    d->tgt->vals[a->v].off, d->tgt->vals[a->v].len) == -1)
 			r = -1;
-		else if (d->r->flows[fi].oos == OOS_DELETE)
+		if (r == 0 && d->r->flows[fi].oos == OOS_DELETE)
 			r = emit_delete(d, j, &sc, fi, t,
 			    sc.strs.v[sc.strs.n - 1], "deleted at the source",
 			    NULL);
-		else if (d->r->flows[fi].oos == OOS_DISABLE)
+		else if (r == 0 && d->r->flows[fi].oos == OOS_DISABLE)
 			r = emit_disable(d, j, &sc, fi, t,
 			    sc.strs.v[sc.strs.n - 1], "deleted at the source",
 			    NULL);
@@ -2871,8 +3111,7 @@ prepare_target(struct dctx *d)
 
 	if ((d->fs = calloc(r->nflows, sizeof *d->fs)) == NULL)
 		return -1;
-	d->tgt_dns = d->tgt->conntype && (strcmp(d->tgt->conntype, "ldap") ==
-	    0 || strcmp(d->tgt->conntype, "ad") == 0);
+	d->tgt_dns = snap_dns(d->tgt);
 	d->graph = d->tgt->conntype && strcmp(d->tgt->conntype, "graph") == 0;
 	d->t_upn = name_index(d->tgt, "userPrincipalName");
 	d->t_name = name_index(d->tgt, "displayName");
@@ -2887,6 +3126,8 @@ prepare_target(struct dctx *d)
 		fs->active = strcmp(f->to, d->tgt->connector) == 0;
 		if (!fs->active)
 			continue;
+		fs->joinonly = f->link == LINK_JOIN && f->nattrs == 0 &&
+		    f->dn == NULL;
 		fs->upn_ai = fs->name_ai = -1;
 		fs->mailnick_ai = -1;
 		fs->anchor_uniq = (signed char)uniq_of(d, f, f->anchor_attr);
@@ -2935,12 +3176,16 @@ prepare_target(struct dctx *d)
 			}
 		}
 	}
+	/* the target's DNs name the members of a plan's groups, and find
+	 * the DNs an add would take */
+	for (fi = 0; !refs && d->tgt_dns && fi < r->nflows; fi++)
+		refs = d->fs[fi].active && r->flows[fi].dn != NULL;
 	return refs ? index_trefs(d) : 0;
 }
 
 /*
  * A source's side: the canonical DN -> object index, for references and
- * member_of.  Runs in the thread that parsed source si; touches only
+ * member_of; on a source without DNs, the id -> object index.  Runs in the thread that parsed source si; touches only
  * d->dnidx[si] and d->dnarena[si].
  */
 static int
@@ -2953,6 +3198,17 @@ prepare_source(struct dctx *d, size_t si, const struct snap *s)
 
 	if (!need_dns(d->r))
 		return mm_init(&d->dnidx[si], 1, 0);
+	/* Microsoft Graph's references (members) are object ids */
+	if (!snap_dns(s)) {
+		if (mm_init(&d->dnidx[si], s->nobjs, 0) == -1)
+			return -1;
+		b.m = &d->dnidx[si];
+		for (i = 0; i < s->nobjs; i++)
+			if (mmb_add(&b, s->buf + s->objs[i].id,
+			    strlen(s->buf + s->objs[i].id), (uint32_t)i) == -1)
+				return -1;
+		return mmb_flush(&b);
+	}
 	/*
 	 * One arena: a canonical DN is never longer than the DN, and every
 	 * DN is in the snapshot's arena (with its NUL), so what that arena
@@ -2985,6 +3241,18 @@ has_type(const struct snap *s, enum sync_objtype t)
 
 	for (i = 0; i < s->nobjs; i++)
 		if (s->objs[i].type == t)
+			return 1;
+	return 0;
+}
+
+/* 1 when flow f reads connector conn. */
+static int
+flow_reads(const struct flow *f, const char *conn)
+{
+	size_t j;
+
+	for (j = 0; j < f->nfrom; j++)
+		if (strcmp(f->from[j].conn, conn) == 0)
 			return 1;
 	return 0;
 }
@@ -3024,6 +3292,12 @@ missing_attrs(struct dctx *d)
 				size_t objs = 0, found = 0;
 
 				if (attr_ref(d->src[0], names.v[i]) <= PSEUDO_ANCHOR)
+					continue;
+				/* a flow from the target to itself that reads
+				 * the attribute it fills (mS-DS-ConsistencyGuid
+				 * when empty): empty everywhere at first */
+				if (strcasecmp(names.v[i], fa->name) == 0 &&
+				    flow_reads(f, f->to))
 					continue;
 				sync_strv_release(&files);
 				for (j = 0; j < f->nfrom; j++)
@@ -3120,6 +3394,7 @@ prepare(struct dctx *d, struct sync_err *err)
 	d->snapbase[d->nsrc] = d->nitems;
 	if ((d->items = calloc(d->nitems + 1, sizeof *d->items)) == NULL ||
 	    (d->tclaim = calloc(d->tgt->nobjs + 1, 1)) == NULL ||
+	    (d->tjclaim = calloc(d->tgt->nobjs + 1, 1)) == NULL ||
 	    (d->tseen = calloc(d->tgt->nobjs + 1, 1)) == NULL)
 		return sync_errf(err, "out of memory");
 	for (si = 0; si < d->nsrc; si++)
@@ -3213,6 +3488,7 @@ dctx_release(struct dctx *d)
 	free(d->tover);
 	sync_strv_release(&d->warnings);
 	free(d->tclaim);
+	free(d->tjclaim);
 	free(d->tseen);
 	free(d->orphans);
 	mm_free(&d->addanchors);
@@ -3459,6 +3735,14 @@ sync_diff_run(struct sync_config *cfg, const char *const *srcpaths,
 		goto fail;
 	cs->warnings = d.warnings;
 	memset(&d.warnings, 0, sizeof d.warnings);
+	/* the threads' warnings: their items are in order, thread by thread */
+	for (t = 0; t < nthreads; t++)
+		for (i = 0; i < cs->outs[t].warnings.n; i++)
+			if (sync_strv_add(&cs->warnings,
+			    cs->outs[t].warnings.v[i]) == -1) {
+				sync_errf(err, "out of memory");
+				goto fail;
+			}
 	goto out;
 fail:
 	sync_changeset_free(cs);
@@ -3484,6 +3768,7 @@ sync_changeset_free(struct sync_changeset *cs)
 		free(cs->outs[i].recs);
 		free(cs->outs[i].claims);
 		sync_buf_release(&cs->outs[i].ckeys);
+		sync_strv_release(&cs->outs[i].warnings);
 	}
 	sync_strv_release(&cs->warnings);
 	free(cs->outs);

@@ -137,6 +137,13 @@ int dn_canon_under(const char *dn, const char *base);
 
 enum flowkind { FA_EXPR, FA_DIRECT, FA_CONST };
 enum oos { OOS_DELETE, OOS_DISABLE, OOS_LEAVE };
+/*
+ * What a flow may do to the target (Entra Connect's link type):
+ * provision creates, updates and deletes; join only updates the objects
+ * it joins, and with no attributes and no dn only joins, for the
+ * references of other flows.
+ */
+enum link { LINK_PROVISION, LINK_JOIN };
 
 struct flowattr {
 	char *name;             /* target attribute */
@@ -171,9 +178,11 @@ struct flow {
 	char *member_of;                        /* canonical DN */
 	struct sync_expr *filter;
 	enum oos oos;
+	enum link link;
 	struct sync_strv disable_names, disable_vals;
 	struct sync_expr *anchor_src;           /* NULL: the snapshot anchor */
 	char *anchor_attr;                      /* on the target */
+	char *anchor_prefix;    /* ours: an anchor value with it, or NULL */
 	struct joinrule *joins;
 	size_t njoins;
 	struct flowattr *attrs;

@@ -196,8 +196,12 @@ parse_anchor(struct flow *f, struct sync_node *a, struct sync_err *err)
 	}
 	free(f->anchor_attr);
 	f->anchor_attr = NULL;
-	if (sync_map_str(a, "target", 0, &f->anchor_attr, err) == -1)
+	if (sync_map_str(a, "target", 0, &f->anchor_attr, err) == -1 ||
+	    sync_map_str(a, "prefix", 0, &f->anchor_prefix, err) == -1)
 		return -1;
+	if (f->anchor_prefix != NULL && f->anchor_prefix[0] == '\0')
+		return sync_node_errf(err, sync_map_get(a, "prefix"),
+		    "'prefix' must not be empty");
 	return sync_map_check_unused(a, err);
 }
 
@@ -496,9 +500,31 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	if (sync_map_map(m, "scope", 0, &sub, err) == -1 ||
 	    parse_scope(f, sub, err) == -1)
 		return -1;
+	if (sync_map_str(m, "link", 0, &oos, err) == -1)
+		return -1;
+	if (oos == NULL || strcmp(oos, "provision") == 0)
+		f->link = LINK_PROVISION;
+	else if (strcmp(oos, "join") == 0)
+		f->link = LINK_JOIN;
+	else {
+		free(oos);
+		return sync_node_errf(err, sync_map_get(m, "link"),
+		    "'link' must be provision or join");
+	}
+	free(oos);
+	oos = NULL;
 	if (sync_map_str(m, "out_of_scope", 0, &oos, err) == -1)
 		return -1;
-	if (oos == NULL || strcmp(oos, "delete") == 0)
+	/* a join flow creates and deletes nothing: out of scope is left */
+	if (f->link == LINK_JOIN && oos != NULL && strcmp(oos, "leave") != 0) {
+		free(oos);
+		return sync_node_errf(err, sync_map_get(m, "out_of_scope"),
+		    "flow '%s': 'link: join' never deletes or disables: "
+		    "'out_of_scope' can only be 'leave' there", f->name);
+	}
+	if (f->link == LINK_JOIN)
+		f->oos = OOS_LEAVE;
+	else if (oos == NULL || strcmp(oos, "delete") == 0)
 		f->oos = OOS_DELETE;
 	else if (strcmp(oos, "disable") == 0)
 		f->oos = OOS_DISABLE;
@@ -530,6 +556,12 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	if (sync_map_map(m, "attributes", 0, &sub, err) == -1 ||
 	    parse_attrs(f, sub, graph, err) == -1)
 		return -1;
+	for (i = 0; f->link == LINK_JOIN && i < f->nattrs; i++)
+		if (f->attrs[i].create_only)
+			return sync_node_errf(err, sub->items[2 * i], "flow '%s': "
+			    "attribute '%s' is for objects being created "
+			    "('when: create'), and a flow with 'link: join' "
+			    "creates none", f->name, f->attrs[i].name);
 	return sync_map_check_unused(m, err);
 }
 
@@ -598,6 +630,7 @@ rules_release(struct rules *r)
 		sync_strv_release(&f->disable_vals);
 		sync_expr_free(f->anchor_src);
 		free(f->anchor_attr);
+		free(f->anchor_prefix);
 		for (j = 0; j < f->njoins; j++) {
 			free(f->joins[j].name);
 			sync_expr_free(f->joins[j].e);
