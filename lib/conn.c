@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "export.h"
+#include "scim.h"
 
 static int
 ldap_parse(struct sync_connector *c, struct sync_node *map,
@@ -45,6 +46,8 @@ static const struct sync_connops ops[] = {
 	    sync_ad_import_delta, NULL },
 	{ "graph", SYNC_CONN_GRAPH, graph_parse, graph_free,
 	    sync_graph_import, sync_graph_import_delta, sync_graph_export },
+	{ "scim", SYNC_CONN_SCIM, tmpscim_parse, tmpscim_free, NULL, NULL,
+	    sync_scim_export },
 };
 
 const struct sync_connops *

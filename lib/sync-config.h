@@ -81,6 +81,7 @@ enum sync_conn_kind {
 	SYNC_CONN_LDAP,     /* a standards LDAP directory (OpenLDAP, 389-ds) */
 	SYNC_CONN_AD,       /* Active Directory, Samba AD */
 	SYNC_CONN_GRAPH,    /* Entra ID through Microsoft Graph */
+	SYNC_CONN_SCIM,
 };
 
 struct sync_ldap_conf;
@@ -97,6 +98,7 @@ struct sync_connector {
 	const char *confdir;            /* the config file's directory */
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
 	struct sync_graph_conf *graph;  /* Graph */
+	struct sync_scim_conf *scim;
 	/* %Name% in expressions over this connector's objects: names[i]
 	 * has the value values[i] (the parameters key, then the defaults
 	 * derived from base_dn and the name) */
