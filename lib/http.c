@@ -55,6 +55,7 @@ sync_retry_init(struct sync_retry *r, double seconds)
 	r->until = 0;
 	r->retries = 0;
 	r->throttled = 0;
+	r->throttled_until = 0;
 	r->notify = NULL;
 	r->notify_ctx = NULL;
 	r->notified = -1e9;
@@ -597,6 +598,8 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 		if (status == 429 || status == 503) {
 			pthread_mutex_lock(&h->retry->mu);
 			h->retry->throttled++;
+			if (mono() + delay > h->retry->throttled_until)
+				h->retry->throttled_until = mono() + delay;
 			pthread_mutex_unlock(&h->retry->mu);
 		}
 		/* A request failing for a while: say so before waiting more. */

@@ -25,6 +25,8 @@ struct sync_retry {
 	double until;           /* when the latest wait ends (CLOCK_MONOTONIC) */
 	unsigned long retries;  /* retries made so far (for tests, stats) */
 	unsigned long throttled;        /* of which after a 429 or a 503 */
+	double throttled_until; /* when the latest such wait ends (SCIM's
+				   connections hold back until then) */
 
 	/*
 	 * Optional, set before the connections are used: told of a

@@ -107,6 +107,15 @@ sresp_release(struct sresp *r)
 
 /* ------------------------------------------------------------- helpers */
 
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void
 sleep_for(double s)
 {
@@ -267,6 +276,7 @@ spath_release(struct spath *sp)
 	size_t i, j;
 
 	for (i = 0; i < sp->nseg; i++) {
+		free(sp->seg[i]);
 		for (j = 0; j < sp->nf[i]; j++) {
 			free(sp->f[i][j].sub);
 			json_decref(sp->f[i][j].val);
@@ -699,6 +709,21 @@ call(struct sx *s, int conn, const char *method, const char *path,
 	int rc;
 
 	sresp_release(r);
+	/*
+	 * A throttled service (429, 503): every connection holds back
+	 * until the Retry-After of the latest such answer has passed, so
+	 * that the others do not add to the storm.
+	 */
+	for (;;) {
+		double t = now(), until;
+
+		pthread_mutex_lock(&s->retry.mu);
+		until = s->retry.throttled_until;
+		pthread_mutex_unlock(&s->retry.mu);
+		if (until <= t)
+			break;
+		sleep_for(until - t);
+	}
 	sync_buf_adds(&url, s->base);
 	sync_buf_adds(&url, path);
 	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
@@ -1046,12 +1071,14 @@ create_body(struct schange *g)
 			return NULL;
 		}
 	}
-	if (g->x->anchorattr && json_array_size(from_scim(body,
-	    g->x->anchorattr, g->schema)) == 0) {
+	if (g->x->anchorattr) {
+		json_t *have = from_scim(body, g->x->anchorattr, g->schema);
 		json_t *v = json_pack("[s]", g->x->anchor);
 
-		to_scim(body, g->x->anchorattr, v, g->schema, &ext);
+		if (json_array_size(have) == 0)
+			to_scim(body, g->x->anchorattr, v, g->schema, &ext);
 		json_decref(v);
+		json_decref(have);
 	}
 	/* Extensions used name their schema. */
 	{
@@ -1189,9 +1216,6 @@ backoff(struct unit *u, struct schange *g, const char *why)
 		sync_buf_release(&m);
 		return -1;
 	}
-	pthread_mutex_lock(&u->s->retry.mu);
-	u->s->retry.retries++;
-	pthread_mutex_unlock(&u->s->retry.mu);
 	sleep_for(d);
 	return 0;
 }
@@ -1706,7 +1730,9 @@ progress(struct sx *s, const char *notice, int end)
 	pr.done = s->done;
 	pr.total = s->nq;
 	pthread_mutex_unlock(&s->mu);
-	pr.batches = __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
+	/* Twenty requests for a batch: a log gets a line about as often
+	 * as for Graph's batches of twenty. */
+	pr.batches = __atomic_load_n(&s->requests, __ATOMIC_RELAXED) / 20;
 	pthread_mutex_lock(&s->retry.mu);
 	pr.retries = s->retry.retries;
 	pthread_mutex_unlock(&s->retry.mu);
