@@ -39,6 +39,20 @@ graph_free(struct sync_connector *c)
 	c->graph = NULL;
 }
 
+static int
+scim_parse(struct sync_connector *c, struct sync_node *map,
+    struct sync_err *err)
+{
+	return sync_scim_conf_parse(c, map, err);
+}
+
+static void
+scim_free(struct sync_connector *c)
+{
+	sync_scim_conf_free(c->scim);
+	c->scim = NULL;
+}
+
 static const struct sync_connops ops[] = {
 	{ "ldap", SYNC_CONN_LDAP, ldap_parse, ldap_free, sync_ldap_import,
 	    sync_ldap_import_delta, NULL },
@@ -46,8 +60,8 @@ static const struct sync_connops ops[] = {
 	    sync_ad_import_delta, NULL },
 	{ "graph", SYNC_CONN_GRAPH, graph_parse, graph_free,
 	    sync_graph_import, sync_graph_import_delta, sync_graph_export },
-	{ "scim", SYNC_CONN_SCIM, tmpscim_parse, tmpscim_free, NULL, NULL,
-	    sync_scim_export },
+	{ "scim", SYNC_CONN_SCIM, scim_parse, scim_free, sync_scim_import,
+	    NULL, sync_scim_export },
 };
 
 const struct sync_connops *

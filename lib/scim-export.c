@@ -52,7 +52,8 @@
 /* What the writer knows of one change. */
 struct schange {
 	struct xchange *x;
-	const char *coll;       /* "Users" or "Groups" */
+	const char *coll;       /* the endpoint: "/Users", "/Groups" */
+	int group;
 	const char *schema;     /* the core schema URN of the resource */
 	int skip;               /* 1: never applied; 2: in place */
 	int failed;
@@ -95,6 +96,7 @@ struct sresp {
 	long status;            /* 0: no answer */
 	json_t *json;           /* the parsed body, or NULL */
 	char etag[256];
+	int attempts;           /* 1 + the HTTP layer's resends */
 	int budget_spent;
 };
 
@@ -357,7 +359,13 @@ spath_parse(struct spath *sp, const char *name)
 
 	memset(sp, 0, sizeof *sp);
 	s = name;
-	if (strncasecmp(name, "urn:", 4) == 0) {
+	if (strncmp(name, SYNC_SCIM_ENTERPRISE_PREFIX,
+	    strlen(SYNC_SCIM_ENTERPRISE_PREFIX)) == 0) {
+		/* The snapshots' short name of the enterprise extension. */
+		if ((sp->urn = sync_strdup(SYNC_SCIM_ENTERPRISE)) == NULL)
+			return -1;
+		s = name + strlen(SYNC_SCIM_ENTERPRISE_PREFIX);
+	} else if (strncasecmp(name, "urn:", 4) == 0) {
 		br = strchr(name, '[');
 		for (p = name; *p && (br == NULL || p < br); p++)
 			if (*p == ':')
@@ -755,6 +763,7 @@ call(struct sx *s, int conn, const char *method, const char *path,
 		__atomic_add_fetch(&s->writes, 1, __ATOMIC_RELAXED);
 	r->status = hr.status;
 	r->budget_spent = hr.budget_spent;
+	r->attempts = hr.attempts;
 	memcpy(r->etag, hr.etag, sizeof r->etag);
 	if (hr.body.len > 0)
 		r->json = json_loadb(hr.body.p, hr.body.len, 0, NULL);
@@ -870,7 +879,7 @@ read_object(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 	struct sresp r = { 0 };
 	int rc = 0;
 
-	sync_buf_addf(&b, "/%s/", g->coll);
+	sync_buf_addf(&b, "%s/", g->coll);
 	pct(&b, g->tid);
 	if (call(s, conn, "GET", b.p, NULL, NULL, SYNC_HTTP_IDEMPOTENT, &r,
 	    err) == -1)
@@ -905,7 +914,7 @@ lookup(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 	sync_buf_adds(&f, g->x->anchorattr);
 	sync_buf_adds(&f, " eq ");
 	scim_str(&f, g->x->anchor);
-	sync_buf_addf(&b, "/%s?filter=", g->coll);
+	sync_buf_addf(&b, "%s?filter=", g->coll);
 	pct(&b, f.p ? f.p : "");
 	if (call(s, conn, "GET", b.p, NULL, NULL, SYNC_HTTP_IDEMPOTENT, &r,
 	    err) == -1) {
@@ -942,7 +951,7 @@ lookup(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 	}
 	set_anchor_id(s, g);
 	/* A list may leave members out: read the group itself. */
-	if (strcmp(g->coll, "Groups") == 0 && get_ci(hit, "members",
+	if (g->group && get_ci(hit, "members",
 	    NULL) == NULL && json_object_get(json_object_get(g->x->c,
 	    "attrs"), "members"))
 		rc = read_object(s, conn, g, err);
@@ -1253,7 +1262,7 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 		fail_msg(g, "an attribute path of the plan cannot be written");
 		return 0;
 	}
-	sync_buf_addf(&path, "/%s", g->coll);
+	sync_buf_addf(&path, "%s", g->coll);
 	for (;;) {
 		if (uncertain) {
 			if (lookup(s, u->conn, g, err) == -1) {
@@ -1375,7 +1384,7 @@ unit_delete(struct unit *u, struct schange *g, struct sync_err *err)
 	struct sresp r = { 0 };
 	int rc = 0, st;
 
-	sync_buf_addf(&path, "/%s/", g->coll);
+	sync_buf_addf(&path, "%s/", g->coll);
 	pct(&path, g->tid);
 	for (;;) {
 		if (may_write(u, err) == -1) {
@@ -1392,7 +1401,12 @@ unit_delete(struct unit *u, struct schange *g, struct sync_err *err)
 			break;
 		}
 		if (r.status == 404) {
-			g->skip = 2;
+			/* Gone: by this request when it was sent again
+			 * after a lost answer, else before it. */
+			if (r.attempts > 1 || u->attempts > 0)
+				g->wrote = 1;
+			else
+				g->skip = 2;
 			break;
 		}
 		if (r.status == 412 && u->attempts < MAXATTEMPTS) {
@@ -1418,9 +1432,9 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 	struct sync_buf path = { 0 };
 	struct sresp r = { 0 };
 	json_t *ops, *body;
-	int rc = 0, st, bad;
+	int rc = 0, st, bad, sent = 0;
 
-	sync_buf_addf(&path, "/%s/", g->coll);
+	sync_buf_addf(&path, "%s/", g->coll);
 	pct(&path, g->tid);
 	for (;;) {
 		ops = patch_ops(g, &bad);
@@ -1430,8 +1444,12 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 			break;
 		}
 		if (json_array_size(ops) == 0) {
+			/* In place; after a PATCH whose answer was lost (a
+			 * 412 to its resend), by that PATCH. */
+			if (sent)
+				g->wrote = 1;
 			json_decref(ops);
-			break;          /* in place */
+			break;
 		}
 		body = patch_body(ops);
 		if (may_write(u, err) == -1) {
@@ -1443,6 +1461,7 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 		st = call(u->s, u->conn, "PATCH", path.p, body, g->etag,
 		    SYNC_HTTP_IDEMPOTENT, &r, err);
 		json_decref(body);
+		sent = 1;
 		if (st == -1) {
 			rc = -1;
 			break;
@@ -1606,7 +1625,7 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 	struct sresp r = { 0 };
 	json_t *m, *add, *rm, *body, *added, *removed, *v;
 	size_t j;
-	int rc = 0, st, fresh = 0;
+	int rc = 0, st, fresh = 0, sent = 0;
 	char why[SYNC_ERRMAX];
 
 	m = json_object_get(json_object_get(g->x->c, "attrs"), "members");
@@ -1614,7 +1633,7 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 	rm = members_unwanted(m);
 	if (g->members == NULL)
 		g->members = json_object();
-	sync_buf_addf(&path, "/%s/", g->coll);
+	sync_buf_addf(&path, "%s/", g->coll);
 	pct(&path, g->tid);
 	for (;;) {
 		/* A version spent by an earlier write: read the new one. */
@@ -1625,8 +1644,13 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 			}
 		}
 		fresh = 0;
-		if ((body = member_patch(g, add, rm, &added, &removed)) == NULL)
+		if ((body = member_patch(g, add, rm, &added, &removed)) ==
+		    NULL) {
+			/* Done; by a PATCH whose answer was lost, maybe. */
+			if (sent)
+				g->wrote = 1;
 			break;
+		}
 		if (may_write(u, err) == -1) {
 			json_decref(body);
 			json_decref(added);
@@ -1637,6 +1661,7 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 		st = call(s, u->conn, "PATCH", path.p, body, g->etag,
 		    json_array_size(added) ? 0 : SYNC_HTTP_IDEMPOTENT, &r, err);
 		json_decref(body);
+		sent = 1;
 		if (st == 0 && (r.status == 200 || r.status == 204)) {
 			g->wrote = 1;
 			json_array_foreach(added, j, v)
@@ -1877,7 +1902,7 @@ queue(struct sx *s, int phase)
 	s->nq = 0;
 	for (i = 0; i < s->n; i++) {
 		struct schange *g = &s->g[i];
-		int is_group = strcmp(g->coll, "Groups") == 0;
+		int is_group = g->group;
 
 		if (!applicable(g))
 			continue;
@@ -1933,7 +1958,7 @@ dry_run(struct sx *s, FILE *fp, struct sync_err *err)
 		for (i = 0; i < s->nq; i++) {
 			g = &s->g[s->q[i]];
 			sync_buf_reset(&b);
-			sync_buf_addf(&b, "/%s", g->coll);
+			sync_buf_addf(&b, "%s", g->coll);
 			if (phase < 3 && strcmp(g->x->op, "add") == 0) {
 				body = create_body(g);
 				dry_line(fp, "POST", b.p, body);
@@ -2082,10 +2107,12 @@ sync_scim_export(struct xplan *p, struct sync_err *err)
 		int is_group = strcmp(x->type, "group") == 0;
 
 		g->x = x;
-		g->coll = is_group ? "Groups" : "Users";
-		g->schema = is_group ?
-		    "urn:ietf:params:scim:schemas:core:2.0:Group" :
-		    "urn:ietf:params:scim:schemas:core:2.0:User";
+		g->group = is_group;
+		g->coll = s.sc->endpoint[is_group ? SYNC_GROUP : SYNC_USER];
+		if (g->coll == NULL)
+			g->coll = is_group ? "/Groups" : "/Users";
+		g->schema = is_group ? SYNC_SCIM_GROUP_SCHEMA :
+		    SYNC_SCIM_USER_SCHEMA;
 		g->last_phase = !is_group ? 1 : strcmp(x->op, "delete") != 0 &&
 		    json_object_get(json_object_get(x->c, "attrs"),
 		    "members") ? 3 : 2;
