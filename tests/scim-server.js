@@ -58,7 +58,8 @@ if (!TOKEN)
 // object is kept as the JSON scimmy accepted, plus id and meta.
 let store = {Users: [], Groups: []};
 let version = 0;		// bumped on every write, gives the ETags
-let faults = {rules: [], max_count: opt.maxCount};
+let faults = {rules: [], max_count: opt.maxCount, random: null};
+let rngState = 0;	// of the random faults, from their seed
 let logEntries = [];
 let seq = 0;
 
@@ -263,6 +264,8 @@ ctl.post("/faults", (req, res) => {
 		if (!(k in faults))
 			return res.status(400).json({error: `unknown key '${k}'`});
 		faults[k] = req.body[k];
+		if (k === "random" && faults.random)
+			rngState = Number(faults.random.seed || 1) >>> 0;
 	}
 	for (const r of faults.rules)
 		if (r.times === undefined)
@@ -272,7 +275,7 @@ ctl.post("/faults", (req, res) => {
 ctl.post("/reset", (req, res) => {
 	store = {Users: [], Groups: []};
 	logEntries = [];
-	faults = {rules: [], max_count: opt.maxCount};
+	faults = {rules: [], max_count: opt.maxCount, random: null};
 	res.json({ok: true});
 });
 // Loads objects as given (an id may be given), without scimmy's checks,
@@ -299,19 +302,75 @@ function seed(body) {
 ctl.post("/seed", (req, res) => res.json({ids: seed(req.body || {})}));
 app.use("/_scim", ctl);
 
+// mulberry32: the random faults are the same for the same seed and the
+// same order of requests.
+function rng() {
+	let t = (rngState = (rngState + 0x6d2b79f5) >>> 0);
+	t = Math.imul(t ^ (t >>> 15), t | 1);
+	t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+	return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+// The random faults: "random": {"seed", "methods", "path", "p":
+// {action: probability, ...}, "retry_after"} strikes a request that no
+// rule matched with each action at its probability.
+function randomFault(req) {
+	const f = faults.random;
+	if (!f || (f.methods && !f.methods.includes(req.method)) ||
+	    (f.path && !new RegExp(f.path).test(req.originalUrl)))
+		return null;
+	const x = rng();
+	let acc = 0;
+	for (const [action, p] of Object.entries(f.p || {})) {
+		acc += Number(p);
+		if (x < acc)
+			return {action: action, retry_after: f.retry_after};
+	}
+	return null;
+}
+
 // Scripted faults: each rule fails the next `times` requests whose
 // method and path (regular expression over the path with its query)
 // match.
 app.use((req, res, next) => {
-	const r = faults.rules.find(x => x.times > 0 &&
+	let r = faults.rules.find(x => x.times > 0 &&
 	    (!x.method || x.method === req.method) &&
 	    (!x.path || new RegExp(x.path).test(req.originalUrl)));
-	if (!r)
+	if (r)
+		r.times--;
+	else if ((r = randomFault(req)) === null)
 		return next();
-	r.times--;
 	const e = req.logEntry;
 	e.fault = String(r.action);
+	const after = /^([0-9]{3})_after$/.exec(String(r.action));
+	if (after) {
+		// Run the request, then answer with that status instead of
+		// its own: a gateway that lost the answer of a request that
+		// ran.
+		const send = res.send;
+		res.send = function () {
+			e.applied_status = res.statusCode;
+			res.send = send;
+			res.removeHeader("ETag");
+			res.removeHeader("Location");
+			return scimError(res, Number(after[1]),
+			    "injected fault after the request ran");
+		};
+		return next();
+	}
 	switch (String(r.action)) {
+	case "touch": {
+		// Another writer got there first: the object of the path
+		// takes the attributes of "set" (none: its content stays)
+		// and a new version, then the request is served.
+		const m = /^\/(Users|Groups)\/([^/?]+)$/.exec(req.path);
+		const o = m && find(m[1], decodeURIComponent(m[2]));
+		if (o) {
+			Object.assign(o, clone(r.set || {}));
+			stamp(m[1], o, o);
+		}
+		return next();
+	}
 	case "drop":
 		req.socket.destroy();
 		return;
