@@ -114,16 +114,18 @@ check "... every change applied once"
 # Random faults on every request, ten seeds: a plan of creates, then one
 # of renames, deletes, new users and member changes.
 sx_conf 4 300
+sx_gen "$T/base.snap" 24 3
+sx_gen "$T/churn.snap" 24 3 churn
 for seed in 1 2 3 4 5 6 7 8 9 10; do
 	sx_fresh
-	sx_gen "$T/src.snap" 24 3
+	cp "$T/base.snap" "$T/src.snap"
 	sx_plan s$seed || fail "seed $seed: the plan"
 	sx_storm $seed 0.1
 	test_expect_code 0 "seed $seed: 27 creates and their members in one run" \
 		sync-export -c "$T/sync.yaml" "$T/s$seed.plan"
 	[ -s "$T/err" ] && grep -v '^sync-export: [0-9]* applied' "$T/err" | head -5 | note_file /dev/stdin
 	check "seed $seed: ... each object once, with its members"
-	sx_gen "$T/src.snap" 24 3 churn
+	cp "$T/churn.snap" "$T/src.snap"
 	sx_plan c$seed || fail "seed $seed: the second plan"
 	sx_storm $((seed + 100)) 0.1
 	test_expect_code 0 "seed $seed: renames, deletes, new users, member changes in one run" \
