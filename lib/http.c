@@ -352,7 +352,10 @@ setup(struct sync_http *h, const struct sync_http_req *q,
 	sync_buf_reset(tmp);
 	sync_buf_addf(tmp, "client-request-id: %s", h->cur->client_request_id);
 	ADDH(tmp->p);
-	ADDH("Accept: application/json");
+	sync_buf_reset(tmp);
+	sync_buf_addf(tmp, "Accept: %s", q->accept ? q->accept :
+	    "application/json");
+	ADDH(tmp->p);
 	/* Bulk sync traffic is the first to give way under load. */
 	ADDH("x-ms-throttle-priority: low");
 	ADDH("Expect:");

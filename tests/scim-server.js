@@ -21,12 +21,13 @@ function usage(msg) {
 	if (msg)
 		process.stderr.write(`scim-server: ${msg}\n`);
 	process.stderr.write("usage: scim-server.js --token-file F [--port N] " +
-	    "[--bind ADDR] [--port-file F] [--log F] [--max-count N]\n");
+	    "[--bind ADDR] [--port-file F] [--log F] [--max-count N]\n" +
+	    "       [--tls-cert PEM --tls-key PEM]\n");
 	process.exit(2);
 }
 
 const opt = {bind: "127.0.0.1", port: 0, portFile: null, log: null,
-    tokenFile: null, maxCount: 0};
+    tokenFile: null, maxCount: 0, tlsCert: null, tlsKey: null};
 {
 	const a = process.argv.slice(2);
 	for (let i = 0; i < a.length; i++) {
@@ -42,11 +43,15 @@ const opt = {bind: "127.0.0.1", port: 0, portFile: null, log: null,
 		case "--log": opt.log = need(); break;
 		case "--token-file": opt.tokenFile = need(); break;
 		case "--max-count": opt.maxCount = Number(need()); break;
+		case "--tls-cert": opt.tlsCert = need(); break;
+		case "--tls-key": opt.tlsKey = need(); break;
 		default: usage(`unknown option '${a[i]}'`);
 		}
 	}
 	if (!opt.tokenFile)
 		usage("--token-file is required");
+	if (!opt.tlsCert !== !opt.tlsKey)
+		usage("--tls-cert and --tls-key go together");
 }
 // The token comes from a file so that it never shows in ps.
 const TOKEN = fs.readFileSync(opt.tokenFile, "utf8").trim();
@@ -442,10 +447,13 @@ app.use(new SCIMMYRouters({
 			throw new Error("Authorization failure");
 		return "admin";
 	},
-	baseUri: (req) => `http://${req.headers.host}`
+	baseUri: (req) => `${opt.tlsCert ? "https" : "http"}://${req.headers.host}`
 }));
 
-const server = app.listen(opt.port, opt.bind, () => {
+const server = (opt.tlsCert ? require("https").createServer({
+	cert: fs.readFileSync(opt.tlsCert), key: fs.readFileSync(opt.tlsKey)
+}, app) : require("http").createServer(app));
+server.listen(opt.port, opt.bind, () => {
 	if (opt.portFile) {
 		const tmp = opt.portFile + ".tmp";
 		fs.writeFileSync(tmp, String(server.address().port) + "\n");

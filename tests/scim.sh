@@ -5,7 +5,8 @@
 #                            (in $T/NAME.token, mode 0600, and in
 #                            $SCIM_TOKEN); its port is in $T/NAME.port, its
 #                            request log in $T/NAME.log; $SCIM_BASE is its
-#                            URL; stopped at exit like every server
+#                            URL (https://localhost:PORT with --tls-cert);
+#                            stopped at exit like every server
 #   scim_ctl PATH [JSON]     the control API at $SCIM_BASE/_scim (GET, or
 #                            POST with a body)
 #   scim_req METHOD PATH [JSON]
@@ -36,26 +37,31 @@ scim_start() {
 		[ "$_i" -gt 400 ] && { note_file "$T/$_n.out"; return 1; }
 		sleep 0.05
 	done
-	SCIM_BASE=http://127.0.0.1:$(cat "$T/$_n.port")
+	case " $* " in
+	*" --tls-cert "*) SCIM_BASE=https://localhost:$(cat "$T/$_n.port") ;;
+	*) SCIM_BASE=http://127.0.0.1:$(cat "$T/$_n.port") ;;
+	esac
 }
 
 scim_ctl() {
 	if [ $# -gt 1 ]; then
 		curl -sf -X POST -H 'Content-Type: application/json' -d "$2" \
-			"$SCIM_BASE/_scim$1"
+			--cacert "${TEST_CA:-/dev/null}" "$SCIM_BASE/_scim$1"
 	else
-		curl -sf "$SCIM_BASE/_scim$1"
+		curl -sf --cacert "${TEST_CA:-/dev/null}" "$SCIM_BASE/_scim$1"
 	fi
 }
 
 scim_req() {
 	if [ $# -gt 2 ]; then
 		curl -s -g -o "$T/scim.body" -D "$T/scim.hdr" -w '%{http_code}\n' \
+			--cacert "${TEST_CA:-/dev/null}" \
 			-X "$1" -H "Authorization: Bearer $SCIM_TOKEN" \
 			-H 'Content-Type: application/scim+json' -d "$3" \
 			"$SCIM_BASE$2"
 	else
 		curl -s -g -o "$T/scim.body" -D "$T/scim.hdr" -w '%{http_code}\n' \
+			--cacert "${TEST_CA:-/dev/null}" \
 			-X "$1" -H "Authorization: Bearer $SCIM_TOKEN" \
 			"$SCIM_BASE$2"
 	fi
