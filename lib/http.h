@@ -98,7 +98,6 @@ struct sync_http_resp {
 	char client_request_id[40];     /* the GUID sent with the request */
 	double retry_after;             /* Retry-After in seconds, -1: absent */
 	char *location;                 /* Location header, or NULL */
-	char etag[256];                 /* ETag header (SCIM), or "" */
 	int attempts;                   /* 1 + retries made */
 	int budget_spent;               /* a retry was due, the budget said no */
 };

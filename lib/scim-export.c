@@ -712,7 +712,7 @@ call(struct sx *s, int conn, const char *method, const char *path,
 	struct sync_http_req q = { 0 };
 	struct sync_http_resp hr = { 0 };
 	struct sync_buf url = { 0 }, im = { 0 };
-	const char *hdrs[3] = { "Accept: application/scim+json", NULL, NULL };
+	const char *hdrs[2] = { NULL, NULL };
 	char *text = NULL;
 	int rc;
 
@@ -740,13 +740,14 @@ call(struct sx *s, int conn, const char *method, const char *path,
 	}
 	if (ifmatch) {
 		sync_buf_addf(&im, "If-Match: %s", ifmatch);
-		hdrs[1] = im.p;
+		hdrs[0] = im.p;
 	}
 	q.method = method;
 	q.url = url.p;
 	q.body = text;
 	q.bodylen = text ? strlen(text) : 0;
 	q.content_type = "application/scim+json";
+	q.accept = "application/scim+json, application/json";
 	q.authorization = s->auth;
 	q.headers = hdrs;
 	q.flags = flags;
@@ -764,7 +765,7 @@ call(struct sx *s, int conn, const char *method, const char *path,
 	r->status = hr.status;
 	r->budget_spent = hr.budget_spent;
 	r->attempts = hr.attempts;
-	memcpy(r->etag, hr.etag, sizeof r->etag);
+	snprintf(r->etag, sizeof r->etag, "%s", hr.etag);
 	if (hr.body.len > 0)
 		r->json = json_loadb(hr.body.p, hr.body.len, 0, NULL);
 	sync_http_resp_release(&hr);
