@@ -39,6 +39,13 @@ struct sync_scim_conf {
 int sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err);
 void sync_scim_conf_free(struct sync_scim_conf *sc);
+/*
+ * Checks a target attribute name of a flow of type t into a SCIM
+ * connector (the names of sync-snapshot(5)): 0, or -1 with why (a
+ * phrase that follows the name) appended to why.
+ */
+int sync_scim_target_attr(enum sync_objtype t, const char *name,
+    struct sync_buf *why);
 
 /* ---------------------------------------------------------- the client */
 
