@@ -22,6 +22,7 @@ sync_scim_conf_free(struct sync_scim_conf *sc)
 	for (i = 0; i < SYNC_NOBJTYPES; i++) {
 		free(sc->endpoint[i]);
 		sync_strv_release(&sc->attrs[i]);
+		sync_strv_release(&sc->extra[i]);
 	}
 	free(sc);
 }

@@ -34,6 +34,9 @@ struct sync_scim_conf {
 	char *endpoint[SYNC_NOBJTYPES];         /* "/Users", "/Groups" */
 	/* snapshot attribute names to keep; empty: all that come */
 	struct sync_strv attrs[SYNC_NOBJTYPES];
+	/* and those the flows into the connector write (sync-import adds
+	 * them), kept too when attrs is not empty */
+	struct sync_strv extra[SYNC_NOBJTYPES];
 };
 
 int sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,

@@ -97,6 +97,8 @@ awk '{ print } /^    token_file:/ { print "    objects:\n      user:\n        at
 test_expect_code 0 "import of the SCIM target" sync-import -c "$T/live2.yaml" -o "$T/live.snap" app
 test_grep "the flows' attributes are read" '"emails\[type eq \\"work\\"\]\.value":\["alice@example.com"\],"enterprise:department":\["Wonderland"\],"externalId":\["QUxJQ0U="\]' "$T/live.snap"
 test_no_grep "others are not" '"emails.value"' "$T/live.snap"
+test_expect_code 0 "import without attribute lists" sync-import -c "$T/live.yaml" -o "$T/all.snap" app
+test_grep "... keeps everything, the flows' attributes do not narrow it" '"emails\.value":\["alice@example.com"\]' "$T/all.snap"
 test_expect_code 1 "diff against it" sync-diff -c "$T/live2.yaml" "$D/ad.snap" "$T/live.snap"
 cp "$T/out" "$T/live.plan"
 test_no_grep "alice, already as the flows want, is joined and unchanged" 'QUxJQ0U=' "$T/live.plan"
