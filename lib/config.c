@@ -347,7 +347,7 @@ sync_connector_attrs(struct sync_connector *c, enum sync_objtype t)
 	if (c->graph)
 		return &c->graph->extra[t];
 	if (c->scim)
-		return c->scim->enabled[t] ? &c->scim->attrs[t] : NULL;
+		return c->scim->enabled[t] ? &c->scim->extra[t] : NULL;
 	return NULL;
 }
 

@@ -55,13 +55,14 @@ scim_free(struct sync_connector *c)
 
 static const struct sync_connops ops[] = {
 	{ "ldap", SYNC_CONN_LDAP, ldap_parse, ldap_free, sync_ldap_import,
-	    sync_ldap_import_delta, NULL },
+	    sync_ldap_import_delta, NULL, NULL },
 	{ "ad", SYNC_CONN_AD, ldap_parse, ldap_free, sync_ldap_import,
-	    sync_ad_import_delta, NULL },
+	    sync_ad_import_delta, NULL, NULL },
 	{ "graph", SYNC_CONN_GRAPH, graph_parse, graph_free,
-	    sync_graph_import, sync_graph_import_delta, sync_graph_export },
+	    sync_graph_import, sync_graph_import_delta, sync_graph_export,
+	    NULL },
 	{ "scim", SYNC_CONN_SCIM, scim_parse, scim_free, sync_scim_import,
-	    NULL, sync_scim_export },
+	    NULL, sync_scim_export, sync_scim_target_attr },
 };
 
 const struct sync_connops *

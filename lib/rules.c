@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conn.h"
 #include "diff.h"
 
 /*
@@ -194,10 +195,14 @@ parse_anchor(struct flow *f, struct sync_node *a, struct sync_err *err)
 		}
 		free(d);
 	}
-	free(f->anchor_attr);
-	f->anchor_attr = NULL;
-	if (sync_map_str(a, "target", 0, &f->anchor_attr, err) == -1)
-		return -1;
+	/* Without a target the default stays (the connector's anchor
+	 * attribute, or onPremisesImmutableId). */
+	if ((n = sync_map_get(a, "target")) != NULL) {
+		free(f->anchor_attr);
+		f->anchor_attr = NULL;
+		if (sync_map_str(a, "target", 1, &f->anchor_attr, err) == -1)
+			return -1;
+	}
 	return sync_map_check_unused(a, err);
 }
 
@@ -362,10 +367,13 @@ check_graph_prop(const struct sync_node *k, const char *name,
 	    "extensions are written extension_<app id>_<name>)", (int)n, name);
 }
 
-/* graph: the flow goes to a Graph connector (property names checked). */
+/*
+ * graph: the flow goes to a Graph connector (property names checked);
+ * tops: the target connector's kind, whose target_attr checks the names.
+ */
 static int
 parse_attrs(struct flow *f, struct sync_node *map, int graph,
-    struct sync_err *err)
+    const struct sync_connops *tops, struct sync_err *err)
 {
 	size_t i;
 	long dup;
@@ -389,6 +397,19 @@ parse_attrs(struct flow *f, struct sync_node *map, int graph,
 			return sync_errf(err, "out of memory");
 		if (graph && check_graph_prop(k, fa->name, err) == -1)
 			return -1;
+		if (tops && tops->target_attr) {
+			struct sync_buf why = { 0 };
+			int bad = tops->target_attr(f->totype, fa->name,
+			    &why) == -1;
+
+			if (bad)
+				sync_node_errf(err, k, "'%s' %s", fa->name,
+				    why.p ? why.p : "is not an attribute of "
+				    "the target");
+			sync_buf_release(&why);
+			if (bad)
+				return -1;
+		}
 		if (v->kind == SYNC_NODE_MAP) {
 			if ((src = sync_map_get(v, "value")) == NULL)
 				return sync_node_errf(err, v, "attribute '%s' "
@@ -449,7 +470,9 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	struct sync_node *n, *sub;
 	char *oos = NULL;
 	size_t i;
-	int graph = 0;
+	const struct sync_connops *tops = NULL;
+	const char *tanchor = NULL;
+	int graph = 0, scim = 0;
 
 	if (m->kind != SYNC_NODE_MAP)
 		return sync_node_errf(err, m, "a flow must be a mapping, not %s",
@@ -485,14 +508,22 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	    check_conn(cfg, n, f->to, err) == -1)
 		return -1;
 	for (i = 0; i < cfg->nconns; i++)
-		if (strcmp(cfg->conns[i].name, f->to) == 0)
+		if (strcmp(cfg->conns[i].name, f->to) == 0) {
 			graph = strcmp(cfg->conns[i].typename, "graph") == 0;
+			scim = strcmp(cfg->conns[i].typename, "scim") == 0;
+			tanchor = cfg->conns[i].anchor_attr;
+			tops = cfg->conns[i].ops;
+		}
 	/* Graph has no write for organizational contacts (orgContact is
 	 * read-only there): sync-export would fail every one. */
 	if (graph && f->totype == SYNC_CONTACT)
 		return sync_node_errf(err, n, "flow '%s': contacts cannot be "
 		    "written to connector '%s': Microsoft Graph cannot create "
 		    "or change organizational contacts", f->name, f->to);
+	if (scim && f->totype == SYNC_CONTACT)
+		return sync_node_errf(err, n, "flow '%s': contacts cannot be "
+		    "written to connector '%s': SCIM has no contacts (user and "
+		    "group only)", f->name, f->to);
 	if (sync_map_map(m, "scope", 0, &sub, err) == -1 ||
 	    parse_scope(f, sub, err) == -1)
 		return -1;
@@ -517,7 +548,8 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 		return sync_node_errf(err, sync_map_get(m, "out_of_scope"),
 		    "'out_of_scope: disable' needs a 'disable' mapping of the "
 		    "attributes to set");
-	if ((f->anchor_attr = sync_strdup("onPremisesImmutableId")) == NULL)
+	if ((f->anchor_attr = sync_strdup(tanchor ? tanchor :
+	    "onPremisesImmutableId")) == NULL)
 		return sync_errf(err, "out of memory");
 	if (sync_map_map(m, "anchor", 0, &sub, err) == -1 ||
 	    parse_anchor(f, sub, err) == -1)
@@ -528,7 +560,7 @@ parse_flow(struct flow *f, struct sync_config *cfg, struct sync_node *m,
 	    (f->dn = node_expr(n, "dn", err)) == NULL)
 		return -1;
 	if (sync_map_map(m, "attributes", 0, &sub, err) == -1 ||
-	    parse_attrs(f, sub, graph, err) == -1)
+	    parse_attrs(f, sub, graph, tops, err) == -1)
 		return -1;
 	return sync_map_check_unused(m, err);
 }

@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn.h"
 #include "scim.h"
@@ -21,6 +22,7 @@ sync_scim_conf_free(struct sync_scim_conf *sc)
 	for (i = 0; i < SYNC_NOBJTYPES; i++) {
 		free(sc->endpoint[i]);
 		sync_strv_release(&sc->attrs[i]);
+		sync_strv_release(&sc->extra[i]);
 	}
 	free(sc);
 }
@@ -142,10 +144,11 @@ sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (sc->anchor == NULL && (sc->anchor = sync_strdup("externalId")) ==
 	    NULL)
 		return sync_node_errf(err, map, "out of memory");
-	if (sc->anchor[0] == '\0' || strcmp(sc->anchor, "id") == 0)
+	if (sc->anchor[0] == '\0' || strcasecmp(sc->anchor, "id") == 0)
 		return sync_node_errf(err, sync_map_get(map, "anchor"),
 		    "connector '%s': anchor must be an attribute the client "
 		    "writes, such as externalId", c->name);
+	c->anchor_attr = sc->anchor;
 	v = sc->timeout;
 	if (sync_map_int(map, "timeout", 1, 3600, &v, err) == -1)
 		return -1;
@@ -167,4 +170,160 @@ sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,
 		return -1;
 	sc->connections = v;
 	return parse_objects(c, sc, map, err);
+}
+
+/*
+ * The attributes a flow may write, from the core schemas (RFC 7643 4.1,
+ * 4.2) and the enterprise extension (4.3).  kind: 's' simple, 'c'
+ * complex (written by sub-attribute), 'm' multi-valued complex (written
+ * by sub-attribute, all values or those of a type or the primary one),
+ * 'r' read-only, 'g' group members (references).
+ */
+struct scimattr {
+	const char *name;
+	char kind;
+	const char *subs;       /* space-separated, for 'c' and 'm' */
+};
+
+#define MV_SUBS "value display type primary"
+
+static const struct scimattr user_attrs[] = {
+	{ "userName", 's', NULL }, { "externalId", 's', NULL },
+	{ "name", 'c', "formatted familyName givenName middleName "
+	    "honorificPrefix honorificSuffix" },
+	{ "displayName", 's', NULL }, { "nickName", 's', NULL },
+	{ "profileUrl", 's', NULL }, { "title", 's', NULL },
+	{ "userType", 's', NULL }, { "preferredLanguage", 's', NULL },
+	{ "locale", 's', NULL }, { "timezone", 's', NULL },
+	{ "active", 's', NULL }, { "password", 's', NULL },
+	{ "emails", 'm', MV_SUBS }, { "phoneNumbers", 'm', MV_SUBS },
+	{ "ims", 'm', MV_SUBS }, { "photos", 'm', MV_SUBS },
+	{ "addresses", 'm', "formatted streetAddress locality region "
+	    "postalCode country type primary" },
+	{ "entitlements", 'm', MV_SUBS }, { "roles", 'm', MV_SUBS },
+	{ "x509Certificates", 'm', MV_SUBS },
+	{ "groups", 'r', NULL }, { "id", 'r', NULL }, { "meta", 'r', NULL },
+	{ NULL, 0, NULL }
+};
+
+static const struct scimattr enterprise_attrs[] = {
+	{ "employeeNumber", 's', NULL }, { "costCenter", 's', NULL },
+	{ "organization", 's', NULL }, { "division", 's', NULL },
+	{ "department", 's', NULL }, { "manager", 'c', "value" },
+	{ NULL, 0, NULL }
+};
+
+static const struct scimattr group_attrs[] = {
+	{ "displayName", 's', NULL }, { "externalId", 's', NULL },
+	{ "members", 'g', NULL },
+	{ "id", 'r', NULL }, { "meta", 'r', NULL },
+	{ NULL, 0, NULL }
+};
+
+/* 1 when word is one of the space-separated words of list, ignoring
+ * case (SCIM attribute names are case-insensitive, RFC 7643 2.1). */
+static int
+has_word(const char *list, const char *word, size_t len)
+{
+	const char *p = list, *e;
+
+	while (*p) {
+		e = p + strcspn(p, " ");
+		if ((size_t)(e - p) == len && strncasecmp(p, word, len) == 0)
+			return 1;
+		p = *e ? e + 1 : e;
+	}
+	return 0;
+}
+
+/* 1 when s is a JSON string literal: "...", escapes allowed. */
+static int
+json_lit(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 2 || s[0] != '"' || s[len - 1] != '"')
+		return 0;
+	for (i = 1; i < len - 1; i++)
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return 0;
+	return i == len - 1;
+}
+
+int
+sync_scim_target_attr(enum sync_objtype t, const char *name,
+    struct sync_buf *why)
+{
+	const struct scimattr *tab = t == SYNC_GROUP ? group_attrs :
+	    user_attrs, *a;
+	const char *p = name, *rest;
+	size_t n;
+
+	if (strncasecmp(name, "urn:", 4) == 0)
+		return 0;       /* a custom extension: its own schema */
+	if (t == SYNC_USER && strncasecmp(name, SYNC_SCIM_ENTERPRISE_PREFIX,
+	    strlen(SYNC_SCIM_ENTERPRISE_PREFIX)) == 0) {
+		tab = enterprise_attrs;
+		p += strlen(SYNC_SCIM_ENTERPRISE_PREFIX);
+	}
+	n = strcspn(p, ".[");
+	rest = p + n;
+	for (a = tab; a->name; a++)
+		if (strlen(a->name) == n && strncasecmp(a->name, p, n) == 0)
+			break;
+	if (a->name == NULL) {
+		sync_buf_addf(why, "is not an attribute of the SCIM %s%s "
+		    "(RFC 7643); extension attributes are written "
+		    "urn:<schema>:<attribute>", tab == enterprise_attrs ?
+		    "enterprise extension" : "core schema of ",
+		    tab == enterprise_attrs ? "" : t == SYNC_GROUP ? "Group" :
+		    "User");
+		return -1;
+	}
+	switch (a->kind) {
+	case 'r':
+		sync_buf_addf(why, "is read-only (the service sets it)");
+		return -1;
+	case 's':
+	case 'g':
+		if (*rest == '\0')
+			return 0;
+		sync_buf_addf(why, "is not complex: write '%s' itself",
+		    a->name);
+		return -1;
+	case 'c':
+		if (*rest == '.' && has_word(a->subs, rest + 1,
+		    strlen(rest + 1)))
+			return 0;
+		sync_buf_addf(why, "must name a sub-attribute of '%s' (%s)",
+		    a->name, a->subs);
+		return -1;
+	}
+	/* 'm': A.sub, A[type eq "T"].sub or A[primary eq true].sub */
+	if (*rest == '[') {
+		const char *close = strrchr(rest, ']');
+		const char *in = rest + 1;
+
+		if (close == NULL)
+			goto bad;
+		if (strncmp(in, "type eq ", 8) == 0 &&
+		    json_lit(in + 8, (size_t)(close - in - 8)))
+			rest = close + 1;
+		else if ((size_t)(close - in) == 15 &&
+		    strncmp(in, "primary eq true", 15) == 0)
+			rest = close + 1;
+		else
+			goto bad;
+	}
+	if (*rest == '.' && has_word(a->subs, rest + 1, strlen(rest + 1)) &&
+	    strcasecmp(rest + 1, "type") != 0 &&
+	    strcasecmp(rest + 1, "primary") != 0)
+		return 0;
+bad:
+	sync_buf_addf(why, "must be %s.<sub-attribute>, %s[type eq "
+	    "\"<type>\"].<sub-attribute> or %s[primary eq true]."
+	    "<sub-attribute>", a->name, a->name, a->name);
+	return -1;
 }

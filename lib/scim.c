@@ -707,7 +707,11 @@ import_type(struct listing *l, struct sync_err *err)
 	int pass, moved;
 	size_t i;
 
-	/* What is kept: the configured attributes and the anchor. */
+	/* What is kept: the configured attributes, those the flows write
+	 * and the anchor; without a list, everything. */
+	for (i = 0; sc->attrs[l->t].n > 0 && i < sc->extra[l->t].n; i++)
+		if (sync_strv_add(&l->keep, sc->extra[l->t].v[i]) == -1)
+			return sync_errf(err, "%s: out of memory", l->c->name);
 	for (i = 0; i < sc->attrs[l->t].n; i++)
 		if (sync_strv_add(&l->keep, sc->attrs[l->t].v[i]) == -1)
 			return sync_errf(err, "%s: out of memory", l->c->name);

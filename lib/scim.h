@@ -35,11 +35,21 @@ struct sync_scim_conf {
 	char *endpoint[SYNC_NOBJTYPES];         /* "/Users", "/Groups" */
 	/* snapshot attribute names to keep; empty: all that come */
 	struct sync_strv attrs[SYNC_NOBJTYPES];
+	/* and those the flows into the connector write (sync-import adds
+	 * them), kept too when attrs is not empty */
+	struct sync_strv extra[SYNC_NOBJTYPES];
 };
 
 int sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,
     struct sync_err *err);
 void sync_scim_conf_free(struct sync_scim_conf *sc);
+/*
+ * Checks a target attribute name of a flow of type t into a SCIM
+ * connector (the names of sync-snapshot(5)): 0, or -1 with why (a
+ * phrase that follows the name) appended to why.
+ */
+int sync_scim_target_attr(enum sync_objtype t, const char *name,
+    struct sync_buf *why);
 
 /* ---------------------------------------------------------- the client */
 

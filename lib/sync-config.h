@@ -100,6 +100,10 @@ struct sync_connector {
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
 	struct sync_graph_conf *graph;  /* Graph */
 	struct sync_scim_conf *scim;    /* SCIM */
+	/* The attribute in which flows into this connector stamp their
+	 * anchor unless they name one (borrowed from the connector's own
+	 * config), or NULL: onPremisesImmutableId. */
+	const char *anchor_attr;
 	/* %Name% in expressions over this connector's objects: names[i]
 	 * has the value values[i] (the parameters key, then the defaults
 	 * derived from base_dn and the name) */
