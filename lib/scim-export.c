@@ -88,6 +88,7 @@ struct sx {
 	size_t *q, nq, next, done;      /* the units of the phase */
 	int abort;
 	struct sync_err abort_err;
+	int put;                /* the service has no PATCH: PUT instead */
 	size_t unsynced;        /* outcomes since the last journal flush */
 	unsigned long requests, writes;
 };
@@ -1112,7 +1113,7 @@ create_body(struct schange *g)
  * differs (new reference).
  */
 static json_t *
-patch_ops(struct schange *g, int *bad)
+patch_ops(struct schange *g, int *bad, json_t **newres)
 {
 	json_t *attrs = json_object_get(g->x->c, "attrs"), *a, *copy, *ops,
 	    *tops, *cur, *v, *root;
@@ -1134,9 +1135,15 @@ patch_ops(struct schange *g, int *bad)
 			continue;
 		}
 		json_decref(cur);
-		if (spath_parse(&sp, k) == -1 ||
-		    to_scim(copy, k, nw, g->schema, &ext) == -1) {
+		if (spath_parse(&sp, k) == -1) {
 			*bad = 1;
+			json_decref(copy);
+			json_decref(tops);
+			return NULL;
+		}
+		if (to_scim(copy, k, nw, g->schema, &ext) == -1) {
+			*bad = 1;
+			spath_release(&sp);
 			json_decref(copy);
 			json_decref(tops);
 			return NULL;
@@ -1168,8 +1175,43 @@ patch_ops(struct schange *g, int *bad)
 			    "op", "replace", "path", top, "value", nv));
 	}
 	json_decref(tops);
-	json_decref(copy);
+	if (newres)
+		*newres = copy;
+	else
+		json_decref(copy);
 	return ops;
+}
+
+/*
+ * The body of a PUT that replaces the resource with res (borrowed):
+ * what the service owns left out (meta, a user's groups), the schemas
+ * naming each extension it holds (new reference).
+ */
+static json_t *
+put_body(struct schange *g, json_t *res)
+{
+	json_t *b = json_deep_copy(res), *sch, *v;
+	const char *k;
+	size_t i;
+
+	json_object_del(b, "meta");
+	if (!g->group)
+		json_object_del(b, "groups");
+	if (!json_is_array(sch = json_object_get(b, "schemas"))) {
+		sch = json_pack("[s]", g->schema);
+		json_object_set_new(b, "schemas", sch);
+	}
+	json_object_foreach(b, k, v) {
+		if (strncasecmp(k, "urn:", 4) != 0 || !json_is_object(v))
+			continue;
+		json_array_foreach(sch, i, v)
+			if (json_is_string(v) &&
+			    strcasecmp(json_string_value(v), k) == 0)
+				break;
+		if (i == json_array_size(sch))
+			json_array_append_new(sch, json_string(k));
+	}
+	return b;
 }
 
 static json_t *
@@ -1430,36 +1472,51 @@ unit_delete(struct unit *u, struct schange *g, struct sync_err *err)
 static int
 unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 {
+	struct sx *s = u->s;
 	struct sync_buf path = { 0 };
 	struct sresp r = { 0 };
-	json_t *ops, *body;
+	json_t *ops, *body, *res;
+	const char *method = s->put ? "PUT" : "PATCH";
 	int rc = 0, st, bad, sent = 0;
 
 	sync_buf_addf(&path, "%s/", g->coll);
 	pct(&path, g->tid);
 	for (;;) {
-		ops = patch_ops(g, &bad);
+		/* A PUT replaces the whole resource: from a fresh read. */
+		if (s->put && g->cur == NULL &&
+		    (st = reread(u, g, 0, err)) != 0) {
+			rc = st == -1 ? -1 : 0;
+			break;
+		}
+		res = NULL;
+		ops = patch_ops(g, &bad, s->put ? &res : NULL);
 		if (bad) {
 			fail_msg(g, "an attribute path of the plan cannot be "
 			    "written");
 			break;
 		}
 		if (json_array_size(ops) == 0) {
-			/* In place; after a PATCH whose answer was lost (a
-			 * 412 to its resend), by that PATCH. */
+			/* In place; after a write whose answer was lost (a
+			 * 412 to its resend), by that write. */
 			if (sent)
 				g->wrote = 1;
 			json_decref(ops);
+			json_decref(res);
 			break;
 		}
-		body = patch_body(ops);
+		if (s->put) {
+			body = put_body(g, res);
+			json_decref(ops);
+		} else
+			body = patch_body(ops);
+		json_decref(res);
 		if (may_write(u, err) == -1) {
 			json_decref(body);
 			rc = -1;
 			break;
 		}
 		/* Replacing values is idempotent: the HTTP layer resends. */
-		st = call(u->s, u->conn, "PATCH", path.p, body, g->etag,
+		st = call(s, u->conn, method, path.p, body, g->etag,
 		    SYNC_HTTP_IDEMPOTENT, &r, err);
 		json_decref(body);
 		sent = 1;
@@ -1489,7 +1546,7 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 			}
 			continue;
 		}
-		fail(g, scim_error("PATCH", path.p, &r));
+		fail(g, scim_error(method, path.p, &r));
 		break;
 	}
 	sresp_release(&r);
@@ -1613,6 +1670,105 @@ member_patch(struct schange *g, json_t *add, json_t *rm, json_t **added,
 }
 
 /*
+ * Phase 3 on a service without PATCH: the group is written whole, its
+ * members those read last less the plan's removals plus its additions;
+ * PUT sets the list, so sending it again is harmless.  A 412 or a lost
+ * answer reads the group again.
+ */
+static int
+unit_members_put(struct unit *u, struct schange *g, json_t *add, json_t *rm,
+    struct sync_err *err)
+{
+	struct sx *s = u->s;
+	struct sync_buf path = { 0 };
+	struct sresp r = { 0 };
+	json_t *list, *seen, *res, *body, *v;
+	size_t i, k;
+	int rc = 0, st, sent = 0, changed;
+
+	sync_buf_addf(&path, "%s/", g->coll);
+	pct(&path, g->tid);
+	for (;;) {
+		if (g->cur == NULL && (st = reread(u, g, 0, err)) != 0) {
+			rc = st == -1 ? -1 : 0;
+			break;
+		}
+		list = json_array();
+		seen = json_object();
+		changed = 0;
+		json_array_foreach(get_ci(g->cur, "members", NULL), i, v) {
+			const char *id = json_string_value(get_ci(v, "value",
+			    NULL));
+
+			for (k = 0; id && k < json_array_size(rm); k++)
+				if (strcmp(id, json_string_value(
+				    json_array_get(rm, k))) == 0)
+					break;
+			if (id == NULL || k < json_array_size(rm) ||
+			    json_object_get(seen, id)) {
+				changed = 1;
+				continue;
+			}
+			json_object_set_new(seen, id, json_true());
+			json_array_append(list, v);
+		}
+		json_array_foreach(add, i, v) {
+			const char *id = json_string_value(v);
+
+			if (id == NULL || json_object_get(seen, id))
+				continue;
+			json_object_set_new(seen, id, json_true());
+			json_array_append_new(list, json_pack("{s:s}", "value",
+			    id));
+			changed = 1;
+		}
+		json_decref(seen);
+		if (!changed) {
+			if (sent)
+				g->wrote = 1;
+			json_decref(list);
+			break;
+		}
+		res = json_deep_copy(g->cur);
+		json_object_set_new(res, "members", list);
+		body = put_body(g, res);
+		json_decref(res);
+		if (may_write(u, err) == -1) {
+			json_decref(body);
+			rc = -1;
+			break;
+		}
+		st = call(s, u->conn, "PUT", path.p, body, g->etag,
+		    SYNC_HTTP_IDEMPOTENT, &r, err);
+		json_decref(body);
+		sent = 1;
+		if (st == -1) {
+			rc = -1;
+			break;
+		}
+		if (r.status == 200 || r.status == 204) {
+			g->wrote = 1;
+			json_decref(g->cur);
+			g->cur = NULL;
+			if (r.status == 200 && json_is_object(r.json))
+				take_object(g, r.json, version_of(&r, r.json));
+			continue;       /* until nothing is left to do */
+		}
+		if ((r.status == 412 || (is_lost(r.status) &&
+		    !r.budget_spent)) && ++u->attempts < MAXATTEMPTS) {
+			json_decref(g->cur);
+			g->cur = NULL;
+			continue;
+		}
+		fail(g, scim_error("PUT", path.p, &r));
+		break;
+	}
+	sresp_release(&r);
+	sync_buf_release(&path);
+	return rc;
+}
+
+/*
  * Phase 3: a group's members, by PATCH.  A member add is not sent
  * twice blindly (a service may keep a member twice): after a lost
  * answer, a 412 or a 5xx, the group is read again and what is still to
@@ -1632,6 +1788,12 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 	m = json_object_get(json_object_get(g->x->c, "attrs"), "members");
 	add = members_wanted(s, g, m);
 	rm = members_unwanted(m);
+	if (s->put) {
+		rc = unit_members_put(u, g, add, rm, err);
+		json_decref(add);
+		json_decref(rm);
+		return rc;
+	}
 	if (g->members == NULL)
 		g->members = json_object();
 	sync_buf_addf(&path, "%s/", g->coll);
@@ -1973,7 +2135,7 @@ dry_run(struct sx *s, FILE *fp, struct sync_err *err)
 				continue;
 			}
 			if (phase < 3) {
-				ops = patch_ops(g, &bad);
+				ops = patch_ops(g, &bad, NULL);
 				if (json_array_size(ops)) {
 					body = patch_body(ops);
 					dry_line(fp, "PATCH", b.p, body);
@@ -2049,6 +2211,12 @@ sx_open(struct sx *s, struct sync_err *err)
 		return sync_errf(err, "out of memory");
 	if ((tok = sync_secret_read(sc->token_file, err)) == NULL)
 		return -1;
+	/* A token is sent in a header: a line break would end it early. */
+	if (*tok == '\0' || strpbrk(tok, "\r\n") != NULL) {
+		sync_secret_free(tok);
+		return sync_errf(err, "%s: '%s' holds no token on one line",
+		    s->p->target->name, sc->token_file);
+	}
 	sync_buf_addf(&b, "Bearer %s", tok);
 	sync_secret_free(tok);
 	if ((s->auth = sync_buf_detach(&b)) == NULL)
@@ -2081,6 +2249,28 @@ sx_close(struct sx *s)
 	free(s->base);
 	if (s->nconn)
 		sync_retry_release(&s->retry);
+}
+
+/*
+ * What the service offers (RFC 7643 5): without PATCH, updates and
+ * members are written with PUT.  A service that does not answer
+ * /ServiceProviderConfig is taken to have PATCH, as RFC 7644 wants of
+ * a service with groups.
+ */
+static int
+discover(struct sx *s, struct sync_err *err)
+{
+	struct sresp r = { 0 };
+	json_t *patch;
+
+	if (call(s, 0, "GET", "/ServiceProviderConfig", NULL, NULL,
+	    SYNC_HTTP_IDEMPOTENT, &r, err) == -1)
+		return -1;
+	patch = get_ci(get_ci(r.json, "patch", NULL), "supported", NULL);
+	if (r.status == 200 && json_is_false(patch))
+		s->put = 1;
+	sresp_release(&r);
+	return 0;
 }
 
 int
@@ -2153,6 +2343,8 @@ sync_scim_export(struct xplan *p, struct sync_err *err)
 	if (sx_open(&s, err) == -1)
 		goto out;
 
+	if (discover(&s, err) == -1)
+		goto out;
 	/* 0: what is there now, and whether the plan still fits it. */
 	queue(&s, 0);
 	if (run_phase(&s, err) == -1)

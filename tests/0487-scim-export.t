@@ -6,7 +6,8 @@
 # untouched; a stale plan refused before any write; a change whose
 # object moved while the run went on (412) failed as stale, not
 # overwritten; the deletion threshold; a staging server that sends
-# nothing; kill -9 in the middle of a run, then a re-run; --dry-run.
+# nothing; kill -9 in the middle of a run, then a re-run; --dry-run; a
+# service without PATCH, written with PUT.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/scim.sh"
 
@@ -182,5 +183,25 @@ test_expect_code 0 "a re-run of the plan" sync-export -c "$T/sync.yaml" "$T/big.
 test_grep "... resumes" '\(resumed\)$' "$T/err"
 check "... and each object is there once, no create ran twice"
 test_expect_code 0 "... and the next cycle has nothing to do" cycle big-b
+
+# ------------------------------------------------------------ no PATCH
+# A service whose /ServiceProviderConfig says patch.supported false gets
+# whole resources by PUT, with If-Match, members included.
+scim_start noput --no-patch || fail "a SCIM server without PATCH starts"
+sx_conf 2 120
+sync-role -c "$T/sync.yaml" promote >/dev/null 2>&1
+sx_gen "$T/src.snap" 10 2
+test_expect_code 1 "without PATCH: a first plan" cycle p1
+test_expect_code 0 "... applied" sync-export -c "$T/sync.yaml" "$T/p1.plan"
+check "... the server holds the source"
+sx_gen "$T/src.snap" 10 2 v2
+test_expect_code 1 "... a rename, a new user, a member removed" cycle p2
+test_expect_code 0 "... applied" sync-export -c "$T/sync.yaml" "$T/p2.plan"
+check "... the server follows"
+scim_ctl /log >"$T/log.json"
+json "$T/log.json" 'sorted(set((r["method"], r["status"], "if-match" in r["headers"]) for r in j if r["method"] in ("PUT", "PATCH")))' >"$T/n"
+echo "[('PUT', 200, True)]" >"$T/want"
+test_cmp "... by PUT with If-Match, never PATCH" "$T/want" "$T/n"
+test_expect_code 0 "... and the next cycle has nothing to do" cycle p3
 
 done_testing

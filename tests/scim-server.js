@@ -22,7 +22,7 @@ function usage(msg) {
 		process.stderr.write(`scim-server: ${msg}\n`);
 	process.stderr.write("usage: scim-server.js --token-file F [--port N] " +
 	    "[--bind ADDR] [--port-file F] [--log F] [--max-count N]\n" +
-	    "       [--tls-cert PEM --tls-key PEM]\n");
+	    "       [--tls-cert PEM --tls-key PEM] [--no-patch]\n");
 	process.exit(2);
 }
 
@@ -43,6 +43,7 @@ const opt = {bind: "127.0.0.1", port: 0, portFile: null, log: null,
 		case "--log": opt.log = need(); break;
 		case "--token-file": opt.tokenFile = need(); break;
 		case "--max-count": opt.maxCount = Number(need()); break;
+		case "--no-patch": opt.noPatch = true; break;
 		case "--tls-cert": opt.tlsCert = need(); break;
 		case "--tls-key": opt.tlsKey = need(); break;
 		default: usage(`unknown option '${a[i]}'`);
@@ -438,6 +439,25 @@ app.use((req, res, next) => {
 	};
 	next();
 });
+
+// --no-patch: a service without PATCH (RFC 7643 5: patch.supported
+// false), whose clients must PUT whole resources.
+if (opt.noPatch)
+	app.use((req, res, next) => {
+		if (req.method === "PATCH")
+			return scimError(res, 501, "PATCH is not supported");
+		if (req.method === "GET" && req.path === "/ServiceProviderConfig") {
+			const send = res.send;
+			res.send = function (body) {
+				const j = JSON.parse(typeof body === "string" ?
+				    body : JSON.stringify(body));
+				j.patch = {supported: false};
+				res.send = send;
+				return send.call(this, j);
+			};
+		}
+		next();
+	});
 
 app.use(new SCIMMYRouters({
 	type: "bearer",
