@@ -103,9 +103,11 @@ $(OUT)/fuzz/%: tests/fuzz/%.c tests/fuzz/main.h $(OUT)/libsync.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libsync.a $(LIBS)
 
 # Installs the Debian packages that are missing; without root, prints
-# the one line to run.
+# the one line to run.  scim-deps.sh: node and npm (Debian's, when there
+# is no node) and the SCIM test server's npm packages.
 deps:
 	@sh tests/deps.sh $(DEBS)
+	@sh tests/scim-deps.sh
 
 # The package lists, for tests/0005-deps.t and for CI
 # (examples/ci-workflow.yml installs the build packages).

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "conn.h"
+#include "scim.h"
 #include "graph.h"
 #include "role.h"
 
@@ -333,6 +334,8 @@ sync_connector_url(const struct sync_connector *c)
 		return c->ldap->url;
 	if (c->graph)
 		return c->graph->graph_url;
+	if (c->scim)
+		return c->scim->url;
 	return NULL;
 }
 
@@ -343,6 +346,8 @@ sync_connector_attrs(struct sync_connector *c, enum sync_objtype t)
 		return c->ldap->obj[t].enabled ? &c->ldap->obj[t].attrs : NULL;
 	if (c->graph)
 		return &c->graph->extra[t];
+	if (c->scim)
+		return c->scim->enabled[t] ? &c->scim->extra[t] : NULL;
 	return NULL;
 }
 

@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "export.h"
+#include "scim.h"
 
 static int
 ldap_parse(struct sync_connector *c, struct sync_node *map,
@@ -38,13 +39,30 @@ graph_free(struct sync_connector *c)
 	c->graph = NULL;
 }
 
+static int
+scim_parse(struct sync_connector *c, struct sync_node *map,
+    struct sync_err *err)
+{
+	return sync_scim_conf_parse(c, map, err);
+}
+
+static void
+scim_free(struct sync_connector *c)
+{
+	sync_scim_conf_free(c->scim);
+	c->scim = NULL;
+}
+
 static const struct sync_connops ops[] = {
 	{ "ldap", SYNC_CONN_LDAP, ldap_parse, ldap_free, sync_ldap_import,
-	    sync_ldap_import_delta, sync_ldap_export },
+	    sync_ldap_import_delta, sync_ldap_export, NULL },
 	{ "ad", SYNC_CONN_AD, ldap_parse, ldap_free, sync_ldap_import,
-	    sync_ad_import_delta, sync_ldap_export },
+	    sync_ad_import_delta, sync_ldap_export, NULL },
 	{ "graph", SYNC_CONN_GRAPH, graph_parse, graph_free,
-	    sync_graph_import, sync_graph_import_delta, sync_graph_export },
+	    sync_graph_import, sync_graph_import_delta, sync_graph_export,
+	    NULL },
+	{ "scim", SYNC_CONN_SCIM, scim_parse, scim_free, sync_scim_import,
+	    NULL, sync_scim_export, sync_scim_target_attr },
 };
 
 const struct sync_connops *

@@ -24,6 +24,9 @@ struct xplan;
  *              error; NULL when the kind has no delta.
  *  export      applies the plan p to the connector (see export.h); NULL
  *              when the kind cannot be a target.
+ *  target_attr checks the name of an attribute that a flow of type t
+ *              writes to the connector: 0, or -1 with why (a phrase
+ *              after the name) appended to why; NULL: any name.
  */
 struct sync_connops {
 	const char *type;               /* as the config spells it */
@@ -37,6 +40,8 @@ struct sync_connops {
 	    sync_obj_fn fn, void *ctx, struct sync_import_res *res,
 	    struct sync_err *err);
 	int (*export)(struct xplan *p, struct sync_err *err);
+	int (*target_attr)(enum sync_objtype t, const char *name,
+	    struct sync_buf *why);
 };
 
 /* The row of connector type type ("ldap", ...), or NULL (borrowed). */

@@ -1,6 +1,6 @@
 /*
  * export.h: private interface between the export driver (lib/export.c)
- * and the target writers (lib/graph-export.c).
+ * and the target writers (lib/graph-export.c, lib/scim-export.c).
  */
 #ifndef SYNC_EXPORT_H
 #define SYNC_EXPORT_H
@@ -42,5 +42,6 @@ void xplan_progress(struct xplan *p, const struct sync_export_progress *pr);
 
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 int sync_ldap_export(struct xplan *p, struct sync_err *err);
+int sync_scim_export(struct xplan *p, struct sync_err *err);
 
 #endif

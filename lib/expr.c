@@ -437,7 +437,31 @@ parse_name(struct parser *p, enum nkind k, char close)
 	struct node *n;
 	const char *e;
 
-	e = strchr(p->src + start + 1, close);
+	/*
+	 * An attribute name may hold brackets of its own, balanced, with
+	 * double-quoted strings inside them: SCIM's
+	 * [emails[type eq "work"].value] (see sync-snapshot(5)).
+	 */
+	if (k == N_ATTR) {
+		int depth = 0, quoted = 0;
+
+		for (e = p->src + start + 1; *e; e++) {
+			if (quoted) {
+				if (*e == '\\' && e[1] != '\0')
+					e++;
+				else if (*e == '"')
+					quoted = 0;
+			} else if (*e == '"' && depth > 0)
+				quoted = 1;
+			else if (*e == '[')
+				depth++;
+			else if (*e == close && depth-- == 0)
+				break;
+		}
+		if (*e == '\0')
+			e = NULL;
+	} else
+		e = strchr(p->src + start + 1, close);
 	if (e == NULL)
 		return perr(p, start, "missing '%c'", close);
 	end = (size_t)(e - p->src);

@@ -55,6 +55,7 @@ sync_retry_init(struct sync_retry *r, double seconds)
 	r->until = 0;
 	r->retries = 0;
 	r->throttled = 0;
+	r->throttled_until = 0;
 	r->notify = NULL;
 	r->notify_ctx = NULL;
 	r->notified = -1e9;
@@ -261,7 +262,7 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	n *= size;
 	/* A new status line (a 100 Continue before, a retry): start over. */
 	if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
-		r->request_id[0] = r->content_type[0] = '\0';
+		r->request_id[0] = r->content_type[0] = r->etag[0] = '\0';
 		r->retry_after = -1;
 		free(r->location);
 		r->location = NULL;
@@ -278,6 +279,8 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 		 */
 		header_value(p, n, 12, v, sizeof v);
 		r->retry_after = sync_http_retry_after(v);
+	} else if (header_is(p, n, "etag")) {
+		header_value(p, n, 5, r->etag, sizeof r->etag);
 	} else if (header_is(p, n, "location")) {
 		header_value(p, n, 9, v, sizeof v);
 		free(r->location);
@@ -349,7 +352,10 @@ setup(struct sync_http *h, const struct sync_http_req *q,
 	sync_buf_reset(tmp);
 	sync_buf_addf(tmp, "client-request-id: %s", h->cur->client_request_id);
 	ADDH(tmp->p);
-	ADDH("Accept: application/json");
+	sync_buf_reset(tmp);
+	sync_buf_addf(tmp, "Accept: %s", q->accept ? q->accept :
+	    "application/json");
+	ADDH(tmp->p);
 	/* Bulk sync traffic is the first to give way under load. */
 	ADDH("x-ms-throttle-priority: low");
 	ADDH("Expect:");
@@ -543,7 +549,7 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 		r->location = NULL;
 		r->status = 0;
 		r->retry_after = -1;
-		r->request_id[0] = r->content_type[0] = '\0';
+		r->request_id[0] = r->content_type[0] = r->etag[0] = '\0';
 		r->attempts = attempt + 1;
 		sync_http_guid(r->client_request_id);
 		h->cur = r;
@@ -595,6 +601,8 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 		if (status == 429 || status == 503) {
 			pthread_mutex_lock(&h->retry->mu);
 			h->retry->throttled++;
+			if (mono() + delay > h->retry->throttled_until)
+				h->retry->throttled_until = mono() + delay;
 			pthread_mutex_unlock(&h->retry->mu);
 		}
 		/* A request failing for a while: say so before waiting more. */

@@ -25,6 +25,8 @@ struct sync_retry {
 	double until;           /* when the latest wait ends (CLOCK_MONOTONIC) */
 	unsigned long retries;  /* retries made so far (for tests, stats) */
 	unsigned long throttled;        /* of which after a 429 or a 503 */
+	double throttled_until; /* when the latest such wait ends (SCIM's
+				   connections hold back until then) */
 
 	/*
 	 * Optional, set before the connections are used: told of a
@@ -77,6 +79,7 @@ struct sync_http_req {
 	const char *body;               /* NULL: none */
 	size_t bodylen;
 	const char *content_type;       /* of the body */
+	const char *accept;             /* Accept; NULL: application/json */
 	const char *authorization;      /* header value; never in messages */
 	const char *const *headers;     /* more "Name: value", NULL-ended */
 	int flags;
@@ -91,6 +94,7 @@ struct sync_http_resp {
 	struct sync_buf body;
 	char content_type[128];
 	char request_id[80];            /* the service's request-id header */
+	char etag[128];                 /* the ETag header (SCIM), or "" */
 	char client_request_id[40];     /* the GUID sent with the request */
 	double retry_after;             /* Retry-After in seconds, -1: absent */
 	char *location;                 /* Location header, or NULL */

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "conn.h"
 #include "diff.h"
 
 struct pctx {
@@ -926,10 +927,13 @@ parse_header(struct pctx *c, char *line, size_t len)
 	if ((s->connector = sync_strdup(str)) == NULL)
 		goto nomem;
 	str = json_string_value(json_object_get(h, "connector_type"));
-	if (str == NULL || (strcmp(str, "ldap") != 0 &&
-	    strcmp(str, "ad") != 0 && strcmp(str, "graph") != 0)) {
+	if (str == NULL || sync_connops_find(str) == NULL) {
+		struct sync_buf types = { 0 };
+
+		sync_connops_types(&types);
 		perr(c, hkey_at(line, len, "connector_type"), "header: "
-		    "\"connector_type\" must be \"ldap\", \"ad\" or \"graph\"");
+		    "\"connector_type\" must be %s", types.p ? types.p : "");
+		sync_buf_release(&types);
 		goto out;
 	}
 	if ((s->conntype = sync_strdup(str)) == NULL)

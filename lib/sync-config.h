@@ -81,22 +81,29 @@ enum sync_conn_kind {
 	SYNC_CONN_LDAP,     /* a standards LDAP directory (OpenLDAP, 389-ds) */
 	SYNC_CONN_AD,       /* Active Directory, Samba AD */
 	SYNC_CONN_GRAPH,    /* Entra ID through Microsoft Graph */
+	SYNC_CONN_SCIM,     /* a SCIM 2.0 service provider */
 };
 
 struct sync_ldap_conf;
 struct sync_graph_conf;
+struct sync_scim_conf;
 struct sync_role_conf;
 struct sync_connops;
 
 struct sync_connector {
 	char *name;
 	enum sync_conn_kind kind;
-	const char *typename;           /* "ldap", "ad", "graph" */
+	const char *typename;           /* "ldap", "ad", "graph", "scim" */
 	const struct sync_connops *ops; /* what its kind can do (conn.h) */
 	int line, col;                  /* where it is defined */
 	const char *confdir;            /* the config file's directory */
 	struct sync_ldap_conf *ldap;    /* LDAP and AD */
 	struct sync_graph_conf *graph;  /* Graph */
+	struct sync_scim_conf *scim;    /* SCIM */
+	/* The attribute in which flows into this connector stamp their
+	 * anchor unless they name one (borrowed from the connector's own
+	 * config), or NULL: onPremisesImmutableId. */
+	const char *anchor_attr;
 	/* %Name% in expressions over this connector's objects: names[i]
 	 * has the value values[i] (the parameters key, then the defaults
 	 * derived from base_dn and the name) */

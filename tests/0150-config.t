@@ -67,7 +67,7 @@ connectors:
     base_dn: dc=example,dc=org
 EOF
 
-bad bad-type "sync-import: bad-type.yaml:3:11: unknown connector type 'sql' (expected ldap, ad or graph)" <<'EOF'
+bad bad-type "sync-import: bad-type.yaml:3:11: unknown connector type 'sql' (expected ldap, ad, graph or scim)" <<'EOF'
 connectors:
   dir:
     type: sql
