@@ -54,6 +54,11 @@ struct snap {
 	size_t maplen;
 	int fd;                 /* the file, open for a delta, or -1 */
 	size_t body;            /* offset in buf of the first object's line */
+	/* the long lines snap_find has seen: start and end in buf */
+	struct snap_long {
+		size_t start, end;
+	} *longl;
+	size_t nlong, caplong;
 	char *connector, *conntype, *time;
 	/* the config's connector of that name (borrowed), for the
 	 * expression parameters; NULL when the config has none */
@@ -109,7 +114,7 @@ struct snap *snap_load_head(const char *path, struct sync_err *err);
  * anchor, 0 when not, -1 (err set) when a line looked at is not as the
  * writer writes it.
  */
-int snap_find(const struct snap *s, const char *anchor, size_t *off,
+int snap_find(struct snap *s, const char *anchor, size_t *off,
     size_t *len, struct sync_err *err);
 /*
  * For a delta import, prev's unchanged objects as lines for

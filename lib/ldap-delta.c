@@ -35,6 +35,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <lber.h>
@@ -784,6 +785,186 @@ check_cookie(struct sync_connector *c, const struct snap *s, const char *prev,
 	return 0;
 }
 
+/*
+ * The type of the line (with its newline) when it ends with the id
+ * uuid, as the writer ends a line; -1 when it does not.
+ */
+static int
+line_type(const char *line, size_t len, const char *uuid)
+{
+	char tail[128];
+	int t, n;
+
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		n = snprintf(tail, sizeof tail, ",\"id\":\"%s\",\"type\":\"%s\"}\n",
+		    uuid, sync_objtype_name(t));
+		if (n > 0 && (size_t)n < sizeof tail && (size_t)n < len &&
+		    memcmp(line + len - n, tail, (size_t)n) == 0)
+			return t;
+	}
+	return -1;
+}
+
+/* A line of prev that a change replaces or a delete removes. */
+struct gone {
+	size_t off, len;
+	int type;
+};
+
+static int
+gone_cmp(const void *x, const void *y)
+{
+	const struct gone *a = x, *b = y;
+
+	return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/*
+ * prev's lines of the entries of one set (td[t].chg or td[t].del) added
+ * to g; 1 when a line is not as expected (the caller then parses prev),
+ * 0, or -1 with err set.
+ */
+static int
+find_gone(struct snap *s, struct tdelta *td, int t, json_t *set,
+    int deleted, struct gone **g, size_t *n, size_t *cap, size_t *changed,
+    struct sync_err *err)
+{
+	const char *u;
+	json_t *v;
+	size_t off, len;
+	int rc, lt;
+
+	json_object_foreach(set, u, v) {
+		/* changed again after its delete: it is a change */
+		if (deleted && json_object_get(td[t].chg, u) != NULL)
+			continue;
+		if ((rc = snap_find(s, u, &off, &len, err)) == -1)
+			return 1;
+		if (rc == 0)
+			continue;       /* not in prev: a new entry */
+		/* the id must be the anchor; another type's line stays, as
+		 * in kept_by_walk */
+		if ((lt = line_type(s->buf + 1 + off, len, u)) == -1)
+			return 1;
+		if (lt != t)
+			continue;
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 256;
+			struct gone *ng = realloc(*g, nc * sizeof *ng);
+
+			if (ng == NULL)
+				return sync_errf(err, "out of memory");
+			*g = ng;
+			*cap = nc;
+		}
+		(*g)[*n].off = off;
+		(*g)[*n].len = len;
+		(*g)[*n].type = t;
+		(*n)++;
+		if (deleted)
+			(*changed)++;
+	}
+	return 0;
+}
+
+/*
+ * prev's unchanged lines without parsing prev (loaded by snap_load_head):
+ * when the anchor is entryUUID, the line of an entry the server names is
+ * the line whose anchor is that entryUUID, found by a binary search of
+ * the file, which is in anchor order.  Without a present phase the
+ * server names every entry changed or deleted, so every other line of
+ * prev is kept, in the ranges between those found: the cost is in
+ * proportion to the changes, not to prev.  *kl is then the kept lines;
+ * 1 when this cannot be done (a present phase, another anchor, a line
+ * not as expected), -1 with err set.
+ */
+static int
+kept_by_lookup(struct sync_connector *c, struct snap *s,
+    struct tdelta *td, struct sync_lines **kl, size_t *changed,
+    struct sync_err *err)
+{
+	struct sync_ldap_conf *lc = c->ldap;
+	struct gone *g = NULL;
+	size_t n = 0, cap = 0, i, pos, ng[SYNC_NOBJTYPES] = { 0 };
+	size_t nchanged = 0;
+	int t, rc = 1;
+
+	*kl = NULL;
+	if (lc->anchor.n != 1 || strcasecmp(lc->anchor.v[0], "entryUUID") != 0)
+		return 1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if (td[t].pbases.n > 0 || (s->counts[t] > 0 &&
+		    !lc->obj[t].enabled))
+			return 1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if ((rc = find_gone(s, td, t, td[t].chg, 0, &g, &n, &cap,
+		    &nchanged, err)) != 0 ||
+		    (rc = find_gone(s, td, t, td[t].del, 1, &g, &n, &cap,
+		    &nchanged, err)) != 0)
+			goto out;
+	rc = 1;
+	if (n > 1)
+		qsort(g, n, sizeof *g, gone_cmp);
+	for (i = 0; i < n; i++)
+		if (++ng[g[i].type] > s->counts[g[i].type] ||
+		    (i > 0 && g[i].off == g[i - 1].off))
+			goto out;       /* the header does not count them */
+	if ((*kl = snap_lines_new(s)) == NULL)
+		goto nomem;
+	for (i = 0, pos = s->body - 1; i < n; pos = g[i].off + g[i].len, i++)
+		if (snap_lines_range(*kl, pos, g[i].off - pos) == -1)
+			goto nomem;
+	if (snap_lines_range(*kl, pos, s->size - pos) == -1)
+		goto nomem;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		(*kl)->counts[t] = s->counts[t] - ng[t];
+	*changed += nchanged;
+	rc = 0;
+	goto out;
+nomem:
+	rc = sync_errf(err, "%s: out of memory", c->name);
+out:
+	free(g);
+	if (rc != 0) {
+		sync_lines_free(*kl);
+		*kl = NULL;
+	}
+	return rc;
+}
+
+/*
+ * prev's unchanged lines by a walk of all its objects (prev parsed by
+ * snap_load_skel): for a present phase, which names the entries that
+ * did not change, and for any other anchor than entryUUID.
+ */
+static int
+kept_by_walk(struct sync_connector *c, const struct snap *s,
+    struct tdelta *td, struct sync_lines **kl, size_t *changed)
+{
+	size_t k;
+
+	if ((*kl = snap_lines_new(s)) == NULL)
+		return -1;
+	for (k = 0; k < s->nobjs; k++) {
+		const struct dobj *d = &s->objs[k];
+		struct tdelta *tt = &td[d->type];
+
+		if (!c->ldap->obj[d->type].enabled)
+			continue;
+		/* a changed entry is handed on below, with the new ones */
+		if (json_object_get(tt->chg, s->buf + d->id) != NULL)
+			continue;
+		if (json_object_get(tt->del, s->buf + d->id) != NULL ||
+		    not_present(tt, s, d)) {
+			(*changed)++;
+			continue;
+		}
+		if (snap_lines_add(*kl, s, k) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 sync_ldap_import_delta(struct sync_connector *c, const char *prev,
     sync_obj_fn fn, void *ctx, struct sync_import_res *res,
@@ -797,12 +978,13 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	struct berval *ck = NULL;
 	struct search *srch = NULL;
 	struct snap *s;
-	size_t nsrch = 0, i, k;
+	size_t nsrch = 0, i;
 	int t, rc = -1, opened = 0;
 
 	memset(td, 0, sizeof td);
 	memset(attrs, 0, sizeof attrs);
-	if ((s = snap_load_skel(prev, err)) == NULL)
+	/* the header only: the rest is read where it is needed */
+	if ((s = snap_load_head(prev, err)) == NULL)
 		return -1;
 	if (snap_delta_base(s, prev, c->name, err) == -1)
 		goto out;
@@ -848,26 +1030,29 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	/*
 	 * prev's unchanged objects are left in its file, for the writer to
 	 * copy (res->kept); the changed and new ones are handed to fn.
+	 * Where they cannot be found by a look-up, prev is parsed (the
+	 * same file: its cookie is checked to be the one used).
 	 */
-	if ((kl = snap_lines_new(s)) == NULL)
-		goto nomem;
-	for (k = 0; k < s->nobjs; k++) {
-		const struct dobj *d = &s->objs[k];
-		struct tdelta *tt = &td[d->type];
+	if ((rc = kept_by_lookup(c, s, td, &kl, &res->changed, err)) == -1)
+		goto out;
+	if (rc == 1) {
+		struct snap *full;
 
-		if (!c->ldap->obj[d->type].enabled)
-			continue;
-		/* a changed entry is handed on below, with the new ones */
-		if (json_object_get(tt->chg, s->buf + d->id) != NULL)
-			continue;
-		if (json_object_get(tt->del, s->buf + d->id) != NULL ||
-		    not_present(tt, s, d)) {
-			res->changed++;
-			continue;
+		rc = -1;
+		if ((full = snap_load_skel(prev, err)) == NULL)
+			goto out;
+		if (full->cookie == NULL || strcmp(full->cookie, s->cookie) != 0) {
+			snap_free(full);
+			sync_errf(err, "%s: the file changed during the import",
+			    prev);
+			goto out;
 		}
-		if (snap_lines_add(kl, s, k) == -1)
+		snap_free(s);
+		s = full;
+		if (kept_by_walk(c, s, td, &kl, &res->changed) == -1)
 			goto nomem;
 	}
+	rc = -1;
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		for (i = 0; i < td[t].nobjs; i++) {
 			if (td[t].objs[i].anchor == NULL)
