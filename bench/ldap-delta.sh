@@ -14,8 +14,14 @@
 # slapd is restarted, which empties its session log, and the delta is
 # timed again: a present phase, where the server lists the entryUUID of
 # every unchanged entry.  Goal: delta at most 5% of the full import.
+# Each row also gives the CPU time of sync-import (user+sys) and of
+# slapd per run, and the floor rows what no delta can avoid: a process
+# start (sync-import --version), and a durable copy of the previous
+# snapshot (cp, which uses copy_file_range(2) as the delta does; fsync;
+# rename over the last copy; fsync of the directory: what sync-import's
+# atomic output costs), each as a share of the full import.
 # Environment: RUNS, SYNC_IMPORT (default bin/sync-import), KEEP_TMP=1.
-# Needs slapd and ldap-utils.
+# Needs slapd, ldap-utils and GNU time (/usr/bin/time).
 
 . "$(dirname "$0")/../tests/lib.sh"
 lib_quiet
@@ -25,7 +31,7 @@ N=${1:-${BENCH_DELTA_N:-100000}}
 RUNS=${RUNS:-5}
 SOURCE_DATE_EPOCH=1700000000
 export SOURCE_DATE_EPOCH
-for _c in slapd slapadd ldapmodify awk; do
+for _c in slapd slapadd ldapmodify awk /usr/bin/time; do
 	command -v "$_c" >/dev/null 2>&1 || {
 		echo "bench/ldap-delta.sh: '$_c' not found" >&2; exit 2; }
 done
@@ -95,27 +101,46 @@ awk -v n="$N" 'BEGIN {
 }' >"$T/changes.ldif"
 slapd_modify "$T/changes.ldif" || { echo "bench/ldap-delta.sh: ldapmodify failed" >&2; exit 2; }
 
-# timed NAME CMD...: one warm-up, then RUNS runs; appends "NAME mean sd"
-# (seconds) to $T/results
+# slapd_cpu: CPU ticks (user+sys) slapd has used so far.
+slapd_cpu() {
+	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$SLAPD_PID/stat"
+}
+
+# timed NAME CMD...: one warm-up, then RUNS runs; appends "NAME mean sd
+# cpu slapd-cpu" (seconds; the CPU times per run) to $T/results
 : >"$T/results"
 timed() {
 	_name=$1; shift
 	"$@" || exit 2
 	: >"$T/times"
 	_r=0
+	_c0=$(slapd_cpu)
 	while [ $_r -lt "$RUNS" ]; do
 		_t0=$(date +%s%N)
-		"$@" || exit 2
+		/usr/bin/time -f "%U %S" -o "$T/cpu" "$@" || exit 2
 		_t1=$(date +%s%N)
-		echo $(( (_t1 - _t0) / 1000 )) >>"$T/times"
+		echo $(( (_t1 - _t0) / 1000 )) $(cat "$T/cpu") >>"$T/times"
 		_r=$((_r + 1))
 	done
-	awk -v n="$_name" '{ s += $1; q += $1 * $1; k++ } END {
+	_c1=$(slapd_cpu)
+	awk -v n="$_name" -v sc=$((_c1 - _c0)) -v hz="$(getconf CLK_TCK)" \
+	    '{ s += $1; q += $1 * $1; c += $2 + $3; k++ } END {
 		m = s / k; v = q / k - m * m; if (v < 0) v = 0
-		printf "%s %.4f %.4f\n", n, m / 1e6, sqrt(v) / 1e6 }' "$T/times" >>"$T/results"
+		printf "%s %.4f %.4f %.4f %.4f\n", n, m / 1e6, sqrt(v) / 1e6,
+		    c / k, sc / hz / k }' "$T/times" >>"$T/results"
 }
+
+# FLOOR_COPY: what writing the snapshot durably costs, without reading
+# the directory: cp (copy_file_range), fsync, rename over the last copy,
+# fsync of the directory, as sync_out_commit does (sh, cp, sync, mv and
+# sync are four process starts more, a few ms).
+FLOOR_COPY='cp "$1/prev.snap" "$1/floor.tmp" && sync "$1/floor.tmp" &&
+	mv "$1/floor.tmp" "$1/floor.snap" && sync "$1"'
+
 timed full $SI -o "$T/full.snap" dir
 timed delta-sessionlog $SI -d "$T/prev.snap" -o "$T/delta.snap" dir
+timed floor-start sh -c '"$1" --version >/dev/null' sh "$SYNC_IMPORT"
+timed floor-copy sh -c "$FLOOR_COPY" sh "$T"
 cmp "$T/full.snap" "$T/delta.snap" ||
 	{ echo "bench/ldap-delta.sh: the delta and the full snapshot differ" >&2; exit 2; }
 $SYNC_IMPORT -c "$T/delta.yaml" -d "$T/prev.snap" -o "$T/delta.snap" dir 2>"$T/delta.err"
@@ -129,7 +154,8 @@ echo
 echo "== sync-import -d vs a full import: $N users, $((N / 100 + 1)) groups, $((N / 100)) changes"
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
 echo "delta: $(cat "$T/delta.err")"
-awk 'NR == 1 { f = $2 } { printf "%-18s %8.3f s +- %.3f  %6.1f%% of full\n", $1, $2, $3, 100 * $2 / f }
-END { }' "$T/results"
-awk 'NR == 1 { f = $2 } NR == 2 { r = $2 / f; printf "goal (session log): delta <= 5%% of full: %s\n", r <= 0.05 ? "met" : "NOT met" }' "$T/results"
+awk 'NR == 1 { f = $2; print "run                    wall              of full   cpu (sync-import)  cpu (slapd)" }
+{ printf "%-18s %8.3f s +- %.3f  %6.1f%%  %8.3f s  %8.3f s\n", $1, $2, $3, 100 * $2 / f, $4, $5 }' "$T/results"
+awk 'NR == 1 { f = $2 } NR == 2 { r = $2 / f; printf "goal (session log): delta <= 5%% of full: %s\n", r <= 0.05 ? "met" : "NOT met" }
+$1 ~ /^floor/ { fl += $2 } END { printf "floor (process start + durable copy): %.1f%% of full\n", 100 * fl / f }' "$T/results"
 slapd_stop

@@ -52,6 +52,13 @@ struct snap {
 	size_t aoff, aend;      /* its first free byte, its end (offsets) */
 	void *map;              /* a private mapping holding buf, or NULL */
 	size_t maplen;
+	int fd;                 /* the file, open for a delta, or -1 */
+	size_t body;            /* offset in buf of the first object's line */
+	/* the long lines snap_find has seen: start and end in buf */
+	struct snap_long {
+		size_t start, end;
+	} *longl;
+	size_t nlong, caplong;
 	char *connector, *conntype, *time;
 	/* the config's connector of that name (borrowed), for the
 	 * expression parameters; NULL when the config has none */
@@ -92,14 +99,36 @@ struct snap *snap_load(const char *path, struct sync_err *err);
  */
 struct snap *snap_load_skel(const char *path, struct sync_err *err);
 /*
+ * The header of a snapshot, for a delta import: the file is mapped and
+ * stays open (s->fd), its first line is parsed and checked, and of the
+ * rest only that it ends a line; s->nobjs is 0.  snap_find looks
+ * objects up in it.
+ */
+struct snap *snap_load_head(const char *path, struct sync_err *err);
+/*
+ * A binary search of s's lines by anchor (in s->objs when they were
+ * parsed, else in the file, which is in anchor order): *off is the
+ * offset in the file of the first line whose anchor is not below
+ * anchor (the file's size when there is none) and *len that line's
+ * length with its newline (0 at the end).  1 when that line's anchor is
+ * anchor, 0 when not, -1 (err set) when a line looked at is not as the
+ * writer writes it.
+ */
+int snap_find(struct snap *s, const char *anchor, size_t *off,
+    size_t *len, struct sync_err *err);
+/*
  * For a delta import, prev's unchanged objects as lines for
  * sync_snapw_lines, copied from the file as they are: snap_lines_new
  * starts an empty set (NULL when out of memory), snap_lines_add adds
- * object i (in increasing i), snap_lines_take hands s over to the lines
- * (sync_lines_free frees it).  The lines are read only after that.
+ * object i (in increasing i) of a parsed snapshot, snap_lines_range
+ * the bytes off..off+len of the file (lines, in increasing offsets,
+ * the caller counting them in l->counts), snap_lines_take hands s over
+ * to the lines (sync_lines_free frees it).  The lines are read only
+ * after that.  -1 when out of memory.
  */
 struct sync_lines *snap_lines_new(const struct snap *s);
 int snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i);
+int snap_lines_range(struct sync_lines *l, size_t off, size_t len);
 void snap_lines_take(struct sync_lines *l, struct snap *s);
 /* Parses a snapshot from memory; buf is taken (freed by snap_free). */
 struct snap *snap_parse(const char *name, char *buf, size_t len,

@@ -33,8 +33,11 @@
  *
  * The delta import of an ad connector, by DirSync, is at the end.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <lber.h>
@@ -50,13 +53,24 @@ struct search {
 	const char *base;
 };
 
+/*
+ * entryUUIDs as their 16 bytes, sorted once all are in: a present phase
+ * names every unchanged entry, and 100,000 of them cost a tenth of a
+ * second in a hash of strings (the text, a key, a value each).
+ */
+struct uuids {
+	unsigned char (*v)[16];
+	size_t n, cap;
+};
+
 /* What the delta searches of one type found. */
 struct tdelta {
 	struct sync_obj *objs;  /* entries changed or added */
 	size_t nobjs, cap;
 	json_t *chg;            /* entryUUID -> index in objs */
 	json_t *del;            /* entryUUID -> true: deleted */
-	json_t *present;        /* entryUUID -> true: unchanged */
+	struct uuids pres;      /* entryUUIDs named present: unchanged */
+	struct uuids chgk, delk;        /* chg's and del's keys, for a scan */
 	struct sync_strv pbases;        /* bases refreshed with presents */
 };
 
@@ -309,6 +323,85 @@ uuid_text(const struct berval *u, char out[37])
 }
 
 static int
+uuids_add(struct uuids *u, const void *p)
+{
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 1024;
+		unsigned char (*v)[16] = realloc(u->v, cap * sizeof *v);
+
+		if (v == NULL)
+			return -1;
+		u->v = v;
+		u->cap = cap;
+	}
+	memcpy(u->v[u->n++], p, 16);
+	return 0;
+}
+
+static int
+uuid16_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* Sorted (the server may well have sent them in order already). */
+static void
+uuids_sort(struct uuids *u)
+{
+	size_t i;
+
+	for (i = 1; i < u->n; i++)
+		if (memcmp(u->v[i - 1], u->v[i], 16) > 0)
+			break;
+	if (i < u->n)
+		qsort(u->v, u->n, sizeof *u->v, uuid16_cmp);
+}
+
+static int
+uuids_has(const struct uuids *u, const unsigned char k[16])
+{
+	size_t lo = 0, hi = u->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = memcmp(u->v[mid], k, 16)) == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The 16 bytes of an entryUUID written as uuid_text writes it, or -1. */
+static int
+uuid_bytes(const char *p, size_t len, unsigned char out[16])
+{
+	size_t i, j = 0;
+	int hi, lo;
+
+	if (len != 36)
+		return -1;
+	for (i = 0; i < 36; i += 2) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (p[i] != '-')
+				return -1;
+			i++;
+		}
+		hi = p[i] >= '0' && p[i] <= '9' ? p[i] - '0' :
+		    p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10 : -1;
+		lo = p[i + 1] >= '0' && p[i + 1] <= '9' ? p[i + 1] - '0' :
+		    p[i + 1] >= 'a' && p[i + 1] <= 'f' ? p[i + 1] - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[j++] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static int
 set_true(json_t *set, const char *uuid)
 {
 	return json_object_set_new(set, uuid, json_true());
@@ -344,14 +437,12 @@ static int
 sync_info(struct run *r, LDAPMessage *m, struct sync_err *err)
 {
 	struct sync_ldap *l = r->l;
-	struct berval *data = NULL, ck = { 0, NULL };
-	BerVarray uuids = NULL;
+	struct berval *data = NULL, ck = { 0, NULL }, uv;
 	BerElement *ber = NULL;
-	char *oid = NULL, u[37];
+	char *oid = NULL, *last, u[37];
 	ber_len_t len;
 	ber_tag_t tag;
 	ber_int_t b;
-	size_t i;
 	int rc = -1;
 
 	if (ldap_parse_intermediate(l->ld, m, &oid, &data, NULL, 0) !=
@@ -394,13 +485,22 @@ sync_info(struct run *r, LDAPMessage *m, struct sync_err *err)
 		if (tag == LBER_BOOLEAN && ber_scanf(ber, "b", &b) ==
 		    LBER_ERROR)
 			goto bad;
-		if (ber_scanf(ber, "[W]", &uuids) == LBER_ERROR)
-			goto bad;
-		for (i = 0; uuids && uuids[i].bv_val; i++) {
-			if (uuid_text(&uuids[i], u) == -1)
+		/*
+		 * The set is walked where it is ("[W]" would copy each of
+		 * a present phase's 100,000 values into an array first).
+		 */
+		for (tag = ber_first_element(ber, &len, &last);
+		    tag != LBER_DEFAULT; tag = ber_next_element(ber, &len,
+		    last)) {
+			if (ber_scanf(ber, "m", &uv) == LBER_ERROR ||
+			    uv.bv_len != 16)
 				goto bad;
-			if ((b ? gone(r->td, u) : set_true(r->td->present, u)) ==
-			    -1)
+			if (b) {
+				if (uuid_text(&uv, u) == -1)
+					goto bad;
+				if (gone(r->td, u) == -1)
+					goto nomem;
+			} else if (uuids_add(&r->td->pres, uv.bv_val) == -1)
 				goto nomem;
 		}
 		break;
@@ -418,7 +518,6 @@ bad:
 nomem:
 	sync_errf(err, "%s: out of memory", l->c->name);
 out:
-	ber_bvarray_free(uuids);
 	if (ber)
 		ber_free(ber, 1);
 	ber_bvfree(data);
@@ -458,7 +557,7 @@ sync_entry(struct run *r, LDAPMessage *m, struct sync_err *err)
 		goto nomem;
 	switch (state) {
 	case LDAP_SYNC_PRESENT:
-		if (set_true(td->present, u) == -1)
+		if (uuids_add(&td->pres, uuid.bv_val) == -1)
 			goto nomem;
 		break;
 	case LDAP_SYNC_DELETE:
@@ -691,9 +790,11 @@ static int
 not_present(const struct tdelta *td, const struct snap *s,
     const struct dobj *d)
 {
+	unsigned char k[16];
 	size_t i;
 
-	if (json_object_get(td->present, s->buf + d->id) != NULL)
+	if (uuid_bytes(s->buf + d->id, strlen(s->buf + d->id), k) == 0 &&
+	    uuids_has(&td->pres, k))
 		return 0;
 	for (i = 0; i < td->pbases.n; i++)
 		if (d->dn && sync_dn_under(s->buf + d->dn, td->pbases.v[i]))
@@ -784,6 +885,377 @@ check_cookie(struct sync_connector *c, const struct snap *s, const char *prev,
 	return 0;
 }
 
+/*
+ * The type of the line (with its newline) when it ends with the id
+ * uuid, as the writer ends a line; -1 when it does not.
+ */
+static int
+line_type(const char *line, size_t len, const char *uuid)
+{
+	static const char id[] = ",\"id\":\"", type[] = "\",\"type\":\"";
+	const char *name, *q;
+	size_t n, need;
+	int t;
+
+	if (strlen(uuid) != 36)
+		return -1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++) {
+		name = sync_objtype_name(t);
+		n = strlen(name);
+		need = sizeof id - 1 + 36 + sizeof type - 1 + n + 3;
+		if (len <= need)
+			continue;
+		q = line + len - need;
+		if (memcmp(q, id, sizeof id - 1) == 0 &&
+		    memcmp(q + sizeof id - 1, uuid, 36) == 0 &&
+		    memcmp(q + sizeof id - 1 + 36, type, sizeof type - 1) == 0 &&
+		    memcmp(q + need - n - 3, name, n) == 0 &&
+		    memcmp(q + need - 3, "\"}\n", 3) == 0)
+			return t;
+	}
+	return -1;
+}
+
+/* A line of prev that a change replaces or a delete removes. */
+struct gone {
+	size_t off, len;
+	int type;
+};
+
+static int
+gone_cmp(const void *x, const void *y)
+{
+	const struct gone *a = x, *b = y;
+
+	return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/*
+ * prev's lines of the entries of one set (td[t].chg or td[t].del) added
+ * to g; 1 when a line is not as expected (the caller then parses prev),
+ * 0, or -1 with err set.
+ */
+static int
+find_gone(struct snap *s, struct tdelta *td, int t, json_t *set,
+    int deleted, struct gone **g, size_t *n, size_t *cap, size_t *changed,
+    struct sync_err *err)
+{
+	const char *u;
+	json_t *v;
+	size_t off, len;
+	int rc, lt;
+
+	json_object_foreach(set, u, v) {
+		/* changed again after its delete: it is a change */
+		if (deleted && json_object_get(td[t].chg, u) != NULL)
+			continue;
+		if ((rc = snap_find(s, u, &off, &len, err)) == -1)
+			return 1;
+		if (rc == 0)
+			continue;       /* not in prev: a new entry */
+		/* the id must be the anchor; another type's line stays, as
+		 * in kept_by_walk */
+		if ((lt = line_type(s->buf + 1 + off, len, u)) == -1)
+			return 1;
+		if (lt != t)
+			continue;
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 256;
+			struct gone *ng = realloc(*g, nc * sizeof *ng);
+
+			if (ng == NULL)
+				return sync_errf(err, "out of memory");
+			*g = ng;
+			*cap = nc;
+		}
+		(*g)[*n].off = off;
+		(*g)[*n].len = len;
+		(*g)[*n].type = t;
+		(*n)++;
+		if (deleted)
+			(*changed)++;
+	}
+	return 0;
+}
+
+/*
+ * prev's unchanged lines without parsing prev (loaded by snap_load_head):
+ * when the anchor is entryUUID, the line of an entry the server names is
+ * the line whose anchor is that entryUUID, found by a binary search of
+ * the file, which is in anchor order.  Without a present phase the
+ * server names every entry changed or deleted, so every other line of
+ * prev is kept, in the ranges between those found: the cost is in
+ * proportion to the changes, not to prev.  *kl is then the kept lines;
+ * 1 when this cannot be done (a present phase, another anchor, a line
+ * not as expected), -1 with err set.
+ */
+static int
+kept_by_lookup(struct sync_connector *c, struct snap *s,
+    struct tdelta *td, struct sync_lines **kl, size_t *changed,
+    struct sync_err *err)
+{
+	struct sync_ldap_conf *lc = c->ldap;
+	struct gone *g = NULL;
+	size_t n = 0, cap = 0, i, pos, ng[SYNC_NOBJTYPES] = { 0 };
+	size_t nchanged = 0;
+	int t, rc = 1;
+
+	*kl = NULL;
+	if (lc->anchor.n != 1 || strcasecmp(lc->anchor.v[0], "entryUUID") != 0)
+		return 1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if (td[t].pbases.n > 0 || (s->counts[t] > 0 &&
+		    !lc->obj[t].enabled))
+			return 1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if ((rc = find_gone(s, td, t, td[t].chg, 0, &g, &n, &cap,
+		    &nchanged, err)) != 0 ||
+		    (rc = find_gone(s, td, t, td[t].del, 1, &g, &n, &cap,
+		    &nchanged, err)) != 0)
+			goto out;
+	rc = 1;
+	if (n > 1)
+		qsort(g, n, sizeof *g, gone_cmp);
+	for (i = 0; i < n; i++)
+		if (++ng[g[i].type] > s->counts[g[i].type] ||
+		    (i > 0 && g[i].off == g[i - 1].off))
+			goto out;       /* the header does not count them */
+	if ((*kl = snap_lines_new(s)) == NULL)
+		goto nomem;
+	for (i = 0, pos = s->body - 1; i < n; pos = g[i].off + g[i].len, i++)
+		if (snap_lines_range(*kl, pos, g[i].off - pos) == -1)
+			goto nomem;
+	if (snap_lines_range(*kl, pos, s->size - pos) == -1)
+		goto nomem;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		(*kl)->counts[t] = s->counts[t] - ng[t];
+	*changed += nchanged;
+	rc = 0;
+	goto out;
+nomem:
+	rc = sync_errf(err, "%s: out of memory", c->name);
+out:
+	free(g);
+	if (rc != 0) {
+		sync_lines_free(*kl);
+		*kl = NULL;
+	}
+	return rc;
+}
+
+/* The keys of set (entryUUIDs as uuid_text writes them) into u, sorted. */
+static int
+set_uuids(json_t *set, struct uuids *u)
+{
+	unsigned char k[16];
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(set, key, v)
+		if (uuid_bytes(key, strlen(key), k) == 0 && uuids_add(u, k) == -1)
+			return -1;
+	uuids_sort(u);
+	return 0;
+}
+
+/* Whether k is in u, u walked in order: *at only goes forward. */
+static int
+uuids_next(const struct uuids *u, size_t *at, const unsigned char k[16])
+{
+	while (*at < u->n && memcmp(u->v[*at], k, 16) < 0)
+		(*at)++;
+	return *at < u->n && memcmp(u->v[*at], k, 16) == 0;
+}
+
+/*
+ * 1 when the DN of the line p (len bytes, with its newline) is in one of
+ * bases, 0 when not (or it has none), -1 when the line is not JSON.
+ */
+static int
+line_dn_under(const char *p, size_t len, const struct sync_strv *bases)
+{
+	json_t *o = json_loadb(p, len - 1, 0, NULL), *dn;
+	size_t i;
+	int in = 0;
+
+	if (o == NULL)
+		return -1;
+	dn = json_object_get(o, "dn");
+	for (i = 0; json_is_string(dn) && i < bases->n && !in; i++)
+		in = sync_dn_under(json_string_value(dn), bases->v[i]);
+	json_decref(o);
+	return in;
+}
+
+/*
+ * One line of prev for kept_by_scan: 0 kept, 1 left out, 2 left out and
+ * counted as a change, 3 not a line as expected, -1 out of memory.
+ */
+static int
+scan_line(struct sync_connector *c, struct tdelta *td, const char *p,
+    size_t len, size_t at[][3], unsigned char prev[16], int *type)
+{
+	static const char head[] = "{\"anchor\":\"";
+	unsigned char k[16];
+	char u[37];
+	int t;
+
+	if (len < sizeof head + 37 || memcmp(p, head, sizeof head - 1) != 0 ||
+	    p[sizeof head - 1 + 36] != '"')
+		return 3;
+	memcpy(u, p + sizeof head - 1, 36);
+	u[36] = '\0';
+	/* the merges below need the lines in order, as the writer wrote
+	 * them; one out of order is left to the parser to report */
+	if ((t = line_type(p, len, u)) == -1 || uuid_bytes(u, 36, k) == -1 ||
+	    memcmp(prev, k, 16) >= 0)
+		return 3;
+	memcpy(prev, k, 16);
+	*type = t;
+	if (!c->ldap->obj[t].enabled)
+		return 1;
+	/* at[t]: positions in td[t].pres, the changed, the deleted */
+	if (uuids_next(&td[t].chgk, &at[t][1], k))
+		return 1;
+	if (uuids_next(&td[t].delk, &at[t][2], k))
+		return 2;
+	if (uuids_next(&td[t].pres, &at[t][0], k) || td[t].pbases.n == 0)
+		return 0;
+	/* not named: gone, if a present phase covered its DN */
+	switch (line_dn_under(p, len, &td[t].pbases)) {
+	case -1:
+		return 3;
+	case 1:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * prev's unchanged lines after a present phase, when the anchor is
+ * entryUUID: the server named the unchanged entries, so every line of
+ * prev is looked at, but only its anchor and its end (id, type), merged
+ * with the sorted entryUUIDs named; the DN is read only of the lines not
+ * named.  The file is read through a buffer rather than mapped: a first
+ * touch of each of the 20,000 pages of a mapping costs more than the
+ * read (measured on a paravirtualised VM).  The same decisions as
+ * kept_by_walk.  1 when a line is not as expected (then prev is parsed),
+ * -1 with err set.
+ */
+static int
+kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
+    struct sync_lines **kl, size_t *changed, struct sync_err *err)
+{
+	struct sync_ldap_conf *lc = c->ldap;
+	size_t at[SYNC_NOBJTYPES][3], cap = (size_t)1 << 20, have = 0, used;
+	size_t base, nchanged = 0;
+	unsigned char prev[16] = { 0 };
+	char *buf = NULL, *nb, *p, *nl;
+	ssize_t n;
+	int t, rc = 1, r, type = 0;
+
+	*kl = NULL;
+	memset(at, 0, sizeof at);
+	if (lc->anchor.n != 1 || strcasecmp(lc->anchor.v[0], "entryUUID") != 0 ||
+	    s->fd == -1)
+		return 1;
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if (set_uuids(td[t].chg, &td[t].chgk) == -1 ||
+		    set_uuids(td[t].del, &td[t].delk) == -1)
+			goto nomem;
+	if ((*kl = snap_lines_new(s)) == NULL || (buf = malloc(cap)) == NULL)
+		goto nomem;
+	for (base = s->body - 1; base + have < s->size || have > 0;) {
+		if (base + have < s->size) {
+			n = pread(s->fd, buf + have, cap - have,
+			    (off_t)(base + have));
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				rc = n == 0 ? 1 : sync_errno(err, "cannot read "
+				    "'%s'", s->path);
+				goto out;
+			}
+			have += (size_t)n;
+		}
+		for (p = buf; (nl = memchr(p, '\n', have - (size_t)(p - buf))) !=
+		    NULL; p = nl + 1) {
+			if ((r = scan_line(c, td, p, (size_t)(nl + 1 - p), at,
+			    prev, &type)) == -1)
+				goto nomem;
+			if (r == 3)
+				goto out;
+			nchanged += r == 2;
+			if (r == 0) {
+				if (snap_lines_range(*kl, base +
+				    (size_t)(p - buf), (size_t)(nl + 1 - p)) == -1)
+					goto nomem;
+				(*kl)->counts[type]++;
+			}
+		}
+		used = (size_t)(p - buf);
+		if (used == 0 && have == cap) {
+			/* a line longer than the buffer */
+			if ((nb = realloc(buf, cap * 2)) == NULL)
+				goto nomem;
+			buf = nb;
+			cap *= 2;
+			continue;
+		}
+		if (used == 0 && base + have >= s->size)
+			goto out;       /* no newline at the end */
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		base += used;
+	}
+	*changed += nchanged;
+	rc = 0;
+	goto out;
+nomem:
+	rc = sync_errf(err, "%s: out of memory", c->name);
+out:
+	free(buf);
+	if (rc != 0) {
+		sync_lines_free(*kl);
+		*kl = NULL;
+	}
+	return rc;
+}
+
+/*
+ * prev's unchanged lines by a walk of all its objects (prev parsed by
+ * snap_load_skel): for a present phase, which names the entries that
+ * did not change, and for any other anchor than entryUUID.
+ */
+static int
+kept_by_walk(struct sync_connector *c, const struct snap *s,
+    struct tdelta *td, struct sync_lines **kl, size_t *changed)
+{
+	size_t k;
+
+	if ((*kl = snap_lines_new(s)) == NULL)
+		return -1;
+	for (k = 0; k < s->nobjs; k++) {
+		const struct dobj *d = &s->objs[k];
+		struct tdelta *tt = &td[d->type];
+
+		if (!c->ldap->obj[d->type].enabled)
+			continue;
+		/* a changed entry is handed on below, with the new ones */
+		if (json_object_get(tt->chg, s->buf + d->id) != NULL)
+			continue;
+		if (json_object_get(tt->del, s->buf + d->id) != NULL ||
+		    not_present(tt, s, d)) {
+			(*changed)++;
+			continue;
+		}
+		if (snap_lines_add(*kl, s, k) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 sync_ldap_import_delta(struct sync_connector *c, const char *prev,
     sync_obj_fn fn, void *ctx, struct sync_import_res *res,
@@ -797,19 +1269,19 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	struct berval *ck = NULL;
 	struct search *srch = NULL;
 	struct snap *s;
-	size_t nsrch = 0, i, k;
+	size_t nsrch = 0, i;
 	int t, rc = -1, opened = 0;
 
 	memset(td, 0, sizeof td);
 	memset(attrs, 0, sizeof attrs);
-	if ((s = snap_load_skel(prev, err)) == NULL)
+	/* the header only: the rest is read where it is needed */
+	if ((s = snap_load_head(prev, err)) == NULL)
 		return -1;
 	if (snap_delta_base(s, prev, c->name, err) == -1)
 		goto out;
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		if ((td[t].chg = json_object()) == NULL ||
-		    (td[t].del = json_object()) == NULL ||
-		    (td[t].present = json_object()) == NULL)
+		    (td[t].del = json_object()) == NULL)
 			goto nomem;
 	if ((srch = searches(c, &nsrch)) == NULL ||
 	    (ck = calloc(nsrch + 1, sizeof *ck)) == NULL)
@@ -848,26 +1320,33 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	/*
 	 * prev's unchanged objects are left in its file, for the writer to
 	 * copy (res->kept); the changed and new ones are handed to fn.
+	 * Where they cannot be found by a look-up, prev is parsed (the
+	 * same file: its cookie is checked to be the one used).
 	 */
-	if ((kl = snap_lines_new(s)) == NULL)
-		goto nomem;
-	for (k = 0; k < s->nobjs; k++) {
-		const struct dobj *d = &s->objs[k];
-		struct tdelta *tt = &td[d->type];
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		uuids_sort(&td[t].pres);
+	if ((rc = kept_by_lookup(c, s, td, &kl, &res->changed, err)) == 1)
+		rc = kept_by_scan(c, s, td, &kl, &res->changed, err);
+	if (rc == -1)
+		goto out;
+	if (rc == 1) {
+		struct snap *full;
 
-		if (!c->ldap->obj[d->type].enabled)
-			continue;
-		/* a changed entry is handed on below, with the new ones */
-		if (json_object_get(tt->chg, s->buf + d->id) != NULL)
-			continue;
-		if (json_object_get(tt->del, s->buf + d->id) != NULL ||
-		    not_present(tt, s, d)) {
-			res->changed++;
-			continue;
+		rc = -1;
+		if ((full = snap_load_skel(prev, err)) == NULL)
+			goto out;
+		if (full->cookie == NULL || strcmp(full->cookie, s->cookie) != 0) {
+			snap_free(full);
+			sync_errf(err, "%s: the file changed during the import",
+			    prev);
+			goto out;
 		}
-		if (snap_lines_add(kl, s, k) == -1)
+		snap_free(s);
+		s = full;
+		if (kept_by_walk(c, s, td, &kl, &res->changed) == -1)
 			goto nomem;
 	}
+	rc = -1;
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		for (i = 0; i < td[t].nobjs; i++) {
 			if (td[t].objs[i].anchor == NULL)
@@ -896,7 +1375,9 @@ out:
 		free(td[t].objs);
 		json_decref(td[t].chg);
 		json_decref(td[t].del);
-		json_decref(td[t].present);
+		free(td[t].pres.v);
+		free(td[t].chgk.v);
+		free(td[t].delk.v);
 		sync_strv_release(&td[t].pbases);
 		sync_strv_release(&attrs[t]);
 	}

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,9 @@
 
 #include "conn.h"
 #include "diff.h"
+
+/* What load and parse_buf read of a file. */
+enum { LOAD_FULL, LOAD_SKEL, LOAD_HEAD };
 
 struct pctx {
 	struct snap *s;
@@ -1091,14 +1095,14 @@ parse_buf(const char *name, char *buf, size_t len, int skel,
 struct snap *
 snap_parse(const char *name, char *buf, size_t len, struct sync_err *err)
 {
-	return parse_buf(name, buf, len, 0, err);
+	return parse_buf(name, buf, len, LOAD_FULL, err);
 }
 
 struct snap *
 snap_parse_skel(const char *name, char *buf, size_t len,
     struct sync_err *err)
 {
-	return parse_buf(name, buf, len, 1, err);
+	return parse_buf(name, buf, len, LOAD_SKEL, err);
 }
 
 static struct snap *
@@ -1122,14 +1126,17 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 	}
 	s->buf = buf;
 	s->size = len;
+	s->fd = -1;
 	s->arena = s->aoff = (size_t)(arena - buf);
 	s->aend = s->aoff + arenalen;
 	s->map = map;
 	s->maplen = maplen;
-	snap_reserve(s, len);
+	/* the header alone needs no arrays for the objects */
+	if (skel != LOAD_HEAD)
+		snap_reserve(s, len);
 	c.s = s;
 	c.name = name;
-	c.skel = skel;
+	c.skel = skel != LOAD_FULL;
 	for (k = 0; k < 32; k++)
 		c.pos[k] = -1;
 	if ((s->path = sync_strdup(name)) == NULL) {
@@ -1165,6 +1172,18 @@ snap_parse_mapped(const char *name, char *buf, size_t len, char *arena,
 			}
 			if (parse_header(&c, p, (size_t)(nl - p)) == -1)
 				goto fail;
+			s->body = (size_t)(nl + 1 - buf);
+			if (skel == LOAD_HEAD) {
+				/* what follows is looked at only where
+				 * needed: it must at least end a line */
+				if (end[-1] != '\n') {
+					perr(&c, end, "truncated line (no "
+					    "newline at the end of the file)");
+					goto fail;
+				}
+				free(c.ht);
+				return s;
+			}
 			continue;
 		}
 		if (nl == p) {
@@ -1189,7 +1208,7 @@ fail:
 }
 
 static struct snap *
-load(const char *path, int skel, struct sync_err *err)
+load(const char *path, int mode, struct sync_err *err)
 {
 	struct stat st;
 	char *buf;
@@ -1212,7 +1231,12 @@ load(const char *path, int skel, struct sync_err *err)
 	 * lets plain_end read a few bytes past it).  The
 	 * arena for the strings that are copied (anchors, ids, DNs, and
 	 * values with escapes or in base64) follows, touched only as far
-	 * as it is used.
+	 * as it is used.  For a delta (mode LOAD_SKEL or LOAD_HEAD) the
+	 * file stays open, for the writer to copy its unchanged lines from
+	 * (sync_lines).  The pages are mapped ahead (MAP_POPULATE) even
+	 * when only a binary search will look at the file (LOAD_HEAD): a
+	 * page fault each for the thousands of pages a search touches
+	 * costs several times more (measured on a paravirtualised VM).
 	 */
 	if (fd != 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size > 0 && (uint64_t)st.st_size < UINT32_MAX - 8) {
@@ -1227,10 +1251,15 @@ load(const char *path, int skel, struct sync_err *err)
 		    mmap(region + pg, flen, PROT_READ, MAP_PRIVATE |
 		    MAP_FIXED | MAP_POPULATE, fd, 0) != MAP_FAILED) {
 			char *arena = region + pg + fpages + pg;
+			struct snap *s;
 
-			close(fd);
-			return snap_parse_mapped(path, region + pg - 1, flen,
-			    arena, alen, region, mlen, skel, err);
+			s = snap_parse_mapped(path, region + pg - 1, flen,
+			    arena, alen, region, mlen, mode, err);
+			if (s != NULL && mode != LOAD_FULL)
+				s->fd = fd;
+			else
+				close(fd);
+			return s;
 		}
 		if (region != MAP_FAILED)
 			munmap(region, mlen);
@@ -1266,7 +1295,7 @@ load(const char *path, int skel, struct sync_err *err)
 	buf[len + 1] = '\0';
 	if (fd != 0)
 		close(fd);
-	return parse_buf(path, buf, len, skel, err);
+	return parse_buf(path, buf, len, mode, err);
 fail:
 	free(buf);
 	if (fd != 0)
@@ -1277,7 +1306,7 @@ fail:
 struct snap *
 snap_load(const char *path, struct sync_err *err)
 {
-	return load(path, 0, err);
+	return load(path, LOAD_FULL, err);
 }
 
 int
@@ -1298,43 +1327,301 @@ snap_delta_base(const struct snap *s, const char *path,
 struct snap *
 snap_load_skel(const char *path, struct sync_err *err)
 {
-	return load(path, 1, err);
+	return load(path, LOAD_SKEL, err);
+}
+
+struct snap *
+snap_load_head(const char *path, struct sync_err *err)
+{
+	return load(path, LOAD_HEAD, err);
+}
+
+/*
+ * The anchor of the line p..nl (its newline) against key, as strcmp
+ * orders them: *cmp below, at or above 0.  0, or -1 when the line does
+ * not start as the writer starts a line.  An anchor without escapes (an
+ * entryUUID, a GUID in base64) is compared where it is; one with
+ * escapes is decoded first.
+ */
+static int
+anchor_cmp(const char *p, const char *nl, const char *key, int *cmp)
+{
+	static const char head[] = "{\"anchor\":\"";
+	const char *q, *v;
+	size_t n, klen = strlen(key);
+	json_t *j;
+	int c;
+
+	if (nl - p < (ptrdiff_t)sizeof head ||
+	    memcmp(p, head, sizeof head - 1) != 0)
+		return -1;
+	v = p + sizeof head - 1;
+	for (q = v; q < nl && *q != '"' && *q != '\\'; q++)
+		;
+	if (q == nl)
+		return -1;
+	if (*q == '\\') {
+		for (; q < nl && *q != '"'; q++)
+			if (*q == '\\')
+				q++;
+		if (q >= nl || (j = json_loadb(v - 1, (size_t)(q + 1 - v + 1),
+		    JSON_DECODE_ANY, NULL)) == NULL)
+			return -1;
+		if (!json_is_string(j)) {
+			json_decref(j);
+			return -1;
+		}
+		n = json_string_length(j);
+		c = memcmp(json_string_value(j), key, n < klen ? n : klen);
+		json_decref(j);
+	} else {
+		n = (size_t)(q - v);
+		c = memcmp(v, key, n < klen ? n : klen);
+	}
+	*cmp = c != 0 ? c : n < klen ? -1 : n > klen;
+	return 0;
+}
+
+/*
+ * The line of s that holds byte mid (of buf), between lo (a line start)
+ * and end: its start in *ls and its newline in *nl; 0, or -1 when the
+ * file does not end with a newline.  A probe that lands in a long line
+ * (a group of thousands of members) scans to both of its ends, and the
+ * probes of many look-ups land in the same few long lines (those at the
+ * end of the file, for every new anchor): the long lines found are kept
+ * in s->longl, sorted, and found there first.
+ */
+static int
+line_at(struct snap *s, size_t lo, size_t mid, size_t end, size_t *ls,
+    const char **nl)
+{
+	const char *q;
+	size_t a = 0, b = s->nlong, m;
+
+	while (a < b) {
+		m = a + (b - a) / 2;
+		if (s->longl[m].start <= mid)
+			a = m + 1;
+		else
+			b = m;
+	}
+	if (a > 0 && s->longl[a - 1].start >= lo &&
+	    s->longl[a - 1].end > mid) {
+		*ls = s->longl[a - 1].start;
+		*nl = s->buf + s->longl[a - 1].end - 1;
+		return 0;
+	}
+	q = memrchr(s->buf + lo, '\n', mid - lo);
+	*ls = q ? (size_t)(q + 1 - s->buf) : lo;
+	if ((*nl = memchr(s->buf + mid, '\n', end - mid)) == NULL)
+		return -1;
+	if ((size_t)(*nl + 1 - s->buf) - *ls >= 4096) {
+		if (s->nlong == s->caplong) {
+			size_t cap = s->caplong ? s->caplong * 2 : 16;
+			struct snap_long *nlg = realloc(s->longl,
+			    cap * sizeof *nlg);
+
+			if (nlg == NULL)
+				return 0;       /* only slower */
+			s->longl = nlg;
+			s->caplong = cap;
+		}
+		memmove(&s->longl[a + 1], &s->longl[a],
+		    (s->nlong - a) * sizeof *s->longl);
+		s->longl[a].start = *ls;
+		s->longl[a].end = (size_t)(*nl + 1 - s->buf);
+		s->nlong++;
+	}
+	return 0;
+}
+
+int
+snap_find(struct snap *s, const char *anchor, size_t *off, size_t *len,
+    struct sync_err *err)
+{
+	size_t lo, hi, mid, ls, end = s->size + 1;
+	const char *nl;
+	int c = 1;
+
+	if (s->nobjs > 0) {
+		lo = 0;
+		hi = s->nobjs;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (strcmp(s->buf + s->objs[mid].anchor, anchor) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == s->nobjs) {
+			*off = s->size;
+			*len = 0;
+			return 0;
+		}
+		*off = s->objs[lo].off - 1;
+		*len = (lo + 1 < s->nobjs ? s->objs[lo + 1].off : end) -
+		    s->objs[lo].off;
+		return strcmp(s->buf + s->objs[lo].anchor, anchor) == 0;
+	}
+	/*
+	 * The file itself, by byte offsets: lo is always the start of a
+	 * line, every line before it has a lower anchor and none from hi
+	 * on does.  A probe looks at the line that holds mid.
+	 */
+	lo = s->body;
+	hi = end;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (line_at(s, lo, mid, end, &ls, &nl) == -1 ||
+		    anchor_cmp(s->buf + ls, nl, anchor, &c) == -1) {
+			mid = ls;
+			goto bad;
+		}
+		if (c < 0)
+			lo = (size_t)(nl + 1 - s->buf);
+		else
+			hi = ls;
+	}
+	*off = lo - 1;
+	*len = 0;
+	if (lo == end)
+		return 0;
+	if (line_at(s, lo, lo, end, &ls, &nl) == -1 ||
+	    anchor_cmp(s->buf + lo, nl, anchor, &c) == -1) {
+		mid = lo;
+		goto bad;
+	}
+	*len = (size_t)(nl + 1 - (s->buf + lo));
+	return c == 0;
+bad:
+	return sync_errf(err, "%s: byte %zu: not an object's line as "
+	    "sync-import writes it", s->path, mid - 1);
 }
 
 /*
  * Some objects of a snapshot as lines for the writer (struct sync_lines):
- * the snapshot, which holds the file they are in, and the indexes of
- * those kept, in the file's order, which is anchor order.
+ * the snapshot, which holds the file they are in, and the ranges of its
+ * bytes kept, in increasing offsets, which is anchor order.  Where the
+ * writer's output is a file, the ranges go to it by copy_file_range(2):
+ * the kernel copies them from page cache to page cache, with no copy
+ * through user space and no page faults on the mapping.
  */
+struct range {
+	size_t off, len;        /* in the file */
+};
+
 struct kept {
 	struct snap *s;         /* once taken */
-	uint32_t *idx;
-	size_t n, cap, at;
+	struct range *r;
+	size_t n, cap;
+	size_t at;              /* the range the next copy starts in */
+	size_t pos;             /* and the offset */
+	int nocopy;             /* copy_file_range refused: write(2) */
 };
 
 static int
-kept_next(void *ctx, const char **anchor, const char **line, size_t *len)
+kept_seek(void *ctx, const char *anchor, size_t *pos, const char **line,
+    size_t *len, struct sync_err *err)
 {
 	struct kept *k = ctx;
-	const struct dobj *d;
-	size_t i, end;
+	size_t off, n, lo = 0, hi = k->n, mid;
+	int rc;
 
-	if (k->at == k->n)
+	*line = NULL;
+	*len = 0;
+	if ((rc = snap_find(k->s, anchor, &off, &n, err)) == -1)
+		return -1;
+	*pos = off;
+	if (rc == 0)
 		return 0;
-	i = k->idx[k->at++];
-	d = &k->s->objs[i];
-	/* a line ends where the next begins; the file is at buf + 1 */
-	end = i + 1 < k->s->nobjs ? k->s->objs[i + 1].off : k->s->size + 1;
-	*anchor = k->s->buf + d->anchor;
-	*line = k->s->buf + d->off;
-	*len = end - d->off;
-	return 1;
+	/* the line of that anchor, if it is kept: the range that holds it */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (k->r[mid].off + k->r[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < k->n && k->r[lo].off <= off) {
+		*line = k->s->buf + 1 + off;
+		*len = n;
+	}
+	return 0;
+}
+
+/* The bytes off..off+len of the file to fp. */
+static int
+kept_write(struct kept *k, FILE *fp, size_t off, size_t len,
+    struct sync_err *err)
+{
+	loff_t in = (loff_t)off;
+	ssize_t n;
+
+	/*
+	 * A few lines are not worth the flush and the system call; a pipe
+	 * or a file on another kind of file system may refuse the copy.
+	 */
+	if (!k->nocopy && k->s->fd != -1 && len >= 16384) {
+		if (fflush(fp) == EOF)
+			return sync_errno(err, "cannot write the snapshot");
+		while (len > 0) {
+			n = copy_file_range(k->s->fd, &in, fileno(fp), NULL,
+			    len, 0);
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n == -1 && (loff_t)off == in && (errno == EINVAL ||
+			    errno == EXDEV || errno == ENOSYS ||
+			    errno == EOPNOTSUPP || errno == EBADF ||
+			    errno == ETXTBSY)) {
+				k->nocopy = 1;
+				break;
+			}
+			if (n == -1)
+				return sync_errno(err, "cannot write the "
+				    "snapshot");
+			if (n == 0)
+				return sync_errf(err, "%s: the file became "
+				    "shorter while it was copied", k->s->path);
+			len -= (size_t)n;
+		}
+		if (len == 0)
+			return 0;
+	}
+	if (fwrite(k->s->buf + 1 + off, 1, len, fp) != len)
+		return sync_errno(err, "cannot write the snapshot");
+	return 0;
+}
+
+static int
+kept_copy(void *ctx, FILE *fp, size_t pos, struct sync_err *err)
+{
+	struct kept *k = ctx;
+	const struct range *r;
+	size_t a, b;
+
+	for (; k->at < k->n; k->at++) {
+		r = &k->r[k->at];
+		if (r->off >= pos)
+			break;
+		a = r->off > k->pos ? r->off : k->pos;
+		b = r->off + r->len < pos ? r->off + r->len : pos;
+		if (a < b && kept_write(k, fp, a, b - a, err) == -1)
+			return -1;
+		if (r->off + r->len > pos)
+			break;
+	}
+	if (pos > k->pos)
+		k->pos = pos;
+	return 0;
 }
 
 static void
 kept_rewind(void *ctx)
 {
-	((struct kept *)ctx)->at = 0;
+	struct kept *k = ctx;
+
+	k->at = 0;
+	k->pos = 0;
 }
 
 static void
@@ -1343,7 +1630,7 @@ kept_release(void *ctx)
 	struct kept *k = ctx;
 
 	snap_free(k->s);
-	free(k->idx);
+	free(k->r);
 	free(k);
 }
 
@@ -1358,13 +1645,8 @@ snap_lines_new(const struct snap *s)
 		free(l);
 		return NULL;
 	}
-	k->cap = s->nobjs ? s->nobjs : 1;
-	if ((k->idx = malloc(k->cap * sizeof *k->idx)) == NULL) {
-		free(k);
-		free(l);
-		return NULL;
-	}
-	l->next = kept_next;
+	l->seek = kept_seek;
+	l->copy = kept_copy;
 	l->rewind = kept_rewind;
 	l->release = kept_release;
 	l->ctx = k;
@@ -1372,14 +1654,43 @@ snap_lines_new(const struct snap *s)
 }
 
 int
-snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i)
+snap_lines_range(struct sync_lines *l, size_t off, size_t len)
 {
 	struct kept *k = l->ctx;
+	struct range *r;
 
-	if (k->n == k->cap)
-		return -1;      /* cannot happen: one per object at most */
-	k->idx[k->n++] = (uint32_t)i;
-	l->counts[s->objs[i].type]++;
+	if (len == 0)
+		return 0;
+	/* the next line of the file: one range grows */
+	if (k->n > 0 && k->r[k->n - 1].off + k->r[k->n - 1].len == off) {
+		k->r[k->n - 1].len += len;
+		return 0;
+	}
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 64;
+
+		if ((r = realloc(k->r, cap * sizeof *r)) == NULL)
+			return -1;
+		k->r = r;
+		k->cap = cap;
+	}
+	k->r[k->n].off = off;
+	k->r[k->n].len = len;
+	k->n++;
+	return 0;
+}
+
+int
+snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i)
+{
+	const struct dobj *d = &s->objs[i];
+	size_t end;
+
+	/* a line ends where the next begins; the file is at buf + 1 */
+	end = i + 1 < s->nobjs ? s->objs[i + 1].off : s->size + 1;
+	if (snap_lines_range(l, d->off - 1, end - d->off) == -1)
+		return -1;
+	l->counts[d->type]++;
 	return 0;
 }
 
@@ -1395,6 +1706,9 @@ snap_free(struct snap *s)
 	if (s == NULL)
 		return;
 	free(s->path);
+	free(s->longl);
+	if (s->fd != -1)
+		close(s->fd);
 	if (s->map)
 		munmap(s->map, s->maplen);
 	else

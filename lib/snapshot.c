@@ -6,7 +6,10 @@
  * the arena is sorted and spilled to an unlinked temporary file (a run),
  * and the runs are merged at the end.  Memory is then bounded by the
  * limit, not by the number of objects.  The unchanged lines of a delta
- * import's previous snapshot are one more run, read where they are.
+ * import's previous snapshot (struct sync_lines) are not a run: each
+ * object written is looked up in them, and the kept lines before it are
+ * copied in one piece, so that their cost is that of a copy of the file
+ * and not of a line-by-line merge.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -276,10 +279,9 @@ struct rec {
 	size_t len;             /* whole record */
 };
 
-/* A sorted run: a temporary file, or the lines a delta kept. */
+/* A sorted run: a temporary file. */
 struct run {
 	FILE *fp;
-	struct sync_lines *src; /* when fp is NULL */
 	char *abuf, *lbuf;      /* fp's current record */
 	size_t acap, lcap;
 	const char *anchor;     /* current record, NULL at the end */
@@ -295,6 +297,7 @@ struct sync_snapw {
 	size_t nrecs, caprecs;
 	struct run *runs;
 	size_t nruns;
+	struct sync_lines *kept;        /* a delta's unchanged lines, or NULL */
 	size_t counts[SYNC_NOBJTYPES];
 	struct sync_buf line;
 };
@@ -464,12 +467,6 @@ run_next(struct run *r, struct sync_err *err)
 {
 	ssize_t n;
 
-	if (r->fp == NULL) {
-		if (r->src->next(r->src->ctx, &r->anchor, &r->line,
-		    &r->llen) == 0)
-			r->anchor = r->line = NULL;
-		return 0;
-	}
 	if ((n = getdelim(&r->abuf, &r->acap, '\0', r->fp)) == -1) {
 		if (ferror(r->fp))
 			return sync_errno(err, "cannot read a temporary file");
@@ -491,10 +488,7 @@ run_next(struct run *r, struct sync_err *err)
 static void
 run_rewind(struct run *r)
 {
-	if (r->fp)
-		rewind(r->fp);
-	else
-		r->src->rewind(r->src->ctx);
+	rewind(r->fp);
 }
 
 /*
@@ -514,6 +508,32 @@ dup_anchor(const char *anchor, const char *line1, size_t len1,
 }
 
 /*
+ * Before the record anchor/line goes out, the kept lines before it; with
+ * fp NULL nothing is written.  1 when a kept line is that record (the
+ * record is then left out), 0 when it is not, -1 on error (two objects
+ * with one anchor, or a write).
+ */
+static int
+kept_before(struct sync_snapw *w, FILE *fp, const char *anchor,
+    const char *line, size_t len, struct sync_err *err)
+{
+	struct sync_lines *k = w->kept;
+	const char *kl;
+	size_t pos, kll;
+
+	if (k == NULL)
+		return 0;
+	if (k->seek(k->ctx, anchor, &pos, &kl, &kll, err) == -1 ||
+	    (fp && k->copy(k->ctx, fp, pos, err) == -1))
+		return -1;
+	if (kl == NULL)
+		return 0;
+	if (dup_anchor(anchor, kl, kll, line, len, err) == -1)
+		return -1;
+	return 1;
+}
+
+/*
  * Merges the runs in anchor order.  With fp NULL it only checks for
  * duplicate anchors, so that an error is found before anything is written.
  */
@@ -521,10 +541,12 @@ static int
 merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 {
 	struct sync_buf prev = { 0 }, prevline = { 0 };
-	const char *pa = NULL, *pl = NULL, *chunk = NULL;
-	size_t i, best, pll = 0, chunklen = 0;
-	int rc = -1;
+	const char *pa = NULL, *pl = NULL;
+	size_t i, best, pll = 0;
+	int rc = -1, k;
 
+	if (w->kept)
+		w->kept->rewind(w->kept->ctx);
 	for (i = 0; i < w->nruns; i++) {
 		run_rewind(&w->runs[i]);
 		if (run_next(&w->runs[i], err) == -1)
@@ -552,49 +574,30 @@ merge(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 				goto out;
 			continue;
 		}
-		/*
-		 * The record is kept for the duplicate check of the next:
-		 * a source's stay where they are, a file's buffer does not.
-		 */
-		if (r->fp == NULL) {
-			pa = r->anchor;
-			pl = r->line;
-		} else {
-			sync_buf_reset(&prev);
-			sync_buf_reset(&prevline);
-			if (sync_buf_adds(&prev, r->anchor) == -1 ||
-			    sync_buf_add(&prevline, r->line, r->llen) == -1) {
-				sync_errf(err, "out of memory");
-				goto out;
-			}
-			pa = prev.p;
-			pl = prevline.p;
+		/* kept for the duplicate check of the next record */
+		sync_buf_reset(&prev);
+		sync_buf_reset(&prevline);
+		if (sync_buf_adds(&prev, r->anchor) == -1 ||
+		    sync_buf_add(&prevline, r->line, r->llen) == -1) {
+			sync_errf(err, "out of memory");
+			goto out;
 		}
+		pa = prev.p;
+		pl = prevline.p;
 		pll = r->llen;
-		/*
-		 * A source's lines that follow each other in its memory are
-		 * written in one piece: most of a delta's output is long
-		 * stretches of the previous snapshot, which then go to the
-		 * file without a copy through stdio's buffer.
-		 */
-		if (fp && r->fp == NULL && chunk && chunk + chunklen == r->line) {
-			chunklen += r->llen;
-		} else if (fp) {
-			if (chunklen && fwrite(chunk, 1, chunklen, fp) != chunklen)
-				goto fail;
-			chunk = NULL;
-			chunklen = 0;
-			if (r->fp == NULL) {
-				chunk = r->line;
-				chunklen = r->llen;
-			} else if (fwrite(r->line, 1, r->llen, fp) != r->llen)
-				goto fail;
-		}
+		if ((k = kept_before(w, fp, r->anchor, r->line, r->llen,
+		    err)) == -1)
+			goto out;
+		if (k == 1 && fp == NULL)
+			w->counts[type_of(r->line)]--;
+		if (k == 0 && fp && fwrite(r->line, 1, r->llen, fp) != r->llen)
+			goto fail;
 		if (run_next(r, err) == -1)
 			goto out;
 	}
-	if (chunklen && fwrite(chunk, 1, chunklen, fp) != chunklen)
-		goto fail;
+	if (fp && w->kept && w->kept->copy(w->kept->ctx, fp, SIZE_MAX,
+	    err) == -1)
+		goto out;
 	rc = 0;
 	goto out;
 fail:
@@ -609,6 +612,7 @@ int
 sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 {
 	size_t i, j;
+	int k;
 
 	/* Everything in memory: sorted there, no temporary file. */
 	if (w->nruns == 0) {
@@ -630,16 +634,41 @@ sync_snapw_write(struct sync_snapw *w, FILE *fp, struct sync_err *err)
 		}
 		if (w->nrecs)
 			w->nrecs = j + 1;
+		/* a record that is a kept line is left out (len 0) */
+		if (w->kept)
+			w->kept->rewind(w->kept->ctx);
+		for (i = 0; w->kept && i < w->nrecs; i++) {
+			struct rec *r = &w->recs[i];
+			const char *pa = w->arena.p + r->off;
+
+			if ((k = kept_before(w, NULL, pa, pa + r->anchorlen + 1,
+			    r->len - r->anchorlen - 1, err)) == -1)
+				return -1;
+			if (k == 1) {
+				w->counts[type_of(pa + r->anchorlen + 1)]--;
+				r->len = 0;
+			}
+		}
 		if (write_header(w, fp, err) == -1)
 			return -1;
+		if (w->kept)
+			w->kept->rewind(w->kept->ctx);
 		for (i = 0; i < w->nrecs; i++) {
 			const struct rec *r = &w->recs[i];
 			const char *line = w->arena.p + r->off + r->anchorlen + 1;
 			size_t len = r->len - r->anchorlen - 1;
 
+			if (r->len == 0)
+				continue;
+			if (kept_before(w, fp, w->arena.p + r->off, line, len,
+			    err) == -1)
+				return -1;
 			if (fwrite(line, 1, len, fp) != len)
 				return sync_errno(err, "cannot write the snapshot");
 		}
+		if (w->kept && w->kept->copy(w->kept->ctx, fp, SIZE_MAX,
+		    err) == -1)
+			return -1;
 		return 0;
 	}
 	/* The arena becomes the last run; check, then write. */
@@ -661,10 +690,10 @@ sync_snapw_free(struct sync_snapw *w)
 	for (i = 0; i < w->nruns; i++) {
 		if (w->runs[i].fp)
 			fclose(w->runs[i].fp);
-		sync_lines_free(w->runs[i].src);
 		free(w->runs[i].abuf);
 		free(w->runs[i].lbuf);
 	}
+	sync_lines_free(w->kept);
 	free(w->runs);
 	free(w->recs);
 	sync_buf_release(&w->arena);
@@ -676,20 +705,14 @@ int
 sync_snapw_lines(struct sync_snapw *w, struct sync_lines *l,
     struct sync_err *err)
 {
-	struct run *runs;
 	int t;
 
-	if ((runs = realloc(w->runs, (w->nruns + 1) * sizeof *runs)) == NULL) {
+	if (w->kept != NULL) {
 		sync_lines_free(l);
-		return sync_errf(err, "out of memory");
+		return sync_errf(err, "two sets of kept lines for one "
+		    "snapshot");
 	}
-	/*
-	 * The lines are a run like those spilled, already sorted: merged
-	 * with the others as they are read, never held in the arena.
-	 */
-	w->runs = runs;
-	memset(&runs[w->nruns], 0, sizeof *runs);
-	runs[w->nruns++].src = l;
+	w->kept = l;
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		w->counts[t] += l->counts[t];
 	return 0;

@@ -318,17 +318,20 @@ void sync_snapw_free(struct sync_snapw *w);
 
 /*
  * Lines already in snapshot form and in anchor order: the objects of the
- * previous snapshot that a delta import left unchanged.  Parsing and
- * serialising them again would cost what a full import costs, so the
- * writer copies them as they are, merged with the objects added.  next
- * gives the following line (its anchor and the line with its newline,
- * both borrowed until release) and returns 1, or 0 at the end;
- * rewind starts again from the first; release frees ctx.  counts are
- * the lines per type.
+ * previous snapshot that a delta import left unchanged, pieces of its
+ * file.  Parsing and serialising them again would cost what a full
+ * import costs, so the writer copies them as they are, merged with the
+ * objects added.  seek gives where a line of anchor goes (*pos, for
+ * copy) and the kept line of that anchor (*line, *len, with its
+ * newline, borrowed until release) or NULL; copy writes to fp the kept
+ * lines from where the last copy ended up to pos (SIZE_MAX: all the
+ * rest); both return 0, or -1 with err set.  rewind starts again from
+ * the first; release frees ctx.  counts are the lines per type.
  */
 struct sync_lines {
-	int (*next)(void *ctx, const char **anchor, const char **line,
-	    size_t *len);
+	int (*seek)(void *ctx, const char *anchor, size_t *pos,
+	    const char **line, size_t *len, struct sync_err *err);
+	int (*copy)(void *ctx, FILE *fp, size_t pos, struct sync_err *err);
 	void (*rewind)(void *ctx);
 	void (*release)(void *ctx);
 	void *ctx;
