@@ -1230,9 +1230,9 @@ load(const char *path, int mode, struct sync_err *err)
 	 * as it is used.  For a delta (mode LOAD_SKEL or LOAD_HEAD) the
 	 * file stays open, for the writer to copy its unchanged lines from
 	 * (sync_lines).  The pages are mapped ahead (MAP_POPULATE) even
-	 * when only a binary search will look at the file (LOAD_HEAD): a
-	 * page fault each for the thousands of pages a search touches
-	 * costs several times more (measured on a paravirtualised VM).
+	 * when only the writer's binary searches will look at the file
+	 * (LOAD_HEAD): a page fault each for the pages they touch costs
+	 * more (measured on a paravirtualised VM).
 	 */
 	if (fd != 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size > 0 && (uint64_t)st.st_size < UINT32_MAX - 8) {
