@@ -960,6 +960,11 @@ line_dn_under(const char *p, size_t len, const struct sync_strv *bases)
 	return in;
 }
 
+/* Where a changed entry goes in the output: see snap_lines_hint. */
+struct place {
+	size_t pos, len;
+};
+
 /*
  * One line of prev for kept_by_scan: 0 kept, 1 left out, 2 left out and
  * counted as a change, 3 not a line as expected, -1 out of memory.
@@ -1029,8 +1034,13 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 {
 	struct sync_ldap_conf *lc = c->ldap;
 	size_t at[SYNC_NOBJTYPES][3], cap = (size_t)1 << 20, have = 0, used;
-	size_t base, nchanged = 0, nlines[SYNC_NOBJTYPES] = { 0 };
+	size_t base, nchanged = 0, nlines[SYNC_NOBJTYPES] = { 0 }, j = 0;
+	size_t off, llen;
 	unsigned char prev[16] = { 0 };
+	struct uuids all = { 0 };
+	struct place *pl = NULL;
+	struct berval bv;
+	char u[37];
 	char *buf = NULL, *nb, *p, *nl;
 	ssize_t n;
 	int t, rc = 1, r, type = 0;
@@ -1042,9 +1052,13 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 		return 1;
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		if (set_uuids(td[t].chg, &td[t].chgk) == -1 ||
-		    set_uuids(td[t].del, &td[t].delk) == -1)
+		    set_uuids(td[t].del, &td[t].delk) == -1 ||
+		    set_uuids(td[t].chg, &all) == -1)
 			goto nomem;
-	if ((*kl = snap_lines_new(s)) == NULL || (buf = malloc(cap)) == NULL)
+	/* where each changed entry goes, found on the way (hints) */
+	uuids_sort(&all);
+	if ((*kl = snap_lines_new(s)) == NULL || (buf = malloc(cap)) == NULL ||
+	    (all.n > 0 && (pl = calloc(all.n, sizeof *pl)) == NULL))
 		goto nomem;
 	for (base = s->body - 1; base + have < s->size || have > 0;) {
 		if (base + have < s->size) {
@@ -1061,11 +1075,19 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 		}
 		for (p = buf; (nl = memchr(p, '\n', have - (size_t)(p - buf))) !=
 		    NULL; p = nl + 1) {
-			if ((r = scan_line(c, td, p, (size_t)(nl + 1 - p), at,
-			    prev, &type, nlines)) == -1)
+			off = base + (size_t)(p - buf);
+			llen = (size_t)(nl + 1 - p);
+			if ((r = scan_line(c, td, p, llen, at, prev, &type,
+			    nlines)) == -1)
 				goto nomem;
 			if (r == 3)
 				goto out;
+			/* prev is this line's entryUUID now */
+			for (; j < all.n && memcmp(all.v[j], prev, 16) <= 0; j++) {
+				pl[j].pos = off;
+				if (memcmp(all.v[j], prev, 16) == 0 && r == 0)
+					pl[j].len = llen;
+			}
 			nchanged += r == 2;
 			if (r == 0) {
 				if (snap_lines_range(*kl, base +
@@ -1092,6 +1114,15 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		if (nlines[t] != s->counts[t])
 			goto out;       /* truncated or altered */
+	for (; j < all.n; j++)
+		pl[j].pos = s->size;
+	for (j = 0; j < all.n; j++) {
+		bv.bv_len = 16;
+		bv.bv_val = (char *)all.v[j];
+		if (uuid_text(&bv, u) == 0 && snap_lines_hint(*kl, u,
+		    pl[j].pos, pl[j].len) == -1)
+			goto nomem;
+	}
 	*changed += nchanged;
 	rc = 0;
 	goto out;
@@ -1099,6 +1130,8 @@ nomem:
 	rc = sync_errf(err, "%s: out of memory", c->name);
 out:
 	free(buf);
+	free(all.v);
+	free(pl);
 	if (rc != 0) {
 		sync_lines_free(*kl);
 		*kl = NULL;
