@@ -129,6 +129,14 @@ int snap_find(struct snap *s, const char *anchor, size_t *off,
 struct sync_lines *snap_lines_new(const struct snap *s);
 int snap_lines_add(struct sync_lines *l, const struct snap *s, size_t i);
 int snap_lines_range(struct sync_lines *l, size_t off, size_t len);
+/*
+ * Where a line of anchor goes in the output, when the caller knows it
+ * (in increasing anchors): pos as snap_find gives it, and len, the
+ * length of a kept line of that anchor at pos, or 0.  The writer then
+ * does not search the file for it.  -1 when out of memory.
+ */
+int snap_lines_hint(struct sync_lines *l, const char *anchor, size_t pos,
+    size_t len);
 void snap_lines_take(struct sync_lines *l, struct snap *s);
 /* Parses a snapshot from memory; buf is taken (freed by snap_free). */
 struct snap *snap_parse(const char *name, char *buf, size_t len,

@@ -916,133 +916,6 @@ line_type(const char *line, size_t len, const char *uuid)
 	return -1;
 }
 
-/* A line of prev that a change replaces or a delete removes. */
-struct gone {
-	size_t off, len;
-	int type;
-};
-
-static int
-gone_cmp(const void *x, const void *y)
-{
-	const struct gone *a = x, *b = y;
-
-	return a->off < b->off ? -1 : a->off > b->off;
-}
-
-/*
- * prev's lines of the entries of one set (td[t].chg or td[t].del) added
- * to g; 1 when a line is not as expected (the caller then parses prev),
- * 0, or -1 with err set.
- */
-static int
-find_gone(struct snap *s, struct tdelta *td, int t, json_t *set,
-    int deleted, struct gone **g, size_t *n, size_t *cap, size_t *changed,
-    struct sync_err *err)
-{
-	const char *u;
-	json_t *v;
-	size_t off, len;
-	int rc, lt;
-
-	json_object_foreach(set, u, v) {
-		/* changed again after its delete: it is a change */
-		if (deleted && json_object_get(td[t].chg, u) != NULL)
-			continue;
-		if ((rc = snap_find(s, u, &off, &len, err)) == -1)
-			return 1;
-		if (rc == 0)
-			continue;       /* not in prev: a new entry */
-		/* the id must be the anchor; another type's line stays, as
-		 * in kept_by_walk */
-		if ((lt = line_type(s->buf + 1 + off, len, u)) == -1)
-			return 1;
-		if (lt != t)
-			continue;
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 256;
-			struct gone *ng = realloc(*g, nc * sizeof *ng);
-
-			if (ng == NULL)
-				return sync_errf(err, "out of memory");
-			*g = ng;
-			*cap = nc;
-		}
-		(*g)[*n].off = off;
-		(*g)[*n].len = len;
-		(*g)[*n].type = t;
-		(*n)++;
-		if (deleted)
-			(*changed)++;
-	}
-	return 0;
-}
-
-/*
- * prev's unchanged lines without parsing prev (loaded by snap_load_head):
- * when the anchor is entryUUID, the line of an entry the server names is
- * the line whose anchor is that entryUUID, found by a binary search of
- * the file, which is in anchor order.  Without a present phase the
- * server names every entry changed or deleted, so every other line of
- * prev is kept, in the ranges between those found: the cost is in
- * proportion to the changes, not to prev.  *kl is then the kept lines;
- * 1 when this cannot be done (a present phase, another anchor, a line
- * not as expected), -1 with err set.
- */
-static int
-kept_by_lookup(struct sync_connector *c, struct snap *s,
-    struct tdelta *td, struct sync_lines **kl, size_t *changed,
-    struct sync_err *err)
-{
-	struct sync_ldap_conf *lc = c->ldap;
-	struct gone *g = NULL;
-	size_t n = 0, cap = 0, i, pos, ng[SYNC_NOBJTYPES] = { 0 };
-	size_t nchanged = 0;
-	int t, rc = 1;
-
-	*kl = NULL;
-	if (lc->anchor.n != 1 || strcasecmp(lc->anchor.v[0], "entryUUID") != 0)
-		return 1;
-	for (t = 0; t < SYNC_NOBJTYPES; t++)
-		if (td[t].pbases.n > 0 || (s->counts[t] > 0 &&
-		    !lc->obj[t].enabled))
-			return 1;
-	for (t = 0; t < SYNC_NOBJTYPES; t++)
-		if ((rc = find_gone(s, td, t, td[t].chg, 0, &g, &n, &cap,
-		    &nchanged, err)) != 0 ||
-		    (rc = find_gone(s, td, t, td[t].del, 1, &g, &n, &cap,
-		    &nchanged, err)) != 0)
-			goto out;
-	rc = 1;
-	if (n > 1)
-		qsort(g, n, sizeof *g, gone_cmp);
-	for (i = 0; i < n; i++)
-		if (++ng[g[i].type] > s->counts[g[i].type] ||
-		    (i > 0 && g[i].off == g[i - 1].off))
-			goto out;       /* the header does not count them */
-	if ((*kl = snap_lines_new(s)) == NULL)
-		goto nomem;
-	for (i = 0, pos = s->body - 1; i < n; pos = g[i].off + g[i].len, i++)
-		if (snap_lines_range(*kl, pos, g[i].off - pos) == -1)
-			goto nomem;
-	if (snap_lines_range(*kl, pos, s->size - pos) == -1)
-		goto nomem;
-	for (t = 0; t < SYNC_NOBJTYPES; t++)
-		(*kl)->counts[t] = s->counts[t] - ng[t];
-	*changed += nchanged;
-	rc = 0;
-	goto out;
-nomem:
-	rc = sync_errf(err, "%s: out of memory", c->name);
-out:
-	free(g);
-	if (rc != 0) {
-		sync_lines_free(*kl);
-		*kl = NULL;
-	}
-	return rc;
-}
-
 /* The keys of set (entryUUIDs as uuid_text writes them) into u, sorted. */
 static int
 set_uuids(json_t *set, struct uuids *u)
@@ -1087,13 +960,19 @@ line_dn_under(const char *p, size_t len, const struct sync_strv *bases)
 	return in;
 }
 
+/* Where a changed entry goes in the output: see snap_lines_hint. */
+struct place {
+	size_t pos, len;
+};
+
 /*
  * One line of prev for kept_by_scan: 0 kept, 1 left out, 2 left out and
  * counted as a change, 3 not a line as expected, -1 out of memory.
  */
 static int
 scan_line(struct sync_connector *c, struct tdelta *td, const char *p,
-    size_t len, size_t at[][3], unsigned char prev[16], int *type)
+    size_t len, size_t at[][3], unsigned char prev[16], int *type,
+    size_t *nlines)
 {
 	static const char head[] = "{\"anchor\":\"";
 	unsigned char k[16];
@@ -1112,6 +991,7 @@ scan_line(struct sync_connector *c, struct tdelta *td, const char *p,
 		return 3;
 	memcpy(prev, k, 16);
 	*type = t;
+	nlines[t]++;
 	if (!c->ldap->obj[t].enabled)
 		return 1;
 	/* at[t]: positions in td[t].pres, the changed, the deleted */
@@ -1133,15 +1013,20 @@ scan_line(struct sync_connector *c, struct tdelta *td, const char *p,
 }
 
 /*
- * prev's unchanged lines after a present phase, when the anchor is
- * entryUUID: the server named the unchanged entries, so every line of
- * prev is looked at, but only its anchor and its end (id, type), merged
- * with the sorted entryUUIDs named; the DN is read only of the lines not
- * named.  The file is read through a buffer rather than mapped: a first
- * touch of each of the 20,000 pages of a mapping costs more than the
- * read (measured on a paravirtualised VM).  The same decisions as
- * kept_by_walk.  1 when a line is not as expected (then prev is parsed),
- * -1 with err set.
+ * prev's unchanged lines without parsing prev (loaded by snap_load_head),
+ * when the anchor is entryUUID, so that a line's anchor is the
+ * entryUUID the server names it by.  Every line is looked at, but only
+ * its anchor and its end (id, type), merged with the sorted entryUUIDs
+ * changed, deleted and (after a present phase) present; the DN is read
+ * only of a line a present phase did not name.  The file is read
+ * through a buffer, not mapped: a first touch of each of the 20,000
+ * pages of a mapping costs more than the read (a paravirtualised VM),
+ * and a binary search for the lines of 1,000 changes, which touches
+ * 5,000 pages, cost as much as this scan of all of them, which also
+ * checks what the parser would: the order of the lines, their form at
+ * both ends and their number against the header.  The same decisions
+ * as kept_by_walk.  1 when a line is not as expected (then prev is
+ * parsed, and the parser says what is wrong), -1 with err set.
  */
 static int
 kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
@@ -1149,8 +1034,13 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 {
 	struct sync_ldap_conf *lc = c->ldap;
 	size_t at[SYNC_NOBJTYPES][3], cap = (size_t)1 << 20, have = 0, used;
-	size_t base, nchanged = 0;
+	size_t base, nchanged = 0, nlines[SYNC_NOBJTYPES] = { 0 }, j = 0;
+	size_t off, llen;
 	unsigned char prev[16] = { 0 };
+	struct uuids all = { 0 };
+	struct place *pl = NULL;
+	struct berval bv;
+	char u[37];
 	char *buf = NULL, *nb, *p, *nl;
 	ssize_t n;
 	int t, rc = 1, r, type = 0;
@@ -1162,9 +1052,13 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 		return 1;
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		if (set_uuids(td[t].chg, &td[t].chgk) == -1 ||
-		    set_uuids(td[t].del, &td[t].delk) == -1)
+		    set_uuids(td[t].del, &td[t].delk) == -1 ||
+		    set_uuids(td[t].chg, &all) == -1)
 			goto nomem;
-	if ((*kl = snap_lines_new(s)) == NULL || (buf = malloc(cap)) == NULL)
+	/* where each changed entry goes, found on the way (hints) */
+	uuids_sort(&all);
+	if ((*kl = snap_lines_new(s)) == NULL || (buf = malloc(cap)) == NULL ||
+	    (all.n > 0 && (pl = calloc(all.n, sizeof *pl)) == NULL))
 		goto nomem;
 	for (base = s->body - 1; base + have < s->size || have > 0;) {
 		if (base + have < s->size) {
@@ -1181,11 +1075,19 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 		}
 		for (p = buf; (nl = memchr(p, '\n', have - (size_t)(p - buf))) !=
 		    NULL; p = nl + 1) {
-			if ((r = scan_line(c, td, p, (size_t)(nl + 1 - p), at,
-			    prev, &type)) == -1)
+			off = base + (size_t)(p - buf);
+			llen = (size_t)(nl + 1 - p);
+			if ((r = scan_line(c, td, p, llen, at, prev, &type,
+			    nlines)) == -1)
 				goto nomem;
 			if (r == 3)
 				goto out;
+			/* prev is this line's entryUUID now */
+			for (; j < all.n && memcmp(all.v[j], prev, 16) <= 0; j++) {
+				pl[j].pos = off;
+				if (memcmp(all.v[j], prev, 16) == 0 && r == 0)
+					pl[j].len = llen;
+			}
 			nchanged += r == 2;
 			if (r == 0) {
 				if (snap_lines_range(*kl, base +
@@ -1209,6 +1111,18 @@ kept_by_scan(struct sync_connector *c, struct snap *s, struct tdelta *td,
 		have -= used;
 		base += used;
 	}
+	for (t = 0; t < SYNC_NOBJTYPES; t++)
+		if (nlines[t] != s->counts[t])
+			goto out;       /* truncated or altered */
+	for (; j < all.n; j++)
+		pl[j].pos = s->size;
+	for (j = 0; j < all.n; j++) {
+		bv.bv_len = 16;
+		bv.bv_val = (char *)all.v[j];
+		if (uuid_text(&bv, u) == 0 && snap_lines_hint(*kl, u,
+		    pl[j].pos, pl[j].len) == -1)
+			goto nomem;
+	}
 	*changed += nchanged;
 	rc = 0;
 	goto out;
@@ -1216,6 +1130,8 @@ nomem:
 	rc = sync_errf(err, "%s: out of memory", c->name);
 out:
 	free(buf);
+	free(all.v);
+	free(pl);
 	if (rc != 0) {
 		sync_lines_free(*kl);
 		*kl = NULL;
@@ -1225,8 +1141,8 @@ out:
 
 /*
  * prev's unchanged lines by a walk of all its objects (prev parsed by
- * snap_load_skel): for a present phase, which names the entries that
- * did not change, and for any other anchor than entryUUID.
+ * snap_load_skel): for any other anchor than entryUUID, and where
+ * kept_by_scan finds a line it does not expect.
  */
 static int
 kept_by_walk(struct sync_connector *c, const struct snap *s,
@@ -1325,9 +1241,7 @@ sync_ldap_import_delta(struct sync_connector *c, const char *prev,
 	 */
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		uuids_sort(&td[t].pres);
-	if ((rc = kept_by_lookup(c, s, td, &kl, &res->changed, err)) == 1)
-		rc = kept_by_scan(c, s, td, &kl, &res->changed, err);
-	if (rc == -1)
+	if ((rc = kept_by_scan(c, s, td, &kl, &res->changed, err)) == -1)
 		goto out;
 	if (rc == 1) {
 		struct snap *full;

@@ -1234,9 +1234,9 @@ load(const char *path, int mode, struct sync_err *err)
 	 * as it is used.  For a delta (mode LOAD_SKEL or LOAD_HEAD) the
 	 * file stays open, for the writer to copy its unchanged lines from
 	 * (sync_lines).  The pages are mapped ahead (MAP_POPULATE) even
-	 * when only a binary search will look at the file (LOAD_HEAD): a
-	 * page fault each for the thousands of pages a search touches
-	 * costs several times more (measured on a paravirtualised VM).
+	 * when only the writer's binary searches will look at the file
+	 * (LOAD_HEAD): a page fault each for the pages they touch costs
+	 * more (measured on a paravirtualised VM).
 	 */
 	if (fd != 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size > 0 && (uint64_t)st.st_size < UINT32_MAX - 8) {
@@ -1510,10 +1510,18 @@ struct range {
 	size_t off, len;        /* in the file */
 };
 
+/* Where a line of anchor goes, known beforehand (snap_lines_hint). */
+struct hint {
+	char *anchor;
+	size_t pos, len;        /* len: of the kept line there, or 0 */
+};
+
 struct kept {
 	struct snap *s;         /* once taken */
 	struct range *r;
 	size_t n, cap;
+	struct hint *h;         /* in anchor order */
+	size_t nh, caph;
 	size_t at;              /* the range the next copy starts in */
 	size_t pos;             /* and the offset */
 	int nocopy;             /* copy_file_range refused: write(2) */
@@ -1529,6 +1537,27 @@ kept_seek(void *ctx, const char *anchor, size_t *pos, const char **line,
 
 	*line = NULL;
 	*len = 0;
+	/* a hint spares the search, and the pages it would touch */
+	if (k->nh > 0) {
+		hi = k->nh;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (strcmp(k->h[mid].anchor, anchor) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < k->nh && strcmp(k->h[lo].anchor, anchor) == 0) {
+			*pos = k->h[lo].pos;
+			if (k->h[lo].len > 0) {
+				*line = k->s->buf + 1 + *pos;
+				*len = k->h[lo].len;
+			}
+			return 0;
+		}
+		lo = 0;
+		hi = k->n;
+	}
 	if ((rc = snap_find(k->s, anchor, &off, &n, err)) == -1)
 		return -1;
 	*pos = off;
@@ -1629,8 +1658,13 @@ kept_release(void *ctx)
 {
 	struct kept *k = ctx;
 
+	size_t i;
+
 	snap_free(k->s);
 	free(k->r);
+	for (i = 0; i < k->nh; i++)
+		free(k->h[i].anchor);
+	free(k->h);
 	free(k);
 }
 
@@ -1677,6 +1711,31 @@ snap_lines_range(struct sync_lines *l, size_t off, size_t len)
 	k->r[k->n].off = off;
 	k->r[k->n].len = len;
 	k->n++;
+	return 0;
+}
+
+int
+snap_lines_hint(struct sync_lines *l, const char *anchor, size_t pos,
+    size_t len)
+{
+	struct kept *k = l->ctx;
+	struct hint *h;
+
+	if (k->nh > 0 && strcmp(k->h[k->nh - 1].anchor, anchor) >= 0)
+		return 0;       /* out of order: not a hint to trust */
+	if (k->nh == k->caph) {
+		size_t cap = k->caph ? k->caph * 2 : 64;
+
+		if ((h = realloc(k->h, cap * sizeof *h)) == NULL)
+			return -1;
+		k->h = h;
+		k->caph = cap;
+	}
+	if ((k->h[k->nh].anchor = sync_strdup(anchor)) == NULL)
+		return -1;
+	k->h[k->nh].pos = pos;
+	k->h[k->nh].len = len;
+	k->nh++;
 	return 0;
 }
 

@@ -1,14 +1,15 @@
 #!/bin/sh
 # sync-import -d copies the unchanged lines of the previous snapshot
 # into the new one in ranges (copy_file_range(2) into a file, write(2)
-# into a pipe), looked up by a binary search of the previous file (a
-# session log) or found by a scan of it (a present phase), without
-# parsing it.  Whatever the path, the output must be the bytes of a full
+# into a pipe), found by a scan of the previous file that reads only
+# each line's anchor and end, without parsing it; the changed lines go
+# where a binary search of the file puts them.  Whatever the path, the output must be the bytes of a full
 # import: here with changes in the first and the last line of the
 # previous snapshot, a long line (a group of 300 members), ranges of
 # hundreds of kilobytes, to a file, to standard output and to a pipe.
-# A previous snapshot with two lines swapped is refused as a parse of it
-# refuses it.
+# A previous snapshot with two lines swapped, or a line removed, is
+# refused as a parse of it refuses it, after a present phase or a
+# session log.
 . "$(dirname "$0")/lib.sh"
 
 SOURCE_DATE_EPOCH=1700000000
@@ -126,10 +127,8 @@ cn: New Two
 sn: Two
 EOF
 slapd_modify "$T/ch1.ldif" || fail "changes with ldapmodify"
-# Two lines swapped: the scan of a present phase sees it and leaves it
-# to the parser, which says what is wrong (as it did before the scan).
-# (A delta without a present phase looks only at the lines of the
-# entries the server names, and trusts the order of the rest.)
+# Two lines swapped: the scan sees it and leaves it to the parser,
+# which says what is wrong (as it did before the scan).
 python3 - "$T/a.snap" "$T/swap.snap" <<'EOF'
 import sys
 ls = open(sys.argv[1]).read().split('\n')
@@ -172,6 +171,21 @@ delete: member
 member: uid=bulk007,$P
 EOF
 slapd_modify "$T/ch2.ldif" || fail "more changes"
+python3 - "$T/d1.snap" "$T/swap2.snap" "$T/cut2.snap" <<'EOF'
+import sys
+ls = open(sys.argv[1]).read().split('\n')
+sw = list(ls)
+sw[-3], sw[-2] = sw[-2], sw[-3]
+open(sys.argv[2], 'w').write('\n'.join(sw))
+del ls[100]
+open(sys.argv[3], 'w').write('\n'.join(ls))
+EOF
+test_expect_code 2 "the last two lines swapped, with a session log" \
+	sync-import -q -c "$T/sync.yaml" -d "$T/swap2.snap" -o "$T/x.snap" dir
+test_grep "... is an error" "swap2.snap:.*out of order" "$T/err"
+test_expect_code 2 "a line removed" \
+	sync-import -q -c "$T/sync.yaml" -d "$T/cut2.snap" -o "$T/x.snap" dir
+test_grep "... is an error" "cut2.snap:.*header counts" "$T/err"
 same d2 -d "$T/d1.snap"
 test_grep "... says what changed" '\(delta: 3 changed\)$' "$T/d2.err"
 test_expect_code 1 "... the first line is gone" grep -F "\"dn\":\"$first\"" "$T/d2.snap"
