@@ -1103,9 +1103,14 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 		    &msgid);
 		break;
 	case ST_RENAME:
+		/* Guarded as a delete is: still this change's entry. */
+		if (e->has_assert && c->x->anchorattr &&
+		    (ctl = assertion(e, c)) != NULL)
+			ctls[0] = ctl;
 		rc = ldap_rename(e->l.ld, c->dn, c->newrdn, c->kind == K_RENAME &&
 		    c->newsup && strcmp(c->x->op, "move") == 0 ? c->newsup : NULL,
-		    1, NULL, NULL, &msgid);
+		    1, ctl ? ctls : NULL, NULL, &msgid);
+		ldap_control_free(ctl);
 		break;
 	case ST_DELETE:
 		if (!e->has_assert && !c->checked) {
@@ -1233,7 +1238,7 @@ retryable(int rc)
 
 /* After a write that may mean "already done": read the entry. */
 static void
-to_check(struct lchange *c, int rc, json_t *error, int checknew)
+to_check(struct lchange *c, json_t *error, int checknew)
 {
 	c->wstep = c->step;
 	c->step = ST_CHECK;
@@ -1241,7 +1246,6 @@ to_check(struct lchange *c, int rc, json_t *error, int checknew)
 	c->state = 0;
 	json_decref(c->lasterr);
 	c->lasterr = error;
-	(void)rc;
 }
 
 static json_t *
@@ -1394,22 +1398,35 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			sync_buf_release(&b);
 			return rc;
 		}
-		if (c->checknew && c->uncertain) {
-			/* Not at the new DN: at the old one, still to do? */
+		if (c->checknew) {
+			/* Not at the new DN: still at the old one? */
 			c->lasterr = le;
 			c->checknew = 0;
 			c->step = ST_CHECK;
 			return 0;
 		}
-		if (!c->checknew && c->found && anchor_ok(e, c)) {
-			json_decref(le);
+		if (c->found && anchor_ok(e, c)) {
 			json_decref(c->cur);
 			c->cur = NULL;
-			c->step = ST_RENAME;
-			return 0;
+			if (c->uncertain && c->attempts < MAXATTEMPTS) {
+				json_decref(le);
+				c->step = ST_RENAME;    /* not applied: again */
+				return 0;
+			}
+			/* Refused for another reason: a new parent missing. */
+			return fail_why(e, c, le, NULL, 0, err);
 		}
-		if (!c->checknew && !c->found && c->uncertain &&
-		    c->attempts < MAXATTEMPTS) {
+		if (c->found) {
+			s = anchor_now(c);
+			sync_buf_addf(&b, "the target changed since the plan was "
+			    "made: %s is %s, not the plan's anchor",
+			    c->x->anchorattr, s ? s : "?");
+			free(s);
+			rc = fail_why(e, c, le, b.p, 1, err);
+			sync_buf_release(&b);
+			return rc;
+		}
+		if (c->uncertain && c->attempts < MAXATTEMPTS) {
 			/*
 			 * At neither DN: the server may still be applying the
 			 * modrdn sent on the lost connection between the two
@@ -1469,7 +1486,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 			return finish(e, c, NULL, err);
 		}
 		if (rc == LDAP_ALREADY_EXISTS && c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 0);
+			to_check(c, le, 0);
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1489,7 +1506,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		    rc == LDAP_NO_SUCH_OBJECT ||
 		    (rc == LDAP_UNWILLING_TO_PERFORM && removes_refs(c))) &&
 		    c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 0);
+			to_check(c, le, 0);
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1506,7 +1523,11 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		}
 		if ((rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_ALREADY_EXISTS) &&
 		    c->attempts < MAXATTEMPTS) {
-			to_check(c, rc, le, 1);
+			to_check(c, le, 1);
+			return 0;
+		}
+		if (rc == LDAP_ASSERTION_FAILED && c->attempts < MAXATTEMPTS) {
+			to_check(c, le, 0);         /* say what it is now */
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1522,7 +1543,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		}
 		if (rc == LDAP_ASSERTION_FAILED && c->attempts < MAXATTEMPTS) {
 			/* Read it, to say what the anchor is now. */
-			to_check(c, rc, le, 0);
+			to_check(c, le, 0);
 			return 0;
 		}
 		return finish(e, c, le, err);
@@ -1987,6 +2008,9 @@ prepare(struct lexp *e, struct lchange *c, struct xchange *x, size_t i)
 		return;
 	}
 	if (x->done) {
+		/* Done by an earlier run: its new DN still names it. */
+		if (c->kind == K_RENAME && c->dn && c->new_dn)
+			moved(e, c);
 		c->phase = 0;
 		return;
 	}

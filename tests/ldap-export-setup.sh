@@ -57,13 +57,15 @@ lx_ldif() { slapd_modify "$1" >/dev/null; }
 
 # lx_users DN FROM TO [VARIANT]
 lx_users() {
-	_i=$2
-	while [ "$_i" -le "$3" ]; do
-		_u=$(printf 'u%04d' "$_i")
-		printf 'dn: uid=%s,ou=People,%s\nchangetype: add\nobjectClass: inetOrgPerson\ncn: User %s\nsn: %s\nuid: %s\nemployeeNumber: %s\ndescription: %s %s\nmail: %s@example.org\n\n' \
-			"$_u" "$1" "$_i" "$_u" "$_u" "$_u" "${4:-a}" "$_i" "$_u"
-		_i=$((_i + 1))
-	done
+	awk -v base="$1" -v from="$2" -v to="$3" -v var="${4:-a}" 'BEGIN {
+		for (i = from; i <= to; i++) {
+			u = sprintf("u%04d", i)
+			printf "dn: uid=%s,ou=People,%s\nchangetype: add\n", u, base
+			printf "objectClass: inetOrgPerson\ncn: User %d\nsn: %s\n", i, u
+			printf "uid: %s\nemployeeNumber: %s\n", u, u
+			printf "description: %s %d\nmail: %s@example.org\n\n", var, i, u
+		}
+	}'
 }
 
 lx_setup() {
