@@ -119,20 +119,32 @@ function flatKeys(o, acc = {}) {
 }
 
 // What a User looks like on the way out: its groups (read-only,
-// RFC 7643 4.1.2) are computed from the groups' members.
-function userOut(u) {
+// RFC 7643 4.1.2) are computed from the groups' members, indexed once
+// per request (members of every group, not every group per user).
+function memberships() {
+	const m = new Map();
+	for (const g of store.Groups)
+		for (const mb of (g.members || [])) {
+			if (!m.has(mb.value))
+				m.set(mb.value, []);
+			m.get(mb.value).push({value: g.id, display: g.displayName,
+			    type: "direct"});
+		}
+	return m;
+}
+
+function userOut(u, m) {
 	const o = clone(u);
-	const groups = store.Groups.filter(g => (g.members || [])
-	    .some(m => m.value === u.id))
-	    .map(g => ({value: g.id, display: g.displayName, type: "direct"}));
-	if (groups.length)
+	const groups = m.get(u.id);
+	if (groups)
 		o.groups = groups;
 	return o;
 }
 
 function egress(kind) {
 	return (resource) => {
-		const out = kind === "Users" ? userOut : clone;
+		const m = kind === "Users" ? memberships() : null;
+		const out = kind === "Users" ? (o) => userOut(o, m) : clone;
 		if (resource.id) {
 			const o = find(kind, resource.id);
 			if (!o)
@@ -256,7 +268,7 @@ app.use((req, res, next) => {
 
 // The control API: no token, never faulted.
 const ctl = express.Router();
-ctl.use(express.json());
+ctl.use(express.json({limit: "256mb"}));
 ctl.get("/health", (req, res) => res.json({ok: true, port: server.address().port}));
 ctl.get("/log", (req, res) => {
 	const since = Number(req.query.since || 0);
