@@ -92,6 +92,30 @@ xplan_progress(struct xplan *p, const struct sync_export_progress *pr)
 }
 
 /* The flow's anchor attribute on the target, for change x. */
+void
+xplan_stale(const struct xchange *x, const char *stalewhy, size_t *nstale,
+    struct sync_buf *why)
+{
+	if ((*nstale)++ >= 5)
+		return;
+	sync_buf_addf(why, "\n  line %zu: %s %s '", x->idx + 2, x->op,
+	    x->type);
+	sync_buf_addesc(why, x->anchor, strlen(x->anchor));
+	sync_buf_adds(why, "': ");
+	sync_buf_addesc(why, stalewhy, strlen(stalewhy));
+}
+
+int
+xplan_stale_refuse(struct xplan *p, size_t nstale, const struct sync_buf *why,
+    struct sync_err *err)
+{
+	sync_errf(err, "%s: the target changed since the plan was made "
+	    "(%zu change%s no longer fit%s); nothing was changed. Import "
+	    "the target and run sync-diff again.%s", p->target->name,
+	    nstale, nstale == 1 ? "" : "s", nstale == 1 ? "s" : "", why->p);
+	return -1;
+}
+
 static const char *
 anchor_attr(struct rules *r, const char *flow)
 {

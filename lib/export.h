@@ -39,6 +39,20 @@ int xplan_sync(struct xplan *p, struct sync_err *err);
 int xplan_lease(struct xplan *p, struct sync_err *err);
 /* Hands pr to the caller's progress callback, if any (one at a time). */
 void xplan_progress(struct xplan *p, const struct sync_export_progress *pr);
+/*
+ * Counts one change of the plan that no longer fits the target, and adds
+ * it to why as one indented line "line N: op type 'anchor': stalewhy"
+ * (the first five only; the anchor and the reason escaped, so that
+ * neither can hold a newline nor add a line, see sync_msg).
+ */
+void xplan_stale(const struct xchange *x, const char *stalewhy,
+    size_t *nstale, struct sync_buf *why);
+/*
+ * The refusal after phase 0 when nstale changes no longer fit (why: the
+ * lines of xplan_stale): fills err and returns -1.
+ */
+int xplan_stale_refuse(struct xplan *p, size_t nstale,
+    const struct sync_buf *why, struct sync_err *err);
 
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 int sync_ldap_export(struct xplan *p, struct sync_err *err);

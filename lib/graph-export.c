@@ -140,28 +140,6 @@ struct gexp {
 
 /* ------------------------------------------------------------- helpers */
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_for(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static const char *const gbool[] = { "accountEnabled", "mailEnabled",
     "securityEnabled", "showInAddressList", "isAssignableToRole", NULL };
 static const char *const gcoll[] = { "businessPhones", "otherMails",
@@ -499,7 +477,7 @@ take_tokens(struct gexp *e, size_t n)
 		return;
 	for (;;) {
 		pthread_mutex_lock(&e->mu);
-		t = now();
+		t = sync_mono_now();
 		quota_expire(e, t);
 		/* A batch larger than the quota goes alone. */
 		if ((double)(e->inwin + e->inflight + n) <= e->cap ||
@@ -522,7 +500,7 @@ take_tokens(struct gexp *e, size_t n)
 			    e->p->target->name, e->cap, e->window, wait);
 			sync_graph_notice(e->graph, msg);
 		}
-		sleep_for(wait > 0.001 ? wait : 0.001);
+		sync_sleep_for(wait > 0.001 ? wait : 0.001);
 	}
 }
 
@@ -551,7 +529,7 @@ quota_done(struct gexp *e, size_t n)
 			}
 		}
 	}
-	e->wq[e->wqhead + e->wqlen].t = now();
+	e->wq[e->wqhead + e->wqlen].t = sync_mono_now();
 	e->wq[e->wqhead + e->wqlen].n = n;
 	e->wqlen++;
 	e->inwin += n;
@@ -732,7 +710,7 @@ mark_uncertain(struct gexp *e, struct unit *u)
 	u->uncertain = 1;
 	if (strcmp(u->g->coll, "groups") == 0 && !u->verify) {
 		u->verify = 1;
-		u->settle_until = now() + (double)e->gc->create_settle;
+		u->settle_until = sync_mono_now() + (double)e->gc->create_settle;
 	}
 }
 
@@ -829,8 +807,8 @@ verified(struct gexp *e, struct unit *u, long status, json_t *body,
 		return 0;
 	}
 	u->free_retry = 1;
-	if (now() < u->settle_until) {
-		*wait = u->settle_until - now();
+	if (sync_mono_now() < u->settle_until) {
+		*wait = u->settle_until - sync_mono_now();
 		if (*wait > 1)
 			*wait = 1;
 		return 1;
@@ -898,7 +876,7 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 		/* Likely the lost create itself: look for it. */
 		u->conflict = graph_error(body, status, NULL);
 		u->verify = 1;
-		u->settle_until = now() + (double)e->gc->create_settle;
+		u->settle_until = sync_mono_now() + (double)e->gc->create_settle;
 		u->free_retry = 1;
 		*wait = 0;
 		return 1;
@@ -1002,7 +980,7 @@ unit_after(struct gexp *e, struct unit *u, size_t done, int st, double wait,
 		if (!u->free_retry)
 			u->attempts++;
 		u->free_retry = 0;
-		u->not_before = now() + wait;
+		u->not_before = sync_mono_now() + wait;
 		/* One budget for these waits and the HTTP layer's. */
 		if (sync_graph_budget_take(e->graph, wait, err) == -1) {
 			json_decref(u->g->error);
@@ -1277,7 +1255,7 @@ work(void *arg)
 			pthread_mutex_unlock(&e->mu);
 			return NULL;
 		}
-		t = now();
+		t = sync_mono_now();
 		nus = count = 0;
 		next = 0;
 		writes = 0;
@@ -1931,27 +1909,11 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 		if (!applicable(&e.g[i]))
 			continue;
 		check_stale(&e.g[i]);
-		/*
-		 * One indented line each: the anchor and values, from the
-		 * plan and the target, are escaped so that they can neither
-		 * hold a newline nor add a line (see sync_msg).
-		 */
-		if (e.g[i].stale && nstale++ < 5) {
-			sync_buf_addf(&why, "\n  line %zu: %s %s '",
-			    e.g[i].x->idx + 2, e.g[i].x->op, e.g[i].x->type);
-			sync_buf_addesc(&why, e.g[i].x->anchor,
-			    strlen(e.g[i].x->anchor));
-			sync_buf_adds(&why, "': ");
-			sync_buf_addesc(&why, e.g[i].stalewhy,
-			    strlen(e.g[i].stalewhy));
-		}
+		if (e.g[i].stale)
+			xplan_stale(e.g[i].x, e.g[i].stalewhy, &nstale, &why);
 	}
 	if (nstale) {
-		sync_errf(err, "%s: the target changed since the plan was made "
-		    "(%zu change%s no longer fit%s); nothing was changed. Import "
-		    "the target and run sync-diff again.%s", p->target->name,
-		    nstale, nstale == 1 ? "" : "s", nstale == 1 ? "s" : "",
-		    why.p);
+		xplan_stale_refuse(p, nstale, &why, err);
 		goto out;
 	}
 	for (i = 0; i < e.n; i++)

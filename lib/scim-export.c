@@ -110,28 +110,6 @@ sresp_release(struct sresp *r)
 
 /* ------------------------------------------------------------- helpers */
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_for(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* Percent-encodes s for a URL's path or query (unreserved kept). */
 static void
 pct(struct sync_buf *b, const char *s)
@@ -724,14 +702,14 @@ call(struct sx *s, int conn, const char *method, const char *path,
 	 * that the others do not add to the storm.
 	 */
 	for (;;) {
-		double t = now(), until;
+		double t = sync_mono_now(), until;
 
 		pthread_mutex_lock(&s->retry.mu);
 		until = s->retry.throttled_until;
 		pthread_mutex_unlock(&s->retry.mu);
 		if (until <= t)
 			break;
-		sleep_for(until - t);
+		sync_sleep_for(until - t);
 	}
 	sync_buf_adds(&url, s->base);
 	sync_buf_adds(&url, path);
@@ -1268,7 +1246,7 @@ backoff(struct unit *u, struct schange *g, const char *why)
 		sync_buf_release(&m);
 		return -1;
 	}
-	sleep_for(d);
+	sync_sleep_for(d);
 	return 0;
 }
 
@@ -2353,22 +2331,11 @@ sync_scim_export(struct xplan *p, struct sync_err *err)
 		if (!applicable(&s.g[i]))
 			continue;
 		check_stale(&s.g[i]);
-		if (s.g[i].stale && nstale++ < 5) {
-			sync_buf_addf(&why, "\n  line %zu: %s %s '",
-			    s.g[i].x->idx + 2, s.g[i].x->op, s.g[i].x->type);
-			sync_buf_addesc(&why, s.g[i].x->anchor,
-			    strlen(s.g[i].x->anchor));
-			sync_buf_adds(&why, "': ");
-			sync_buf_addesc(&why, s.g[i].stalewhy,
-			    strlen(s.g[i].stalewhy));
-		}
+		if (s.g[i].stale)
+			xplan_stale(s.g[i].x, s.g[i].stalewhy, &nstale, &why);
 	}
 	if (nstale) {
-		sync_errf(err, "%s: the target changed since the plan was made "
-		    "(%zu change%s no longer fit%s); nothing was changed. Import "
-		    "the target and run sync-diff again.%s", p->target->name,
-		    nstale, nstale == 1 ? "" : "s", nstale == 1 ? "s" : "",
-		    why.p);
+		xplan_stale_refuse(p, nstale, &why, err);
 		goto out;
 	}
 	for (i = 0; i < s.n; i++)
