@@ -116,6 +116,69 @@ xplan_stale_refuse(struct xplan *p, size_t nstale, const struct sync_buf *why,
 	return -1;
 }
 
+int
+xplan_is_write(const struct xchange *x)
+{
+	return strcmp(x->op, "add") == 0 || strcmp(x->op, "update") == 0 ||
+	    strcmp(x->op, "delete") == 0;
+}
+
+char *
+xplan_start_id(struct xplan *p, const struct xchange *x, json_t *anchors)
+{
+	const char *id = x->id;
+
+	if (x->done) {
+		const char *jid = sync_journal_id(p->journal, x->idx);
+
+		if (jid) {
+			id = jid;
+			json_object_set_new(anchors, x->anchor,
+			    json_string(jid));
+		}
+	}
+	return id ? sync_strdup(id) : NULL;
+}
+
+struct xworker {
+	void (*fn)(void *, int);
+	void *arg;
+	int conn;
+};
+
+static void *
+xworker_main(void *a)
+{
+	struct xworker *w = a;
+
+	w->fn(w->arg, w->conn);
+	return NULL;
+}
+
+void
+xplan_workers(int nth, void (*fn)(void *arg, int conn), void *arg)
+{
+	pthread_t th[64];
+	struct xworker w[64];
+	int i;
+
+	if (nth > 64)
+		nth = 64;
+	for (i = 0; i < nth; i++) {
+		w[i].fn = fn;
+		w[i].arg = arg;
+		w[i].conn = i;
+		if (pthread_create(&th[i], NULL, xworker_main, &w[i]) != 0) {
+			nth = i;
+			break;
+		}
+	}
+	if (nth == 0)
+		fn(arg, 0);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+}
+
 static const char *
 anchor_attr(struct rules *r, const char *flow)
 {

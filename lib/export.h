@@ -54,6 +54,25 @@ void xplan_stale(const struct xchange *x, const char *stalewhy,
 int xplan_stale_refuse(struct xplan *p, size_t nstale,
     const struct sync_buf *why, struct sync_err *err);
 
+/*
+ * 1 when x is an add, an update or a delete: a conflict or an error is
+ * reported, never applied.
+ */
+int xplan_is_write(const struct xchange *x);
+/*
+ * The target id of x as a writer starts (a new string, or NULL): the
+ * journal's for a change an earlier run did (then also noted in anchors
+ * under x's anchor, for the members that name it), else the plan's.
+ */
+char *xplan_start_id(struct xplan *p, const struct xchange *x,
+    json_t *anchors);
+/*
+ * Runs fn(arg, conn) on nth threads (at most 64), conn 0 to nth - 1, and
+ * waits for them all; when none can be started (or nth is 0), runs
+ * fn(arg, 0) once in the calling thread, so that the phase still ends.
+ */
+void xplan_workers(int nth, void (*fn)(void *arg, int conn), void *arg);
+
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 int sync_ldap_export(struct xplan *p, struct sync_err *err);
 int sync_scim_export(struct xplan *p, struct sync_err *err);

@@ -1233,16 +1233,10 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	return 0;
 }
 
-struct worker {
-	struct gexp *e;
-	int conn;
-};
-
-static void *
-work(void *arg)
+static void
+work(void *arg, int conn)
 {
-	struct worker *w = arg;
-	struct gexp *e = w->e;
+	struct gexp *e = arg;
 	struct unit *us[BATCH];
 	size_t take[BATCH], nus, count, i, rest;
 	struct sync_err err;
@@ -1253,7 +1247,7 @@ work(void *arg)
 		pthread_mutex_lock(&e->mu);
 		if (e->abort || e->left == 0) {
 			pthread_mutex_unlock(&e->mu);
-			return NULL;
+			return;
 		}
 		t = sync_mono_now();
 		nus = count = 0;
@@ -1317,10 +1311,10 @@ work(void *arg)
 				}
 				pthread_cond_broadcast(&e->cv);
 				pthread_mutex_unlock(&e->mu);
-				return NULL;
+				return;
 			}
 		}
-		if (send_batch(e, w->conn, us, take, nus, &err) == -1) {
+		if (send_batch(e, conn, us, take, nus, &err) == -1) {
 			pthread_mutex_lock(&e->mu);
 			for (i = 0; i < nus; i++)
 				us[i]->inflight = 0;
@@ -1330,7 +1324,7 @@ work(void *arg)
 			}
 			pthread_cond_broadcast(&e->cv);
 			pthread_mutex_unlock(&e->mu);
-			return NULL;
+			return;
 		}
 	}
 }
@@ -1366,9 +1360,6 @@ finish_phase(struct gexp *e, struct sync_err *err)
 static int
 run_phase(struct gexp *e, struct sync_err *err)
 {
-	pthread_t th[64];
-	struct worker w[64];
-	int i, nth = (int)e->gc->connections;
 	size_t k;
 
 	for (k = 0; k < e->nu && !e->nomem; k++)
@@ -1387,23 +1378,7 @@ run_phase(struct gexp *e, struct sync_err *err)
 		e->wtotal += e->u[k].weight;
 	}
 	progress(e, NULL, 0);
-	if (nth > 64)
-		nth = 64;
-	for (i = 0; i < nth; i++) {
-		w[i].e = e;
-		w[i].conn = i;
-		if (pthread_create(&th[i], NULL, work, &w[i]) != 0) {
-			nth = i;
-			break;
-		}
-	}
-	if (nth == 0) {
-		struct worker one = { e, 0 };
-
-		work(&one);
-	}
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
+	xplan_workers((int)e->gc->connections, work, e);
 	progress(e, NULL, 1);
 	if (e->abort) {
 		*err = e->abort_err;
@@ -1417,11 +1392,7 @@ run_phase(struct gexp *e, struct sync_err *err)
 static int
 applicable(struct gchange *g)
 {
-	const char *op = g->x->op;
-
-	return !g->skip && !g->failed && !g->x->done &&
-	    (strcmp(op, "add") == 0 || strcmp(op, "update") == 0 ||
-	    strcmp(op, "delete") == 0);
+	return !g->skip && !g->failed && !g->x->done && xplan_is_write(g->x);
 }
 
 /*
@@ -1856,21 +1827,10 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 		g->last_phase = strcmp(g->coll, "users") == 0 ? 1 :
 		    strcmp(x->op, "delete") != 0 && json_object_get(
 		    json_object_get(x->c, "attrs"), "members") ? 3 : 2;
-		if (x->id)
-			g->tid = sync_strdup(x->id);
-		if (x->done) {
-			const char *id = sync_journal_id(p->journal, x->idx);
-
-			if (id) {
-				free(g->tid);
-				g->tid = sync_strdup(id);
-				json_object_set_new(e.anchors, x->anchor,
-				    json_string(id));
-			}
+		g->tid = xplan_start_id(p, x, e.anchors);
+		if (x->done)
 			continue;
-		}
-		if (strcmp(x->op, "add") != 0 && strcmp(x->op, "update") != 0 &&
-		    strcmp(x->op, "delete") != 0) {
+		if (!xplan_is_write(x)) {
 			/* conflict, error: reported, never applied. */
 			g->skip = 1;
 			p->st->notapplied++;

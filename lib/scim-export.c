@@ -949,11 +949,7 @@ out:
 static int
 applicable(struct schange *g)
 {
-	const char *op = g->x->op;
-
-	return !g->skip && !g->failed && !g->x->done &&
-	    (strcmp(op, "add") == 0 || strcmp(op, "update") == 0 ||
-	    strcmp(op, "delete") == 0);
+	return !g->skip && !g->failed && !g->x->done && xplan_is_write(g->x);
 }
 
 /*
@@ -1935,16 +1931,10 @@ unit_run(struct unit *u, struct schange *g, struct sync_err *err)
 	}
 }
 
-struct worker {
-	struct sx *s;
-	int conn;
-};
-
-static void *
-work(void *arg)
+static void
+work(void *arg, int conn)
 {
-	struct worker *w = arg;
-	struct sx *s = w->s;
+	struct sx *s = arg;
 	struct sync_err err;
 	struct schange *g;
 	struct unit u;
@@ -1954,13 +1944,13 @@ work(void *arg)
 		pthread_mutex_lock(&s->mu);
 		if (s->abort || s->next == s->nq) {
 			pthread_mutex_unlock(&s->mu);
-			return NULL;
+			return;
 		}
 		g = &s->g[s->q[s->next++]];
 		pthread_mutex_unlock(&s->mu);
 		memset(&u, 0, sizeof u);
 		u.s = s;
-		u.conn = w->conn;
+		u.conn = conn;
 		rc = unit_run(&u, g, &err);
 		if (rc == 0 && (g->failed || (s->phase > 0 &&
 		    s->phase >= g->last_phase)))
@@ -1991,9 +1981,7 @@ work(void *arg)
 static int
 run_phase(struct sx *s, struct sync_err *err)
 {
-	pthread_t th[64];
-	struct worker w[64];
-	int i, nth = s->nconn;
+	int nth = s->nconn;
 	size_t k;
 
 	s->next = s->done = 0;
@@ -2003,21 +1991,7 @@ run_phase(struct sx *s, struct sync_err *err)
 			nth = 64;
 		if ((size_t)nth > s->nq)
 			nth = (int)s->nq;
-		for (i = 0; i < nth; i++) {
-			w[i].s = s;
-			w[i].conn = i;
-			if (pthread_create(&th[i], NULL, work, &w[i]) != 0) {
-				nth = i;
-				break;
-			}
-		}
-		if (nth == 0) {
-			struct worker one = { s, 0 };
-
-			work(&one);
-		}
-		for (i = 0; i < nth; i++)
-			pthread_join(th[i], NULL);
+		xplan_workers(nth, work, s);
 		progress(s, NULL, 1);
 	}
 	if (s->abort) {
@@ -2285,21 +2259,10 @@ sync_scim_export(struct xplan *p, struct sync_err *err)
 		g->last_phase = !is_group ? 1 : strcmp(x->op, "delete") != 0 &&
 		    json_object_get(json_object_get(x->c, "attrs"),
 		    "members") ? 3 : 2;
-		if (x->id)
-			g->tid = sync_strdup(x->id);
-		if (x->done) {
-			const char *id = sync_journal_id(p->journal, x->idx);
-
-			if (id) {
-				free(g->tid);
-				g->tid = sync_strdup(id);
-				json_object_set_new(s.anchors, x->anchor,
-				    json_string(id));
-			}
+		g->tid = xplan_start_id(p, x, s.anchors);
+		if (x->done)
 			continue;
-		}
-		if (strcmp(x->op, "add") != 0 && strcmp(x->op, "update") != 0 &&
-		    strcmp(x->op, "delete") != 0) {
+		if (!xplan_is_write(x)) {
 			/* conflict, error: reported, never applied. */
 			g->skip = 1;
 			p->st->notapplied++;
