@@ -116,6 +116,29 @@ xplan_stale_refuse(struct xplan *p, size_t nstale, const struct sync_buf *why,
 	return -1;
 }
 
+const char *
+xplan_phase_what(int phase)
+{
+	static const char *const what[] = { "reads", "users", "groups",
+	    "members" };
+
+	return what[phase];
+}
+
+int
+xplan_outcome(struct xplan *p, struct xchange *x, int *recorded,
+    int reported, int failed, int skipped, const char *tid, json_t *error,
+    struct sync_err *err)
+{
+	if (*recorded || reported || x->done)
+		return 0;
+	*recorded = 1;
+	if (failed)
+		return xplan_record(p, x, "failed", tid, error, err);
+	return xplan_record(p, x, skipped ? "skipped" : "applied", tid, NULL,
+	    err);
+}
+
 int
 xplan_is_write(const struct xchange *x)
 {

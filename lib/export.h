@@ -55,6 +55,20 @@ int xplan_stale_refuse(struct xplan *p, size_t nstale,
     const struct sync_buf *why, struct sync_err *err);
 
 /*
+ * What phase (0 to 3) of the Graph and SCIM writers does, for progress:
+ * reads, users, groups, members.
+ */
+const char *xplan_phase_what(int phase);
+/*
+ * Records the outcome of change x once: "failed" with error when failed,
+ * else "skipped" when skipped, else "applied"; *recorded is set, and a
+ * change already recorded, reported only (a conflict, an error) or done
+ * by an earlier run is left alone.
+ */
+int xplan_outcome(struct xplan *p, struct xchange *x, int *recorded,
+    int reported, int failed, int skipped, const char *tid, json_t *error,
+    struct sync_err *err);
+/*
  * 1 when x is an add, an update or a delete: a conflict or an error is
  * reported, never applied.
  */

@@ -1048,9 +1048,6 @@ batch_lost(struct gexp *e, struct unit **us, size_t nus,
 	pthread_mutex_unlock(&e->mu);
 }
 
-static const char *const phase_what[] = { "reads", "users", "groups",
-    "members" };
-
 /* Where the run stands, to the caller's progress callback. */
 static void
 progress(struct gexp *e, const char *notice, int end)
@@ -1066,7 +1063,7 @@ progress(struct gexp *e, const char *notice, int end)
 	pr.total = e->wtotal;
 	pr.batches = e->batches;
 	pthread_mutex_unlock(&e->mu);
-	pr.what = phase_what[pr.phase];
+	pr.what = xplan_phase_what(pr.phase);
 	pr.retries = sync_graph_retries(e->graph, NULL, NULL);
 	pr.notice = notice;
 	pr.end = end;
@@ -1334,13 +1331,8 @@ work(void *arg, int conn)
 static int
 record(struct gexp *e, struct gchange *g, struct sync_err *err)
 {
-	if (g->recorded || g->skip == 1 || g->x->done)
-		return 0;
-	g->recorded = 1;
-	if (g->failed)
-		return xplan_record(e->p, g->x, "failed", g->tid, g->error, err);
-	return xplan_record(e->p, g->x, g->skip == 2 || !g->wrote ? "skipped" :
-	    "applied", g->tid, NULL, err);
+	return xplan_outcome(e->p, g->x, &g->recorded, g->skip == 1,
+	    g->failed, g->skip == 2 || !g->wrote, g->tid, g->error, err);
 }
 
 /* After a phase: the changes it completed without a request of its own. */

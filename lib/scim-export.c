@@ -1867,17 +1867,9 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 static int
 record(struct sx *s, struct schange *g, struct sync_err *err)
 {
-	if (g->recorded || g->skip == 1 || g->x->done)
-		return 0;
-	g->recorded = 1;
-	if (g->failed)
-		return xplan_record(s->p, g->x, "failed", g->tid, g->error, err);
-	return xplan_record(s->p, g->x, g->skip == 2 || !g->wrote ? "skipped" :
-	    "applied", g->tid, NULL, err);
+	return xplan_outcome(s->p, g->x, &g->recorded, g->skip == 1,
+	    g->failed, g->skip == 2 || !g->wrote, g->tid, g->error, err);
 }
-
-static const char *const phase_what[] = { "reads", "users", "groups",
-    "members" };
 
 static void
 progress(struct sx *s, const char *notice, int end)
@@ -1898,7 +1890,7 @@ progress(struct sx *s, const char *notice, int end)
 	pthread_mutex_lock(&s->retry.mu);
 	pr.retries = s->retry.retries;
 	pthread_mutex_unlock(&s->retry.mu);
-	pr.what = phase_what[pr.phase];
+	pr.what = xplan_phase_what(pr.phase);
 	pr.notice = notice;
 	pr.end = end;
 	xplan_progress(s->p, &pr);
