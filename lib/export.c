@@ -92,6 +92,116 @@ xplan_progress(struct xplan *p, const struct sync_export_progress *pr)
 }
 
 /* The flow's anchor attribute on the target, for change x. */
+void
+xplan_stale(const struct xchange *x, const char *stalewhy, size_t *nstale,
+    struct sync_buf *why)
+{
+	if ((*nstale)++ >= 5)
+		return;
+	sync_buf_addf(why, "\n  line %zu: %s %s '", x->idx + 2, x->op,
+	    x->type);
+	sync_buf_addesc(why, x->anchor, strlen(x->anchor));
+	sync_buf_adds(why, "': ");
+	sync_buf_addesc(why, stalewhy, strlen(stalewhy));
+}
+
+int
+xplan_stale_refuse(struct xplan *p, size_t nstale, const struct sync_buf *why,
+    struct sync_err *err)
+{
+	sync_errf(err, "%s: the target changed since the plan was made "
+	    "(%zu change%s no longer fit%s); nothing was changed. Import "
+	    "the target and run sync-diff again.%s", p->target->name,
+	    nstale, nstale == 1 ? "" : "s", nstale == 1 ? "s" : "", why->p);
+	return -1;
+}
+
+const char *
+xplan_phase_what(int phase)
+{
+	static const char *const what[] = { "reads", "users", "groups",
+	    "members" };
+
+	return what[phase];
+}
+
+int
+xplan_outcome(struct xplan *p, struct xchange *x, int *recorded,
+    int reported, int failed, int skipped, const char *tid, json_t *error,
+    struct sync_err *err)
+{
+	if (*recorded || reported || x->done)
+		return 0;
+	*recorded = 1;
+	if (failed)
+		return xplan_record(p, x, "failed", tid, error, err);
+	return xplan_record(p, x, skipped ? "skipped" : "applied", tid, NULL,
+	    err);
+}
+
+int
+xplan_is_write(const struct xchange *x)
+{
+	return strcmp(x->op, "add") == 0 || strcmp(x->op, "update") == 0 ||
+	    strcmp(x->op, "delete") == 0;
+}
+
+char *
+xplan_start_id(struct xplan *p, const struct xchange *x, json_t *anchors)
+{
+	const char *id = x->id;
+
+	if (x->done) {
+		const char *jid = sync_journal_id(p->journal, x->idx);
+
+		if (jid) {
+			id = jid;
+			json_object_set_new(anchors, x->anchor,
+			    json_string(jid));
+		}
+	}
+	return id ? sync_strdup(id) : NULL;
+}
+
+struct xworker {
+	void (*fn)(void *, int);
+	void *arg;
+	int conn;
+};
+
+static void *
+xworker_main(void *a)
+{
+	struct xworker *w = a;
+
+	w->fn(w->arg, w->conn);
+	return NULL;
+}
+
+void
+xplan_workers(int nth, void (*fn)(void *arg, int conn), void *arg)
+{
+	pthread_t th[64];
+	struct xworker w[64];
+	int i;
+
+	if (nth > 64)
+		nth = 64;
+	for (i = 0; i < nth; i++) {
+		w[i].fn = fn;
+		w[i].arg = arg;
+		w[i].conn = i;
+		if (pthread_create(&th[i], NULL, xworker_main, &w[i]) != 0) {
+			nth = i;
+			break;
+		}
+	}
+	if (nth == 0)
+		fn(arg, 0);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+}
+
 static const char *
 anchor_attr(struct rules *r, const char *flow)
 {

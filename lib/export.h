@@ -39,6 +39,53 @@ int xplan_sync(struct xplan *p, struct sync_err *err);
 int xplan_lease(struct xplan *p, struct sync_err *err);
 /* Hands pr to the caller's progress callback, if any (one at a time). */
 void xplan_progress(struct xplan *p, const struct sync_export_progress *pr);
+/*
+ * Counts one change of the plan that no longer fits the target, and adds
+ * it to why as one indented line "line N: op type 'anchor': stalewhy"
+ * (the first five only; the anchor and the reason escaped, so that
+ * neither can hold a newline nor add a line, see sync_msg).
+ */
+void xplan_stale(const struct xchange *x, const char *stalewhy,
+    size_t *nstale, struct sync_buf *why);
+/*
+ * The refusal after phase 0 when nstale changes no longer fit (why: the
+ * lines of xplan_stale): fills err and returns -1.
+ */
+int xplan_stale_refuse(struct xplan *p, size_t nstale,
+    const struct sync_buf *why, struct sync_err *err);
+
+/*
+ * What phase (0 to 3) of the Graph and SCIM writers does, for progress:
+ * reads, users, groups, members.
+ */
+const char *xplan_phase_what(int phase);
+/*
+ * Records the outcome of change x once: "failed" with error when failed,
+ * else "skipped" when skipped, else "applied"; *recorded is set, and a
+ * change already recorded, reported only (a conflict, an error) or done
+ * by an earlier run is left alone.
+ */
+int xplan_outcome(struct xplan *p, struct xchange *x, int *recorded,
+    int reported, int failed, int skipped, const char *tid, json_t *error,
+    struct sync_err *err);
+/*
+ * 1 when x is an add, an update or a delete: a conflict or an error is
+ * reported, never applied.
+ */
+int xplan_is_write(const struct xchange *x);
+/*
+ * The target id of x as a writer starts (a new string, or NULL): the
+ * journal's for a change an earlier run did (then also noted in anchors
+ * under x's anchor, for the members that name it), else the plan's.
+ */
+char *xplan_start_id(struct xplan *p, const struct xchange *x,
+    json_t *anchors);
+/*
+ * Runs fn(arg, conn) on nth threads (at most 64), conn 0 to nth - 1, and
+ * waits for them all; when none can be started (or nth is 0), runs
+ * fn(arg, 0) once in the calling thread, so that the phase still ends.
+ */
+void xplan_workers(int nth, void (*fn)(void *arg, int conn), void *arg);
 
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 int sync_ldap_export(struct xplan *p, struct sync_err *err);

@@ -41,15 +41,6 @@ struct sync_graph_auth {
 	char thumb[64];         /* x5t#S256: base64url SHA-256 of the DER */
 };
 
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* base64url without padding (RFC 7515, section 2); a new string. */
 static char *
 b64url(const void *p, size_t n)
@@ -432,7 +423,7 @@ fetch(struct sync_graph_auth *a, struct sync_http *h, struct sync_err *err)
 	sync_secret_free(a->token);
 	a->token = sync_buf_detach(&b);
 	a->gen++;
-	a->renew_at = mono_now() + (secs >= 600 ? secs - 300 : secs / 2);
+	a->renew_at = sync_mono_now() + (secs >= 600 ? secs - 300 : secs / 2);
 	rc = 0;
 out:
 	if (j) {
@@ -457,7 +448,7 @@ sync_graph_auth_header(struct sync_graph_auth *a, struct sync_http *h,
 
 	*hdr = NULL;
 	pthread_mutex_lock(&a->mu);
-	if (a->token == NULL || mono_now() >= a->renew_at ||
+	if (a->token == NULL || sync_mono_now() >= a->renew_at ||
 	    (force && *gen == a->gen))
 		rc = fetch(a, h, err);
 	if (rc == 0) {

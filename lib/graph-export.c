@@ -140,28 +140,6 @@ struct gexp {
 
 /* ------------------------------------------------------------- helpers */
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_for(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 static const char *const gbool[] = { "accountEnabled", "mailEnabled",
     "securityEnabled", "showInAddressList", "isAssignableToRole", NULL };
 static const char *const gcoll[] = { "businessPhones", "otherMails",
@@ -499,7 +477,7 @@ take_tokens(struct gexp *e, size_t n)
 		return;
 	for (;;) {
 		pthread_mutex_lock(&e->mu);
-		t = now();
+		t = sync_mono_now();
 		quota_expire(e, t);
 		/* A batch larger than the quota goes alone. */
 		if ((double)(e->inwin + e->inflight + n) <= e->cap ||
@@ -522,7 +500,7 @@ take_tokens(struct gexp *e, size_t n)
 			    e->p->target->name, e->cap, e->window, wait);
 			sync_graph_notice(e->graph, msg);
 		}
-		sleep_for(wait > 0.001 ? wait : 0.001);
+		sync_sleep_for(wait > 0.001 ? wait : 0.001);
 	}
 }
 
@@ -551,7 +529,7 @@ quota_done(struct gexp *e, size_t n)
 			}
 		}
 	}
-	e->wq[e->wqhead + e->wqlen].t = now();
+	e->wq[e->wqhead + e->wqlen].t = sync_mono_now();
 	e->wq[e->wqhead + e->wqlen].n = n;
 	e->wqlen++;
 	e->inwin += n;
@@ -732,7 +710,7 @@ mark_uncertain(struct gexp *e, struct unit *u)
 	u->uncertain = 1;
 	if (strcmp(u->g->coll, "groups") == 0 && !u->verify) {
 		u->verify = 1;
-		u->settle_until = now() + (double)e->gc->create_settle;
+		u->settle_until = sync_mono_now() + (double)e->gc->create_settle;
 	}
 }
 
@@ -829,8 +807,8 @@ verified(struct gexp *e, struct unit *u, long status, json_t *body,
 		return 0;
 	}
 	u->free_retry = 1;
-	if (now() < u->settle_until) {
-		*wait = u->settle_until - now();
+	if (sync_mono_now() < u->settle_until) {
+		*wait = u->settle_until - sync_mono_now();
 		if (*wait > 1)
 			*wait = 1;
 		return 1;
@@ -898,7 +876,7 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 		/* Likely the lost create itself: look for it. */
 		u->conflict = graph_error(body, status, NULL);
 		u->verify = 1;
-		u->settle_until = now() + (double)e->gc->create_settle;
+		u->settle_until = sync_mono_now() + (double)e->gc->create_settle;
 		u->free_retry = 1;
 		*wait = 0;
 		return 1;
@@ -1002,7 +980,7 @@ unit_after(struct gexp *e, struct unit *u, size_t done, int st, double wait,
 		if (!u->free_retry)
 			u->attempts++;
 		u->free_retry = 0;
-		u->not_before = now() + wait;
+		u->not_before = sync_mono_now() + wait;
 		/* One budget for these waits and the HTTP layer's. */
 		if (sync_graph_budget_take(e->graph, wait, err) == -1) {
 			json_decref(u->g->error);
@@ -1070,9 +1048,6 @@ batch_lost(struct gexp *e, struct unit **us, size_t nus,
 	pthread_mutex_unlock(&e->mu);
 }
 
-static const char *const phase_what[] = { "reads", "users", "groups",
-    "members" };
-
 /* Where the run stands, to the caller's progress callback. */
 static void
 progress(struct gexp *e, const char *notice, int end)
@@ -1088,7 +1063,7 @@ progress(struct gexp *e, const char *notice, int end)
 	pr.total = e->wtotal;
 	pr.batches = e->batches;
 	pthread_mutex_unlock(&e->mu);
-	pr.what = phase_what[pr.phase];
+	pr.what = xplan_phase_what(pr.phase);
 	pr.retries = sync_graph_retries(e->graph, NULL, NULL);
 	pr.notice = notice;
 	pr.end = end;
@@ -1255,16 +1230,10 @@ send_batch(struct gexp *e, int conn, struct unit **us, size_t *take,
 	return 0;
 }
 
-struct worker {
-	struct gexp *e;
-	int conn;
-};
-
-static void *
-work(void *arg)
+static void
+work(void *arg, int conn)
 {
-	struct worker *w = arg;
-	struct gexp *e = w->e;
+	struct gexp *e = arg;
 	struct unit *us[BATCH];
 	size_t take[BATCH], nus, count, i, rest;
 	struct sync_err err;
@@ -1275,9 +1244,9 @@ work(void *arg)
 		pthread_mutex_lock(&e->mu);
 		if (e->abort || e->left == 0) {
 			pthread_mutex_unlock(&e->mu);
-			return NULL;
+			return;
 		}
-		t = now();
+		t = sync_mono_now();
 		nus = count = 0;
 		next = 0;
 		writes = 0;
@@ -1339,10 +1308,10 @@ work(void *arg)
 				}
 				pthread_cond_broadcast(&e->cv);
 				pthread_mutex_unlock(&e->mu);
-				return NULL;
+				return;
 			}
 		}
-		if (send_batch(e, w->conn, us, take, nus, &err) == -1) {
+		if (send_batch(e, conn, us, take, nus, &err) == -1) {
 			pthread_mutex_lock(&e->mu);
 			for (i = 0; i < nus; i++)
 				us[i]->inflight = 0;
@@ -1352,7 +1321,7 @@ work(void *arg)
 			}
 			pthread_cond_broadcast(&e->cv);
 			pthread_mutex_unlock(&e->mu);
-			return NULL;
+			return;
 		}
 	}
 }
@@ -1362,13 +1331,8 @@ work(void *arg)
 static int
 record(struct gexp *e, struct gchange *g, struct sync_err *err)
 {
-	if (g->recorded || g->skip == 1 || g->x->done)
-		return 0;
-	g->recorded = 1;
-	if (g->failed)
-		return xplan_record(e->p, g->x, "failed", g->tid, g->error, err);
-	return xplan_record(e->p, g->x, g->skip == 2 || !g->wrote ? "skipped" :
-	    "applied", g->tid, NULL, err);
+	return xplan_outcome(e->p, g->x, &g->recorded, g->skip == 1,
+	    g->failed, g->skip == 2 || !g->wrote, g->tid, g->error, err);
 }
 
 /* After a phase: the changes it completed without a request of its own. */
@@ -1388,9 +1352,6 @@ finish_phase(struct gexp *e, struct sync_err *err)
 static int
 run_phase(struct gexp *e, struct sync_err *err)
 {
-	pthread_t th[64];
-	struct worker w[64];
-	int i, nth = (int)e->gc->connections;
 	size_t k;
 
 	for (k = 0; k < e->nu && !e->nomem; k++)
@@ -1409,23 +1370,7 @@ run_phase(struct gexp *e, struct sync_err *err)
 		e->wtotal += e->u[k].weight;
 	}
 	progress(e, NULL, 0);
-	if (nth > 64)
-		nth = 64;
-	for (i = 0; i < nth; i++) {
-		w[i].e = e;
-		w[i].conn = i;
-		if (pthread_create(&th[i], NULL, work, &w[i]) != 0) {
-			nth = i;
-			break;
-		}
-	}
-	if (nth == 0) {
-		struct worker one = { e, 0 };
-
-		work(&one);
-	}
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
+	xplan_workers((int)e->gc->connections, work, e);
 	progress(e, NULL, 1);
 	if (e->abort) {
 		*err = e->abort_err;
@@ -1439,11 +1384,7 @@ run_phase(struct gexp *e, struct sync_err *err)
 static int
 applicable(struct gchange *g)
 {
-	const char *op = g->x->op;
-
-	return !g->skip && !g->failed && !g->x->done &&
-	    (strcmp(op, "add") == 0 || strcmp(op, "update") == 0 ||
-	    strcmp(op, "delete") == 0);
+	return !g->skip && !g->failed && !g->x->done && xplan_is_write(g->x);
 }
 
 /*
@@ -1878,21 +1819,10 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 		g->last_phase = strcmp(g->coll, "users") == 0 ? 1 :
 		    strcmp(x->op, "delete") != 0 && json_object_get(
 		    json_object_get(x->c, "attrs"), "members") ? 3 : 2;
-		if (x->id)
-			g->tid = sync_strdup(x->id);
-		if (x->done) {
-			const char *id = sync_journal_id(p->journal, x->idx);
-
-			if (id) {
-				free(g->tid);
-				g->tid = sync_strdup(id);
-				json_object_set_new(e.anchors, x->anchor,
-				    json_string(id));
-			}
+		g->tid = xplan_start_id(p, x, e.anchors);
+		if (x->done)
 			continue;
-		}
-		if (strcmp(x->op, "add") != 0 && strcmp(x->op, "update") != 0 &&
-		    strcmp(x->op, "delete") != 0) {
+		if (!xplan_is_write(x)) {
 			/* conflict, error: reported, never applied. */
 			g->skip = 1;
 			p->st->notapplied++;
@@ -1931,27 +1861,11 @@ sync_graph_export(struct xplan *p, struct sync_err *err)
 		if (!applicable(&e.g[i]))
 			continue;
 		check_stale(&e.g[i]);
-		/*
-		 * One indented line each: the anchor and values, from the
-		 * plan and the target, are escaped so that they can neither
-		 * hold a newline nor add a line (see sync_msg).
-		 */
-		if (e.g[i].stale && nstale++ < 5) {
-			sync_buf_addf(&why, "\n  line %zu: %s %s '",
-			    e.g[i].x->idx + 2, e.g[i].x->op, e.g[i].x->type);
-			sync_buf_addesc(&why, e.g[i].x->anchor,
-			    strlen(e.g[i].x->anchor));
-			sync_buf_adds(&why, "': ");
-			sync_buf_addesc(&why, e.g[i].stalewhy,
-			    strlen(e.g[i].stalewhy));
-		}
+		if (e.g[i].stale)
+			xplan_stale(e.g[i].x, e.g[i].stalewhy, &nstale, &why);
 	}
 	if (nstale) {
-		sync_errf(err, "%s: the target changed since the plan was made "
-		    "(%zu change%s no longer fit%s); nothing was changed. Import "
-		    "the target and run sync-diff again.%s", p->target->name,
-		    nstale, nstale == 1 ? "" : "s", nstale == 1 ? "s" : "",
-		    why.p);
+		xplan_stale_refuse(p, nstale, &why, err);
 		goto out;
 	}
 	for (i = 0; i < e.n; i++)

@@ -38,15 +38,6 @@ struct sync_http {
 
 /* ------------------------------------------------------------ the budget */
 
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void
 sync_retry_init(struct sync_retry *r, double seconds)
 {
@@ -77,7 +68,7 @@ sync_retry_release(struct sync_retry *r)
 int
 sync_retry_take(struct sync_retry *r, double delay)
 {
-	double t = mono(), end = t + (delay > 0 ? delay : 0), extra;
+	double t = sync_mono_now(), end = t + (delay > 0 ? delay : 0), extra;
 	int rc = -1;
 
 	pthread_mutex_lock(&r->mu);
@@ -98,7 +89,7 @@ sync_retry_take(struct sync_retry *r, double delay)
 void
 sync_retry_notice(struct sync_retry *r, int force, const char *msg)
 {
-	double t = mono();
+	double t = sync_mono_now();
 	int tell = 0;
 
 	if (r == NULL || r->notify == NULL)
@@ -471,17 +462,6 @@ jitter(struct sync_http *h)
 	    (double)(1ULL << 53);
 }
 
-static void
-sleep_for(double s)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* The message of a transport failure, with a hint for TLS. */
 static int
 transport_errf(struct sync_http *h, const struct sync_http_req *q,
@@ -537,7 +517,7 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 	struct curl_slist *hdrs = NULL;
 	struct sync_buf tmp = { 0 };
 	CURLcode cc;
-	double delay, start = mono();
+	double delay, start = sync_mono_now();
 	long status;
 	int attempt, retry, idem = q->flags & SYNC_HTTP_IDEMPOTENT;
 
@@ -601,16 +581,16 @@ sync_http_send(struct sync_http *h, const struct sync_http_req *q,
 		if (status == 429 || status == 503) {
 			pthread_mutex_lock(&h->retry->mu);
 			h->retry->throttled++;
-			if (mono() + delay > h->retry->throttled_until)
-				h->retry->throttled_until = mono() + delay;
+			if (sync_mono_now() + delay > h->retry->throttled_until)
+				h->retry->throttled_until = sync_mono_now() + delay;
 			pthread_mutex_unlock(&h->retry->mu);
 		}
 		/* A request failing for a while: say so before waiting more. */
-		if (h->retry->notify && mono() - start + delay >=
+		if (h->retry->notify && sync_mono_now() - start + delay >=
 		    SYNC_RETRY_NOTICE)
 			notice(h, q, cc, status, r->retry_after, delay,
 			    attempt + 2);
-		sleep_for(delay);
+		sync_sleep_for(delay);
 	}
 	sync_buf_release(&tmp);
 	if (cc != CURLE_OK) {

@@ -121,28 +121,6 @@ struct lexp {
 
 /* ------------------------------------------------------------- helpers */
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_for(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* The RFC 4511 name of result code rc, as people look it up. */
 static const char *
 rcname(int rc)
@@ -891,10 +869,10 @@ record(struct lexp *e, struct lchange *c, struct sync_err *err)
 	 * an LDAP operation, and an outcome lost with a crash costs only a
 	 * read on the next run (every write is guarded).
 	 */
-	if (++e->since_sync >= SYNC_EVERY || now() - e->last_sync >=
+	if (++e->since_sync >= SYNC_EVERY || sync_mono_now() - e->last_sync >=
 	    SYNC_SECONDS) {
 		e->since_sync = 0;
-		e->last_sync = now();
+		e->last_sync = sync_mono_now();
 		return xplan_sync(e->p, err);
 	}
 	return 0;
@@ -1224,7 +1202,7 @@ connect_target(struct lexp *e, struct sync_err *err)
 		if (tries + 1 >= MAXRECONNECT)
 			return -1;
 		e->retries++;
-		sleep_for(wait);
+		sync_sleep_for(wait);
 		if ((wait *= 2) > 8)
 			wait = 8;
 	}
@@ -1435,7 +1413,7 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			c->lasterr = le;
 			c->checknew = 1;
 			c->step = ST_CHECK;
-			c->not_before = now() + 0.1 * c->attempts;
+			c->not_before = sync_mono_now() + 0.1 * c->attempts;
 			return 0;
 		}
 		return fail_why(e, c, le, "the object no longer exists", 1, err);
@@ -1475,7 +1453,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 	if (c->step != ST_CHECK && retryable(rc) && c->attempts < MAXATTEMPTS) {
 		json_decref(le);
 		e->retries++;
-		c->not_before = now() + 0.2 * (1 << c->attempts);
+		c->not_before = sync_mono_now() + 0.2 * (1 << c->attempts);
 		return 0;
 	}
 	switch (c->step) {
@@ -1677,7 +1655,7 @@ static int
 fill(struct lexp *e, size_t *idx, size_t *lo, size_t n, int sub, int force)
 {
 	struct sync_err lerr;
-	double t = now();
+	double t = sync_mono_now();
 	size_t i;
 	int fin, rc;
 
@@ -1762,7 +1740,7 @@ run_phase(struct lexp *e, struct sync_err *err)
 		lo = 0;
 		force = 0;
 		for (;;) {
-			double wake = 0, t = now();
+			double wake = 0, t = sync_mono_now();
 			size_t left = 0;
 
 			if (!e->abort && fill(e, idx, &lo, n, sub, force) == -1 &&
@@ -1789,7 +1767,7 @@ run_phase(struct lexp *e, struct sync_err *err)
 			if (left == 0)
 				break;
 			if (wake > 0) {
-				sleep_for(wake - now());
+				sync_sleep_for(wake - sync_mono_now());
 				continue;
 			}
 			/* Groups that name each other: go on anyway. */

@@ -110,28 +110,6 @@ sresp_release(struct sresp *r)
 
 /* ------------------------------------------------------------- helpers */
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_for(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* Percent-encodes s for a URL's path or query (unreserved kept). */
 static void
 pct(struct sync_buf *b, const char *s)
@@ -724,14 +702,14 @@ call(struct sx *s, int conn, const char *method, const char *path,
 	 * that the others do not add to the storm.
 	 */
 	for (;;) {
-		double t = now(), until;
+		double t = sync_mono_now(), until;
 
 		pthread_mutex_lock(&s->retry.mu);
 		until = s->retry.throttled_until;
 		pthread_mutex_unlock(&s->retry.mu);
 		if (until <= t)
 			break;
-		sleep_for(until - t);
+		sync_sleep_for(until - t);
 	}
 	sync_buf_adds(&url, s->base);
 	sync_buf_adds(&url, path);
@@ -971,11 +949,7 @@ out:
 static int
 applicable(struct schange *g)
 {
-	const char *op = g->x->op;
-
-	return !g->skip && !g->failed && !g->x->done &&
-	    (strcmp(op, "add") == 0 || strcmp(op, "update") == 0 ||
-	    strcmp(op, "delete") == 0);
+	return !g->skip && !g->failed && !g->x->done && xplan_is_write(g->x);
 }
 
 /*
@@ -1268,7 +1242,7 @@ backoff(struct unit *u, struct schange *g, const char *why)
 		sync_buf_release(&m);
 		return -1;
 	}
-	sleep_for(d);
+	sync_sleep_for(d);
 	return 0;
 }
 
@@ -1893,17 +1867,9 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 static int
 record(struct sx *s, struct schange *g, struct sync_err *err)
 {
-	if (g->recorded || g->skip == 1 || g->x->done)
-		return 0;
-	g->recorded = 1;
-	if (g->failed)
-		return xplan_record(s->p, g->x, "failed", g->tid, g->error, err);
-	return xplan_record(s->p, g->x, g->skip == 2 || !g->wrote ? "skipped" :
-	    "applied", g->tid, NULL, err);
+	return xplan_outcome(s->p, g->x, &g->recorded, g->skip == 1,
+	    g->failed, g->skip == 2 || !g->wrote, g->tid, g->error, err);
 }
-
-static const char *const phase_what[] = { "reads", "users", "groups",
-    "members" };
 
 static void
 progress(struct sx *s, const char *notice, int end)
@@ -1924,7 +1890,7 @@ progress(struct sx *s, const char *notice, int end)
 	pthread_mutex_lock(&s->retry.mu);
 	pr.retries = s->retry.retries;
 	pthread_mutex_unlock(&s->retry.mu);
-	pr.what = phase_what[pr.phase];
+	pr.what = xplan_phase_what(pr.phase);
 	pr.notice = notice;
 	pr.end = end;
 	xplan_progress(s->p, &pr);
@@ -1957,16 +1923,10 @@ unit_run(struct unit *u, struct schange *g, struct sync_err *err)
 	}
 }
 
-struct worker {
-	struct sx *s;
-	int conn;
-};
-
-static void *
-work(void *arg)
+static void
+work(void *arg, int conn)
 {
-	struct worker *w = arg;
-	struct sx *s = w->s;
+	struct sx *s = arg;
 	struct sync_err err;
 	struct schange *g;
 	struct unit u;
@@ -1976,13 +1936,13 @@ work(void *arg)
 		pthread_mutex_lock(&s->mu);
 		if (s->abort || s->next == s->nq) {
 			pthread_mutex_unlock(&s->mu);
-			return NULL;
+			return;
 		}
 		g = &s->g[s->q[s->next++]];
 		pthread_mutex_unlock(&s->mu);
 		memset(&u, 0, sizeof u);
 		u.s = s;
-		u.conn = w->conn;
+		u.conn = conn;
 		rc = unit_run(&u, g, &err);
 		if (rc == 0 && (g->failed || (s->phase > 0 &&
 		    s->phase >= g->last_phase)))
@@ -2013,9 +1973,7 @@ work(void *arg)
 static int
 run_phase(struct sx *s, struct sync_err *err)
 {
-	pthread_t th[64];
-	struct worker w[64];
-	int i, nth = s->nconn;
+	int nth = s->nconn;
 	size_t k;
 
 	s->next = s->done = 0;
@@ -2025,21 +1983,7 @@ run_phase(struct sx *s, struct sync_err *err)
 			nth = 64;
 		if ((size_t)nth > s->nq)
 			nth = (int)s->nq;
-		for (i = 0; i < nth; i++) {
-			w[i].s = s;
-			w[i].conn = i;
-			if (pthread_create(&th[i], NULL, work, &w[i]) != 0) {
-				nth = i;
-				break;
-			}
-		}
-		if (nth == 0) {
-			struct worker one = { s, 0 };
-
-			work(&one);
-		}
-		for (i = 0; i < nth; i++)
-			pthread_join(th[i], NULL);
+		xplan_workers(nth, work, s);
 		progress(s, NULL, 1);
 	}
 	if (s->abort) {
@@ -2307,21 +2251,10 @@ sync_scim_export(struct xplan *p, struct sync_err *err)
 		g->last_phase = !is_group ? 1 : strcmp(x->op, "delete") != 0 &&
 		    json_object_get(json_object_get(x->c, "attrs"),
 		    "members") ? 3 : 2;
-		if (x->id)
-			g->tid = sync_strdup(x->id);
-		if (x->done) {
-			const char *id = sync_journal_id(p->journal, x->idx);
-
-			if (id) {
-				free(g->tid);
-				g->tid = sync_strdup(id);
-				json_object_set_new(s.anchors, x->anchor,
-				    json_string(id));
-			}
+		g->tid = xplan_start_id(p, x, s.anchors);
+		if (x->done)
 			continue;
-		}
-		if (strcmp(x->op, "add") != 0 && strcmp(x->op, "update") != 0 &&
-		    strcmp(x->op, "delete") != 0) {
+		if (!xplan_is_write(x)) {
 			/* conflict, error: reported, never applied. */
 			g->skip = 1;
 			p->st->notapplied++;
@@ -2353,22 +2286,11 @@ sync_scim_export(struct xplan *p, struct sync_err *err)
 		if (!applicable(&s.g[i]))
 			continue;
 		check_stale(&s.g[i]);
-		if (s.g[i].stale && nstale++ < 5) {
-			sync_buf_addf(&why, "\n  line %zu: %s %s '",
-			    s.g[i].x->idx + 2, s.g[i].x->op, s.g[i].x->type);
-			sync_buf_addesc(&why, s.g[i].x->anchor,
-			    strlen(s.g[i].x->anchor));
-			sync_buf_adds(&why, "': ");
-			sync_buf_addesc(&why, s.g[i].stalewhy,
-			    strlen(s.g[i].stalewhy));
-		}
+		if (s.g[i].stale)
+			xplan_stale(s.g[i].x, s.g[i].stalewhy, &nstale, &why);
 	}
 	if (nstale) {
-		sync_errf(err, "%s: the target changed since the plan was made "
-		    "(%zu change%s no longer fit%s); nothing was changed. Import "
-		    "the target and run sync-diff again.%s", p->target->name,
-		    nstale, nstale == 1 ? "" : "s", nstale == 1 ? "s" : "",
-		    why.p);
+		xplan_stale_refuse(p, nstale, &why, err);
 		goto out;
 	}
 	for (i = 0; i < s.n; i++)

@@ -155,6 +155,12 @@ char *sync_sid_string(const unsigned char *raw, size_t len);
 /* The current UTC time (or SOURCE_DATE_EPOCH when set) as RFC 3339. */
 void sync_time_now(char out[32]);
 
+/* Seconds on the monotonic clock, for deadlines and back-offs. */
+double sync_mono_now(void);
+
+/* Sleeps s seconds (nothing when s <= 0), resuming after a signal. */
+void sync_sleep_for(double s);
+
 /* --------------------------------------------------------- atomic output */
 
 /*
