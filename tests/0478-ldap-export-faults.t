@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/ldap-export-setup.sh"
 
-SEEDS=${LX_SEEDS:-"1 2 3 4 5 6 7 8 9 10"}
+SEEDS=${LX_SEEDS:-"1 2 3"}
 PROB=${LX_PROB:-0.12}
 
 SRC_BASE=ou=SrcA,dc=example,dc=org DST_BASE=ou=T0,dc=example,dc=org

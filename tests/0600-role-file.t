@@ -3,7 +3,7 @@
 # lease file) on one host.  A new server is staging; promote; the second
 # is refused; takeover after expiry and after the active server is
 # killed; forced takeover bumps the fence and the old holder's check
-# fails; demote releases; 60 rounds of both servers racing to promote
+# fails; demote releases; 20 rounds (ROLE_ROUNDS) of both servers racing to promote
 # never make both active; config errors.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/role.sh"
@@ -134,7 +134,7 @@ sync-role $B demote 2>/dev/null
 ROLE_DURATION=60
 
 # --- races: both promote at the same moment
-role_races 60 50 "on a lease file"
+role_races 20 50 "on a lease file"
 
 # Forced takeovers racing: whoever wrote last holds it, the other's check fails.
 sync-role $A promote 2>/dev/null

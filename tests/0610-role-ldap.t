@@ -3,7 +3,7 @@
 # device with one description value) written by compare-and-swap, by
 # two delegated accounts that may write only that attribute of that
 # entry.  Refusal, forced takeover, demote, the active server killed,
-# 60 racing rounds, and the failures: no entry, no value, two values, no
+# 20 racing rounds (ROLE_ROUNDS), and the failures: no entry, no value, two values, no
 # write access, the server gone.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/role.sh"
@@ -148,7 +148,7 @@ sync-role $Bs demote 2>/dev/null
 ROLE_DURATION=60
 
 # --- races
-role_races 60 100 "on slapd"
+role_races 20 100 "on slapd"
 
 # --- two values: refused rather than guessed
 sync-role $A promote 2>/dev/null

@@ -220,6 +220,6 @@ test_grep "insufficient access named" \
 	"^sync-role: ad: modifying lease entry '$LEASE': Insufficient access \(50\)" "$T/err"
 
 # --- races
-role_races 50 150 "on Samba AD"
+role_races 20 150 "on Samba AD"
 
 done_testing

@@ -25,7 +25,7 @@ _role_field() {
 }
 
 role_races() {
-	_rounds=$1 _pause=$2 _label=$3
+	_rounds=${ROLE_ROUNDS:-$1} _pause=$2 _label=$3
 	_bad=0 _wa=0 _wb=0
 	lease_value >"$T/lv"
 	_prev=$(_role_field fence)
