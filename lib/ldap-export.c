@@ -75,7 +75,8 @@ struct lchange {
 	enum step wstep;        /* the write a ST_CHECK settles */
 	int checknew;           /* ST_CHECK reads new_dn, not dn */
 	int renamed;            /* the DN change is in place */
-	int checked;            /* a delete's anchor was read (no assertion) */
+	int checked;            /* the anchor was read (no assertion) */
+	int inplace;            /* phase 0 found it done (a delete) */
 	int wrote;              /* a write of this run succeeded */
 	int uncertain;          /* a write's answer was lost */
 	int attempts;
@@ -84,6 +85,7 @@ struct lchange {
 	double not_before;
 	int found;              /* the check found the entry */
 	json_t *cur;            /* what the check read, or NULL */
+	json_t *readerr;        /* the check's entry could not be read */
 	json_t *lasterr;        /* the refusal a check follows, or NULL */
 	json_t *deferr;         /* a failure known before the write */
 	int failed;
@@ -947,7 +949,7 @@ send_check(struct lexp *e, struct lchange *c, int *msgid)
 {
 	const char *k;
 	json_t *a;
-	char **attrs;
+	char **attrs, win[300];
 	size_t n = 0;
 	int rc;
 
@@ -955,7 +957,7 @@ send_check(struct lexp *e, struct lchange *c, int *msgid)
 	if (attrs == NULL)
 		return LDAP_NO_MEMORY;
 	json_object_foreach(c->attrs, k, a)
-		attrs[n++] = (char *)k;
+		attrs[n++] = (char *)sync_ldap_window(&e->l, k, win, sizeof win);
 	if (c->x->anchorattr)
 		attrs[n++] = (char *)c->x->anchorattr;
 	if (n == 0)
@@ -1071,6 +1073,8 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 	}
 	json_decref(c->cur);
 	c->cur = NULL;
+	json_decref(c->readerr);
+	c->readerr = NULL;
 	c->found = 0;
 	switch (c->step) {
 	case ST_ADD:
@@ -1081,6 +1085,18 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 		    &msgid);
 		break;
 	case ST_RENAME:
+		if (!e->has_assert && !c->checked) {
+			/*
+			 * No assertion control: read first, as for a delete,
+			 * the new DN (the modrdn may be in place already) and
+			 * then the DN, which must still be this change's entry.
+			 */
+			c->wstep = ST_RENAME;
+			c->step = ST_CHECK;
+			c->checknew = !sync_dn_equal(c->dn, c->new_dn);
+			rc = send_check(e, c, &msgid);
+			break;
+		}
 		/* Guarded as a delete is: still this change's entry. */
 		if (e->has_assert && c->x->anchorattr &&
 		    (ctl = assertion(e, c)) != NULL)
@@ -1226,45 +1242,6 @@ to_check(struct lchange *c, json_t *error, int checknew)
 	c->lasterr = error;
 }
 
-static json_t *
-entry_json(struct lexp *e, struct lchange *c, LDAPMessage *m)
-{
-	json_t *o = json_object();
-	BerElement *ber = NULL;
-	struct berval **v;
-	char *a;
-	size_t i;
-
-	for (a = ldap_first_attribute(e->l.ld, m, &ber); a;
-	    a = ldap_next_attribute(e->l.ld, m, ber)) {
-		json_t *arr = json_array();
-		char *k = lower(a);
-		int bin = is_binary(c, a);
-
-		v = ldap_get_values_len(e->l.ld, m, a);
-		for (i = 0; v && v[i]; i++) {
-			if (bin || !sync_utf8_valid(v[i]->bv_val, v[i]->bv_len)) {
-				char *b = sync_base64_encode(v[i]->bv_val,
-				    v[i]->bv_len);
-
-				json_array_append_new(arr, json_string(b ? b : ""));
-				free(b);
-			} else
-				json_array_append_new(arr, json_stringn(
-				    v[i]->bv_val, v[i]->bv_len));
-		}
-		ldap_value_free_len(v);
-		if (k)
-			json_object_set_new(o, k, arr);
-		else
-			json_decref(arr);
-		free(k);
-		ldap_memfree(a);
-	}
-	ber_free(ber, 0);
-	return o;
-}
-
 /*
  * Fails c with le (the refusal that led here, stolen; or NULL) and the
  * sentence why: the message becomes "LE-MESSAGE; WHY", or WHY alone.
@@ -1301,6 +1278,29 @@ anchor_now(struct lchange *c)
 	s = v ? json_dumps(v, JSON_COMPACT) : sync_strdup("[]");
 	free(k);
 	return s;
+}
+
+/*
+ * Fails c as stale: the entry read holds another anchor.  After a read
+ * first (no assertion control), with no refusal (le) to name the entry,
+ * the message names it: "OP 'DN': the target changed ...".
+ */
+static int
+fail_anchor(struct lexp *e, struct lchange *c, json_t *le,
+    struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	char *s = anchor_now(c);
+	int rc;
+
+	if (le == NULL)
+		sync_buf_addf(&b, "%s '%s': ", step_name(c->wstep), c->dn);
+	sync_buf_addf(&b, "the target changed since the plan was made: %s is "
+	    "%s, not the plan's anchor", c->x->anchorattr, s ? s : "?");
+	free(s);
+	rc = fail_why(e, c, le, b.p, 1, err);
+	sync_buf_release(&b);
+	return rc;
 }
 
 /* What to do after a check, by the write it settles. */
@@ -1344,16 +1344,8 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			json_decref(le);
 			return finish(e, c, NULL, err);         /* gone already */
 		}
-		if (!anchor_ok(e, c)) {
-			s = anchor_now(c);
-			sync_buf_addf(&b, "the target changed since the plan was "
-			    "made: %s is %s, not the plan's anchor",
-			    c->x->anchorattr, s ? s : "?");
-			free(s);
-			rc = fail_why(e, c, le, b.p, 1, err);
-			sync_buf_release(&b);
-			return rc;
-		}
+		if (!anchor_ok(e, c))
+			return fail_anchor(e, c, le, err);
 		json_decref(le);
 		c->checked = 1;
 		c->step = ST_DELETE;
@@ -1386,24 +1378,23 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 		if (c->found && anchor_ok(e, c)) {
 			json_decref(c->cur);
 			c->cur = NULL;
-			if (c->uncertain && c->attempts < MAXATTEMPTS) {
+			if ((!e->has_assert && !c->checked) ||
+			    (c->uncertain && c->attempts < MAXATTEMPTS)) {
+				/*
+				 * Still this change's entry, read first (no
+				 * assertion control); or a modrdn whose answer
+				 * was lost, not applied: send it.
+				 */
 				json_decref(le);
-				c->step = ST_RENAME;    /* not applied: again */
+				c->checked = 1;
+				c->step = ST_RENAME;
 				return 0;
 			}
 			/* Refused for another reason: a new parent missing. */
 			return fail_why(e, c, le, NULL, 0, err);
 		}
-		if (c->found) {
-			s = anchor_now(c);
-			sync_buf_addf(&b, "the target changed since the plan was "
-			    "made: %s is %s, not the plan's anchor",
-			    c->x->anchorattr, s ? s : "?");
-			free(s);
-			rc = fail_why(e, c, le, b.p, 1, err);
-			sync_buf_release(&b);
-			return rc;
-		}
+		if (c->found)
+			return fail_anchor(e, c, le, err);
 		if (c->uncertain && c->attempts < MAXATTEMPTS) {
 			/*
 			 * At neither DN: the server may still be applying the
@@ -1415,6 +1406,14 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			c->step = ST_CHECK;
 			c->not_before = sync_mono_now() + 0.1 * c->attempts;
 			return 0;
+		}
+		if (le == NULL) {
+			/* Read first (no assertion control): name the entry. */
+			sync_buf_addf(&b, "modrdn '%s': the object no longer exists",
+			    c->dn);
+			rc = fail_why(e, c, NULL, b.p, 1, err);
+			sync_buf_release(&b);
+			return rc;
 		}
 		return fail_why(e, c, le, "the object no longer exists", 1, err);
 	default:
@@ -1434,9 +1433,15 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 	json_t *le;
 
 	if (type == LDAP_RES_SEARCH_ENTRY) {
-		if (c->step == ST_CHECK && c->cur == NULL) {
-			c->cur = entry_json(e, c, m);
-			c->found = 1;
+		if (c->step == ST_CHECK && c->cur == NULL && c->readerr == NULL) {
+			struct sync_err rerr;
+
+			/* (a ranged attribute is read to its end here) */
+			c->cur = sync_ldap_entry_json(&e->l, (struct ldapmsg *)m,
+			    c->binary, &rerr);
+			if (c->cur == NULL)
+				c->readerr = merror(rerr.msg);
+			c->found = c->cur != NULL;
 		}
 		return 0;
 	}
@@ -1526,6 +1531,12 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		}
 		return finish(e, c, le, err);
 	case ST_CHECK:
+		if (c->readerr) {
+			json_decref(le);
+			le = c->readerr;
+			c->readerr = NULL;
+			rc = LDAP_OTHER;
+		}
 		if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
 			json_decref(c->lasterr);
 			c->lasterr = NULL;
@@ -1783,6 +1794,201 @@ run_phase(struct lexp *e, struct sync_err *err)
 		return -1;
 	progress(e, 1);
 	return 0;
+}
+
+/* ------------------------------------------------------------- phase 0 */
+
+/*
+ * What phase 0 reads of c: the attributes the plan gives old or new
+ * values of (members and other attributes given as values added and
+ * removed are not compared), and the anchor.  A new array of borrowed
+ * names, NULL-terminated, or NULL.
+ */
+static char **
+read_attrs(struct lchange *c)
+{
+	const char *k;
+	json_t *a;
+	char **v;
+	size_t n = 0;
+
+	if ((v = calloc(json_object_size(c->attrs) + 2, sizeof *v)) == NULL)
+		return NULL;
+	if (c->kind != K_DELETE)
+		json_object_foreach(c->attrs, k, a)
+			if (json_object_get(a, "old") || json_object_get(a, "new"))
+				v[n++] = (char *)k;
+	v[n++] = (char *)c->x->anchorattr;
+	return v;
+}
+
+/* 1 when the entry read (c->cur) is not this change's: another anchor. */
+static int
+foreign(struct lexp *e, struct lchange *c, json_t *cur)
+{
+	int rc;
+
+	c->cur = cur;
+	rc = !anchor_ok(e, c);
+	c->cur = NULL;
+	return rc;
+}
+
+/*
+ * Whether c still fits the target: cur is its entry at its DN and ncur
+ * at its new DN (a rename or move), NULL where there is none.  Returns
+ * NULL, or why it does not (a new string, for xplan_stale).  A delete
+ * whose entry is gone is in place: c->inplace.
+ */
+static char *
+stale_why(struct lexp *e, struct lchange *c, json_t *cur, json_t *ncur)
+{
+	struct sync_buf b = { 0 };
+	struct mods mv = { 0 };
+	json_t *held;
+	char *why = NULL, *s;
+	int dry = e->dry;
+
+	if (c->kind == K_RENAME && cur == NULL && ncur && !foreign(e, c, ncur)) {
+		/* Renamed already (by a run that lost its journal). */
+		cur = ncur;
+		ncur = NULL;
+		c->renamed = 1;
+	}
+	if (cur == NULL) {
+		if (c->kind == K_DELETE)
+			c->inplace = 1;
+		else
+			why = sync_strdup("the object no longer exists");
+	} else if ((held = c->kind != K_UPDATE && foreign(e, c, cur) ? cur :
+	    ncur && foreign(e, c, ncur) ? ncur : NULL) != NULL) {
+		c->cur = held;
+		s = anchor_now(c);
+		c->cur = NULL;
+		if (held == ncur)
+			sync_buf_addf(&b, "'%s' is held by another entry: ",
+			    c->new_dn);
+		sync_buf_addf(&b, "%s is %s, not the plan's anchor",
+		    c->x->anchorattr, s ? s : "?");
+		free(s);
+		why = sync_buf_detach(&b);
+	} else if (c->kind != K_DELETE) {
+		/* As a settling read would compare (members left out). */
+		e->dry = 1;
+		build_modify(e, c, cur, &mv, &why);
+		e->dry = dry;
+		mods_free(&mv);
+	}
+	c->renamed = 0;
+	sync_buf_release(&b);
+	return why;
+}
+
+/*
+ * Phase 0: every update, rename, move and delete reads its entry (a
+ * rename or move also its new DN), and if any of them no longer fits
+ * the target, the whole plan is refused before anything is written, as
+ * on Graph and SCIM.  A change whose read is refused fails; the others
+ * go on.
+ */
+static int
+read_phase(struct lexp *e, struct sync_err *err)
+{
+	struct sync_ldap_read *r = NULL;
+	struct sync_buf why = { 0 };
+	size_t i, k, nr = 0, nstale = 0, *of = NULL;
+	int rc = -1, lost = 0, t;
+
+	for (i = 0; i < e->n; i++)
+		if (e->g[i].phase != 0 && e->g[i].state != 2 &&
+		    e->g[i].kind != K_ADD)
+			nr += 1 + (e->g[i].kind == K_RENAME);
+	if (nr == 0)
+		return 0;
+	if ((r = calloc(nr, sizeof *r)) == NULL ||
+	    (of = calloc(nr, sizeof *of)) == NULL) {
+		sync_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = k = 0; i < e->n; i++) {
+		struct lchange *c = &e->g[i];
+
+		if (c->phase == 0 || c->state == 2 || c->kind == K_ADD)
+			continue;
+		of[k] = i;
+		r[k].dn = c->dn;
+		r[k].binary = c->binary;
+		if ((r[k++].attrs = read_attrs(c)) == NULL) {
+			sync_errf(err, "out of memory");
+			goto out;
+		}
+		if (c->kind != K_RENAME)
+			continue;
+		of[k] = i;
+		r[k].dn = c->new_dn;
+		r[k].binary = c->binary;
+		r[k].attrs = r[k - 1].attrs;    /* (freed with the first) */
+		k++;
+	}
+	e->phase = 0;
+	e->pdone = 0;
+	e->ptotal = nr;
+	progress(e, 0);
+	for (;;) {
+		if (!e->connected && connect_target(e, err) == -1)
+			goto out;
+		if ((t = sync_ldap_read_many(&e->l, r, nr, e->window, err)) == -1)
+			goto out;
+		if (t == 0)
+			break;
+		/* Lost: connect again, and read what is not read yet. */
+		sync_ldap_close(&e->l);
+		e->connected = 0;
+		e->retries++;
+		if (++lost >= MAXRECONNECT) {
+			sync_errf(err, "%s: the connection was lost %d times while "
+			    "reading the entries of the plan; nothing was changed",
+			    e->c->name, lost);
+			goto out;
+		}
+	}
+	for (k = 0; k < nr; k++) {
+		struct lchange *c = &e->g[of[k]];
+		struct sync_ldap_read *nw = c->kind == K_RENAME ? &r[k + 1] : NULL;
+		struct sync_ldap_read *bad = r[k].rc ? &r[k] : nw && nw->rc ? nw :
+		    NULL;
+		char *w;
+
+		if (bad) {
+			c->error = lerror("read", bad->dn, bad->rc, bad->diag,
+			    bad->matched, NULL);
+			c->failed = 1;
+			c->state = 2;
+		} else if ((w = stale_why(e, c, r[k].entry, nw ? nw->entry :
+		    NULL)) != NULL) {
+			xplan_stale(c->x, w, &nstale, &why);
+			free(w);
+		} else if (c->inplace)
+			c->state = 2;
+		k += nw != NULL;
+	}
+	if (nstale) {
+		xplan_stale_refuse(e->p, nstale, &why, err);
+		goto out;
+	}
+	e->pdone = nr;
+	progress(e, 1);
+	rc = 0;
+out:
+	for (k = 0; r && k < nr; k++) {
+		if (k == 0 || r[k].attrs != r[k - 1].attrs)
+			free(r[k].attrs);
+		sync_ldap_read_release(&r[k]);
+	}
+	free(r);
+	free(of);
+	sync_buf_release(&why);
+	return rc;
 }
 
 /* ------------------------------------------------------------- dry run */
@@ -2057,8 +2263,11 @@ sync_ldap_export(struct xplan *p, struct sync_err *err)
 		rc = dry_run(&e, p->o->dry_out, err);
 		goto out;
 	}
+	if (read_phase(&e, err) == -1)
+		goto out;
 	for (i = 0; i < e.n; i++)
-		if (e.g[i].failed && record(&e, &e.g[i], err) == -1)
+		if ((e.g[i].failed || e.g[i].inplace) &&
+		    record(&e, &e.g[i], err) == -1)
 			goto out;
 	if (xplan_sync(p, err) == -1)
 		goto out;
@@ -2088,6 +2297,7 @@ out:
 		json_decref(c->rdnold);
 		json_decref(c->rdnnew);
 		json_decref(c->cur);
+		json_decref(c->readerr);
 		json_decref(c->lasterr);
 		json_decref(c->deferr);
 		json_decref(c->error);
