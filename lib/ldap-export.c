@@ -1482,10 +1482,13 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		/*
 		 * AD refuses to remove a member whose entry is gone with
 		 * unwillingToPerform ("Unable to find GUID"): read the
-		 * members, and remove only those still there.
+		 * members, and remove only those still there.  Samba
+		 * refuses a member already there with entryAlreadyExists
+		 * ("Attribute member already exists for target GUID").
 		 */
 		if ((rc == LDAP_NO_SUCH_ATTRIBUTE ||
 		    rc == LDAP_TYPE_OR_VALUE_EXISTS ||
+		    rc == LDAP_ALREADY_EXISTS ||
 		    rc == LDAP_NO_SUCH_OBJECT ||
 		    (rc == LDAP_UNWILLING_TO_PERFORM && removes_refs(c))) &&
 		    c->attempts < MAXATTEMPTS) {
