@@ -15,10 +15,11 @@
  *            attributeOrValueExists); members and other attributes the
  *            plan gives as values added and removed are deleted and
  *            added by value;
- *   rename, move  a modrdn (with newSuperior for a move), then the
- *            change's attributes as for an update;
+ *   rename, move  a modrdn (with newSuperior for a move), guarded as a
+ *            delete is, then the change's attributes as for an update;
  *   delete   a delete, guarded by the anchor: with the assertion control
- *            where the server offers it (RFC 4528), else after a read.
+ *            where the server offers it (RFC 4528), else (AD) after a
+ *            read.
  *
  * A refusal that may mean "already done" (entryAlreadyExists,
  * noSuchAttribute, attributeOrValueExists, noSuchObject), and an answer
@@ -27,11 +28,16 @@
  * write is sent again (only what is missing); in neither, the change is
  * stale and fails.
  *
+ * Before any write, phase 0 reads the entry of every update, rename,
+ * move and delete (ldap-read.c), and refuses the whole plan if one of
+ * them no longer fits it, as the Graph and SCIM writers do; the guards
+ * above catch what moves after that.
+ *
  * Operations are asynchronous: up to write_window of them are
  * outstanding on the one connection, and the lease is checked before
- * every window of writes.  Three phases, each finished before the next:
- * adds (entries, then groups, whose new members must exist first), then
- * updates and then renames and moves, then deletes.
+ * every window of writes.  Three phases of writes, each finished before
+ * the next: renames and moves, then adds (entries, then groups, whose
+ * new members must exist first); updates; deletes.
  */
 #include <sys/time.h>
 
