@@ -116,6 +116,25 @@ void sync_ldap_close(struct sync_ldap *l);
 struct ldapmsg;
 int sync_ldap_entry_obj(struct sync_ldap *l, struct ldapmsg *e,
     enum sync_objtype type, struct sync_obj *o, struct sync_err *err);
+/*
+ * Ranged retrieval (AD's MaxValRange, see sync.conf(5) range_step).
+ * sync_ldap_attr_len: the length of attribute description name without
+ * ";range=..." and ";binary".  sync_ldap_range: 1 when name has
+ * ";range=LOW-HIGH", *high then HIGH (-1 for "*"), else 0.
+ * sync_ldap_range_fetch reads the rest of attribute name (nlen bytes) of
+ * entry dn from value next on, in windows ("name;range=NEXT-*", or of
+ * range_step values), until the server marks the last window or has no
+ * more: fn(ctx, vals, err) for the values of each (borrowed); 0, or -1
+ * with err set (by fn, or the LDAP error).
+ */
+struct berval;
+typedef int (*sync_ldap_vals_fn)(void *ctx, struct berval **vals,
+    struct sync_err *err);
+size_t sync_ldap_attr_len(const char *name);
+int sync_ldap_range(const char *name, long *high);
+int sync_ldap_range_fetch(struct sync_ldap *l, const char *dn,
+    const char *name, size_t nlen, long next, sync_ldap_vals_fn fn,
+    void *ctx, struct sync_err *err);
 /* 1 when dn is in a subtree the connector or the type oc leaves out. */
 int sync_ldap_excluded(struct sync_ldap_conf *lc, struct sync_ldap_objconf *oc,
     const char *dn);

@@ -1734,7 +1734,13 @@ resolve_refs(struct dctx *d, struct scratch *sc, size_t si,
 				return -1;
 			continue;
 		}
-		if (it->state == ST_JOIN) {
+		/*
+		 * A joined object whose rename is a conflict stays where it
+		 * is (the only conflict that keeps its target object): its
+		 * references name it there, and are not dropped.
+		 */
+		if (it->state == ST_JOIN || (it->state == ST_CONFLICT &&
+		    it->tgt != 0)) {
 			const char *p;
 			size_t len;
 
@@ -2428,6 +2434,32 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 		if (e != NULL) {
 			t = e->val;
 			it->join = JOIN_NONE;
+			if (set_conflict(it, "the DN is taken by a target object "
+			    "that is not this one's", &t, 1) == -1)
+				return sync_errf(err, "out of memory");
+			if (dry)
+				return 0;
+			scratch_reset(sc);
+			return do_item(d, j, sc, it, 0, err);
+		}
+	}
+	/*
+	 * The same for a rename or move: the modrdn onto a DN another
+	 * object holds would fail at export.  Decided in pass 1, as an
+	 * add's is, so that every thread of pass 2 sees it.
+	 */
+	if (!adding && dnres && to->dn && d->tgt_dns &&
+	    d->trefs.slot != NULL) {
+		const struct mment *e;
+		char *c = dn_canon(dnres->v[0].p);
+		uint32_t t;
+
+		if (c == NULL)
+			return sync_errf(err, "out of memory");
+		e = mm_get(&d->trefs, c, strlen(c));
+		free(c);
+		if (e != NULL && e->val != it->tgt - 1) {
+			t = e->val;
 			if (set_conflict(it, "the DN is taken by a target object "
 			    "that is not this one's", &t, 1) == -1)
 				return sync_errf(err, "out of memory");

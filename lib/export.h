@@ -87,6 +87,49 @@ char *xplan_start_id(struct xplan *p, const struct xchange *x,
  */
 void xplan_workers(int nth, void (*fn)(void *arg, int conn), void *arg);
 
+/*
+ * Reading entries back, for the LDAP writer (ldap-read.c).
+ * sync_ldap_entry_json: the search result entry msg (an LDAPMessage) as
+ * a new object, lower-case attribute name (without ";range=" and
+ * ";binary") -> array of values, in base64 for the attributes binary
+ * names and for values that are not UTF-8; a ranged attribute with all
+ * its values (sync_ldap_range_fetch).  NULL with err set.
+ * sync_ldap_window: name, or in buf "member;range=0-N" when the
+ * connector has a range step (so that a server that cuts long lists
+ * only when asked, as Samba, cuts them), for the attributes to ask for.
+ */
+struct sync_ldap;
+struct ldapmsg;
+json_t *sync_ldap_entry_json(struct sync_ldap *l, struct ldapmsg *msg,
+    json_t *binary, struct sync_err *err);
+const char *sync_ldap_window(struct sync_ldap *l, const char *name,
+    char *buf, size_t len);
+/*
+ * One entry for sync_ldap_read_many to read: the caller sets dn, attrs
+ * and binary (borrowed) and zeroes the rest; done once read: entry (new,
+ * as sync_ldap_entry_json; NULL when there is no such entry), or the
+ * server's refusal in rc (an LDAP code), diag and matched (new strings,
+ * or NULL).  sync_ldap_read_release frees what a read set.
+ */
+struct sync_ldap_read {
+	const char *dn;
+	char **attrs;
+	json_t *binary;
+	int done;
+	json_t *entry;
+	int rc;
+	char *diag, *matched;
+	int inflight, msgid;    /* (sync_ldap_read_many's) */
+};
+void sync_ldap_read_release(struct sync_ldap_read *r);
+/*
+ * Reads the entries of r[0..n) not yet done, up to window searches
+ * outstanding on l: 0 when all are done, 1 when the connection was lost
+ * (reconnect, and call again for the rest), -1 with err set.
+ */
+int sync_ldap_read_many(struct sync_ldap *l, struct sync_ldap_read *r,
+    size_t n, size_t window, struct sync_err *err);
+
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 int sync_ldap_export(struct xplan *p, struct sync_err *err);
 int sync_scim_export(struct xplan *p, struct sync_err *err);

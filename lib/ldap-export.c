@@ -15,10 +15,11 @@
  *            attributeOrValueExists); members and other attributes the
  *            plan gives as values added and removed are deleted and
  *            added by value;
- *   rename, move  a modrdn (with newSuperior for a move), then the
- *            change's attributes as for an update;
+ *   rename, move  a modrdn (with newSuperior for a move), guarded as a
+ *            delete is, then the change's attributes as for an update;
  *   delete   a delete, guarded by the anchor: with the assertion control
- *            where the server offers it (RFC 4528), else after a read.
+ *            where the server offers it (RFC 4528), else (AD) after a
+ *            read.
  *
  * A refusal that may mean "already done" (entryAlreadyExists,
  * noSuchAttribute, attributeOrValueExists, noSuchObject), and an answer
@@ -27,11 +28,16 @@
  * write is sent again (only what is missing); in neither, the change is
  * stale and fails.
  *
+ * Before any write, phase 0 reads the entry of every update, rename,
+ * move and delete (ldap-read.c), and refuses the whole plan if one of
+ * them no longer fits it, as the Graph and SCIM writers do; the guards
+ * above catch what moves after that.
+ *
  * Operations are asynchronous: up to write_window of them are
  * outstanding on the one connection, and the lease is checked before
- * every window of writes.  Three phases, each finished before the next:
- * adds (entries, then groups, whose new members must exist first), then
- * updates and then renames and moves, then deletes.
+ * every window of writes.  Three phases of writes, each finished before
+ * the next: renames and moves, then adds (entries, then groups, whose
+ * new members must exist first); updates; deletes.
  */
 #include <sys/time.h>
 
@@ -47,6 +53,7 @@
 
 #include "conn.h"
 #include "export.h"
+#include "ldap-mods.h"
 
 #define MAXATTEMPTS 6           /* sends of one operation of a change */
 #define MAXRECONNECT 8          /* reconnections in a row */
@@ -75,7 +82,8 @@ struct lchange {
 	enum step wstep;        /* the write a ST_CHECK settles */
 	int checknew;           /* ST_CHECK reads new_dn, not dn */
 	int renamed;            /* the DN change is in place */
-	int checked;            /* a delete's anchor was read (no assertion) */
+	int checked;            /* the anchor was read (no assertion) */
+	int inplace;            /* phase 0 found it done (a delete) */
 	int wrote;              /* a write of this run succeeded */
 	int uncertain;          /* a write's answer was lost */
 	int attempts;
@@ -84,6 +92,7 @@ struct lchange {
 	double not_before;
 	int found;              /* the check found the entry */
 	json_t *cur;            /* what the check read, or NULL */
+	json_t *readerr;        /* the check's entry could not be read */
 	json_t *lasterr;        /* the refusal a check follows, or NULL */
 	json_t *deferr;         /* a failure known before the write */
 	int failed;
@@ -121,77 +130,6 @@ struct lexp {
 
 /* ------------------------------------------------------------- helpers */
 
-/* The RFC 4511 name of result code rc, as people look it up. */
-static const char *
-rcname(int rc)
-{
-	static const struct { int rc; const char *name; } t[] = {
-		{ 0, "success" }, { 1, "operationsError" },
-		{ 2, "protocolError" }, { 3, "timeLimitExceeded" },
-		{ 4, "sizeLimitExceeded" }, { 7, "authMethodNotSupported" },
-		{ 8, "strongerAuthRequired" }, { 10, "referral" },
-		{ 11, "adminLimitExceeded" },
-		{ 12, "unavailableCriticalExtension" },
-		{ 13, "confidentialityRequired" }, { 16, "noSuchAttribute" },
-		{ 17, "undefinedAttributeType" }, { 18, "inappropriateMatching" },
-		{ 19, "constraintViolation" }, { 20, "attributeOrValueExists" },
-		{ 21, "invalidAttributeSyntax" }, { 32, "noSuchObject" },
-		{ 33, "aliasProblem" }, { 34, "invalidDNSyntax" },
-		{ 48, "inappropriateAuthentication" },
-		{ 49, "invalidCredentials" }, { 50, "insufficientAccessRights" },
-		{ 51, "busy" }, { 52, "unavailable" }, { 53, "unwillingToPerform" },
-		{ 54, "loopDetect" }, { 64, "namingViolation" },
-		{ 65, "objectClassViolation" }, { 66, "notAllowedOnNonLeaf" },
-		{ 67, "notAllowedOnRDN" }, { 68, "entryAlreadyExists" },
-		{ 69, "objectClassModsProhibited" }, { 71, "affectsMultipleDSAs" },
-		{ 80, "other" }, { 122, "assertionFailed" },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof t / sizeof t[0]; i++)
-		if (t[i].rc == rc)
-			return t[i].name;
-	return rc < 0 ? "clientError" : "unknown";
-}
-
-/*
- * The journal's error for an LDAP refusal: a new object with message
- * ("OP 'DN': name (code): diagnostic; matched DN 'M'", then what, if
- * any), code (the result code's name), result, diagnostic, matched_dn.
- */
-static json_t *
-lerror(const char *op, const char *dn, int rc, char *diag,
-    const char *matched, const char *what)
-{
-	struct sync_buf b = { 0 };
-	json_t *e;
-
-	/* Samba ends its diagnostics with a newline. */
-	while (diag && *diag && strchr(" \t\r\n", diag[strlen(diag) - 1]))
-		diag[strlen(diag) - 1] = '\0';
-	sync_buf_addf(&b, "%s '%s': %s (%d)", op, dn, rcname(rc), rc);
-	if (diag && *diag)
-		sync_buf_addf(&b, ": %s", diag);
-	if (matched && *matched)
-		sync_buf_addf(&b, "; matched DN '%s'", matched);
-	if (what && *what)
-		sync_buf_addf(&b, "; %s", what);
-	e = json_pack("{s:s?, s:s, s:i}", "message", b.p, "code", rcname(rc),
-	    "result", rc);
-	if (e && diag && *diag)
-		json_object_set_new(e, "diagnostic", json_string(diag));
-	if (e && matched && *matched)
-		json_object_set_new(e, "matched_dn", json_string(matched));
-	sync_buf_release(&b);
-	return e;
-}
-
-static json_t *
-merror(const char *msg)
-{
-	return json_pack("{s:s}", "message", msg);
-}
-
 static int
 is_binary(struct lchange *c, const char *attr)
 {
@@ -205,99 +143,6 @@ is_binary(struct lchange *c, const char *attr)
 	return 0;
 }
 
-static json_t *
-attr_get(json_t *attrs, const char *name)
-{
-	const char *k;
-	json_t *v;
-
-	if ((v = json_object_get(attrs, name)) != NULL)
-		return v;
-	json_object_foreach(attrs, k, v)
-		if (strcasecmp(k, name) == 0)
-			return v;
-	return NULL;
-}
-
-static char *
-lower(const char *s)
-{
-	char *d = sync_strdup(s), *p;
-
-	for (p = d; p && *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return d;
-}
-
-/*
- * The key a value is compared by: a DN normalised (so that escapes and
- * spaces do not matter), other text in lower case, binary (base64) as
- * it is.  Directory matching rules are mostly case-blind; where one is
- * not, a value that differs only in case is taken as in place, which
- * errs towards not writing.  A new string.
- */
-static char *
-valkey(const char *v, int binary)
-{
-	char *out = NULL, *k;
-
-	if (binary)
-		return sync_strdup(v);
-	if (strchr(v, '=') && ldap_dn_normalize(v, LDAP_DN_FORMAT_LDAPV3, &out,
-	    LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS && out && *out) {
-		k = lower(out);
-		ldap_memfree(out);
-		return k;
-	}
-	ldap_memfree(out);
-	return lower(v);
-}
-
-/* The values of vals (strings) as a set of keys (a new object). */
-static json_t *
-keyset(json_t *vals, int binary)
-{
-	json_t *s = json_object(), *v;
-	size_t i;
-	char *k;
-
-	json_array_foreach(vals, i, v) {
-		if (!json_is_string(v) || (k = valkey(json_string_value(v),
-		    binary)) == NULL)
-			continue;
-		json_object_set_new(s, k, json_true());
-		free(k);
-	}
-	return s;
-}
-
-static int
-has_key(json_t *set, const char *v, int binary)
-{
-	char *k = valkey(v, binary);
-	int rc = k && json_object_get(set, k) != NULL;
-
-	free(k);
-	return rc;
-}
-
-/* 1 when the values a and b are the same set. */
-static int
-same_set(json_t *a, json_t *b, int binary)
-{
-	json_t *sa = keyset(a, binary), *sb = keyset(b, binary);
-	const char *k;
-	json_t *v;
-	int rc = json_object_size(sa) == json_object_size(sb);
-
-	json_object_foreach(sa, k, v)
-		if (rc && json_object_get(sb, k) == NULL)
-			rc = 0;
-	json_decref(sa);
-	json_decref(sb);
-	return rc;
-}
-
 /*
  * Renames and moves go first, so that the adds and updates that name
  * their objects can name them by their new DNs: notes that c's entry is
@@ -306,7 +151,7 @@ same_set(json_t *a, json_t *b, int binary)
 static void
 moved(struct lexp *e, struct lchange *c)
 {
-	char *k = valkey(c->dn, 0);
+	char *k = lx_valkey(c->dn, 0);
 
 	if (k && c->new_dn)
 		json_object_set_new(e->moved, k, json_string(c->new_dn));
@@ -325,7 +170,7 @@ refs_add(struct lexp *e, json_t *vals)
 	char *k;
 
 	json_array_foreach(vals, i, v) {
-		k = json_is_string(v) ? valkey(json_string_value(v), 0) : NULL;
+		k = json_is_string(v) ? lx_valkey(json_string_value(v), 0) : NULL;
 		to = k ? json_object_get(e->moved, k) : NULL;
 		json_array_append(out, to ? to : v);
 		free(k);
@@ -348,7 +193,7 @@ refs_remove(struct lexp *e, json_t *vals)
 	char *k;
 
 	json_array_foreach(vals, i, v) {
-		k = json_is_string(v) ? valkey(json_string_value(v), 0) : NULL;
+		k = json_is_string(v) ? lx_valkey(json_string_value(v), 0) : NULL;
 		to = k ? json_object_get(e->moved, k) : NULL;
 		json_array_append(out, v);
 		if (to)
@@ -385,7 +230,7 @@ removes_moved(struct lexp *e, struct lchange *c)
 		return 0;
 	json_object_foreach(c->attrs, k, a)
 		json_array_foreach(json_object_get(a, "remove"), i, v) {
-			key = json_is_string(v) ? valkey(json_string_value(v),
+			key = json_is_string(v) ? lx_valkey(json_string_value(v),
 			    0) : NULL;
 			if (key && json_object_get(e->moved, key))
 				hit = 1;
@@ -395,164 +240,6 @@ removes_moved(struct lexp *e, struct lchange *c)
 }
 
 /* ------------------------------------------------------ modifications */
-
-/* The LDAPMod array of one operation, and the bytes it points to. */
-struct mods {
-	LDAPMod **m;
-	size_t n, cap;
-	struct sync_strv keep;  /* strings and buffers to free */
-	int bad;                /* out of memory, or a bad base64 value */
-	char *why;              /* what was bad */
-};
-
-static void
-mods_free(struct mods *mv)
-{
-	size_t i;
-
-	for (i = 0; i < mv->n; i++) {
-		free(mv->m[i]->mod_bvalues);
-		free(mv->m[i]);
-	}
-	free(mv->m);
-	sync_strv_release(&mv->keep);
-	free(mv->why);
-	memset(mv, 0, sizeof *mv);
-}
-
-static char *
-mods_keep(struct mods *mv, char *s)
-{
-	if (s == NULL || sync_strv_take(&mv->keep, s) == -1) {
-		free(s);
-		mv->bad = 1;
-		return NULL;
-	}
-	return s;
-}
-
-/*
- * Appends a modification op of type with the values vals (an array of
- * strings, base64 when binary) and extra (more strings, or NULL).
- * Nothing is appended for no values, except for a delete of the whole
- * attribute (LDAP_MOD_DELETE with vals NULL).
- */
-static void
-mods_add(struct mods *mv, int op, const char *type, json_t *vals,
-    const struct sync_strv *extra, int binary)
-{
-	size_t nv = json_array_size(vals) + (extra ? extra->n : 0), i, k = 0;
-	struct berval **bv, *b;
-	LDAPMod *m;
-	json_t *v;
-
-	if (mv->bad || (nv == 0 && (op != LDAP_MOD_DELETE || vals != NULL)))
-		return;
-	if (mv->n + 2 > mv->cap) {
-		size_t cap = mv->cap ? mv->cap * 2 : 8;
-		LDAPMod **nm = realloc(mv->m, cap * sizeof *nm);
-
-		if (nm == NULL) {
-			mv->bad = 1;
-			return;
-		}
-		mv->m = nm;
-		mv->cap = cap;
-	}
-	m = calloc(1, sizeof *m);
-	/* The bervals live right after the pointer array. */
-	bv = calloc(1, (nv + 1) * sizeof *bv + nv * sizeof *b);
-	if (m == NULL || bv == NULL) {
-		free(m);
-		free(bv);
-		mv->bad = 1;
-		return;
-	}
-	b = (struct berval *)(bv + nv + 1);
-	json_array_foreach(vals, i, v) {
-		const char *s = json_string_value(v);
-		unsigned char *raw;
-		size_t len;
-
-		if (s == NULL)
-			continue;
-		if (binary) {
-			if (sync_base64_decode(s, strlen(s), &raw, &len,
-			    NULL) == -1) {
-				struct sync_buf w = { 0 };
-
-				sync_buf_addf(&w, "a value of %s is not base64, "
-				    "though the plan says it is binary", type);
-				free(mv->why);
-				mv->why = sync_buf_detach(&w);
-				mv->bad = 1;
-				free(m);
-				free(bv);
-				return;
-			}
-			if (mods_keep(mv, (char *)raw) == NULL) {
-				free(m);
-				free(bv);
-				return;
-			}
-			b[k].bv_val = (char *)raw;
-			b[k].bv_len = len;
-		} else {
-			b[k].bv_val = (char *)s;
-			b[k].bv_len = strlen(s);
-		}
-		bv[k] = &b[k];
-		k++;
-	}
-	for (i = 0; extra && i < extra->n; i++) {
-		/* extra is the caller's, and may go before the send. */
-		if ((b[k].bv_val = mods_keep(mv, sync_strdup(extra->v[i]))) ==
-		    NULL) {
-			free(m);
-			free(bv);
-			return;
-		}
-		b[k].bv_len = strlen(extra->v[i]);
-		bv[k] = &b[k];
-		k++;
-	}
-	bv[k] = NULL;
-	m->mod_op = op | LDAP_MOD_BVALUES;
-	m->mod_type = (char *)type;
-	m->mod_bvalues = k || vals ? bv : NULL;
-	if (m->mod_bvalues == NULL)
-		free(bv);
-	mv->m[mv->n++] = m;
-	mv->m[mv->n] = NULL;
-}
-
-/* Values of vals that are not in set (a new array). */
-static json_t *
-minus(json_t *vals, json_t *set, int binary)
-{
-	json_t *out = json_array(), *v;
-	size_t i;
-
-	json_array_foreach(vals, i, v)
-		if (json_is_string(v) && !has_key(set, json_string_value(v),
-		    binary))
-			json_array_append(out, v);
-	return out;
-}
-
-/* Values of vals that are in set (a new array). */
-static json_t *
-inter(json_t *vals, json_t *set, int binary)
-{
-	json_t *out = json_array(), *v;
-	size_t i;
-
-	json_array_foreach(vals, i, v)
-		if (json_is_string(v) && has_key(set, json_string_value(v),
-		    binary))
-			json_array_append(out, v);
-	return out;
-}
 
 /*
  * The DNs of the plan's adds whose anchors are in anchors (add_anchors)
@@ -600,7 +287,7 @@ resolve_anchors(struct lexp *e, struct lchange *c, json_t *anchors,
 static json_t *
 after_rename(struct lchange *c, const char *name, json_t *old)
 {
-	char *k = lower(name);
+	char *k = lx_lower(name);
 	json_t *ro = json_object_get(c->rdnold, k), *rn = json_object_get(
 	    c->rdnnew, k), *s, *out, *v;
 	size_t i;
@@ -608,12 +295,12 @@ after_rename(struct lchange *c, const char *name, json_t *old)
 	free(k);
 	if (ro == NULL && rn == NULL)
 		return json_incref(old);
-	s = keyset(ro, 0);
-	out = minus(old ? old : ro, s, 0);
+	s = lx_keyset(ro, 0);
+	out = lx_minus(old ? old : ro, s, 0);
 	json_decref(s);
-	s = keyset(out, 0);
+	s = lx_keyset(out, 0);
 	json_array_foreach(rn, i, v)
-		if (!has_key(s, json_string_value(v), 0))
+		if (!lx_has_key(s, json_string_value(v), 0))
 			json_array_append(out, v);
 	json_decref(s);
 	return out;
@@ -629,7 +316,7 @@ after_rename(struct lchange *c, const char *name, json_t *old)
  */
 static size_t
 build_modify(struct lexp *e, struct lchange *c, json_t *cur,
-    struct mods *mv, char **stale)
+    struct lx_mods *mv, char **stale)
 {
 	struct sync_buf why = { 0 };
 	struct sync_strv extra = { 0 };
@@ -645,7 +332,7 @@ build_modify(struct lexp *e, struct lchange *c, json_t *cur,
 		char *lk;
 
 		if (cur) {
-			lk = lower(k);
+			lk = lx_lower(k);
 			now_ = json_object_get(cur, lk);
 			free(lk);
 			if (now_ == NULL)
@@ -661,17 +348,17 @@ build_modify(struct lexp *e, struct lchange *c, json_t *cur,
 				was = json_array();
 			if (nw == NULL)
 				nw = json_array();
-			if (same_set(was, nw, bin)) {
+			if (lx_same_set(was, nw, bin)) {
 				json_decref(was);
 				json_decref(now_);
 				continue;
 			}
-			if (now_ && same_set(now_, nw, bin)) {
+			if (now_ && lx_same_set(now_, nw, bin)) {
 				json_decref(was);
 				json_decref(now_);
 				continue;       /* in place */
 			}
-			if (now_ && !same_set(now_, was, bin)) {
+			if (now_ && !lx_same_set(now_, was, bin)) {
 				char *cs = json_dumps(now_, JSON_COMPACT);
 				char *os = json_dumps(was, JSON_COMPACT);
 
@@ -691,8 +378,8 @@ build_modify(struct lexp *e, struct lchange *c, json_t *cur,
 			 * both are deleted and added again, which checks them.
 			 */
 			if (json_array_size(was))
-				mods_add(mv, LDAP_MOD_DELETE, k, was, NULL, bin);
-			mods_add(mv, LDAP_MOD_ADD, k, nw, NULL, bin);
+				lx_mods_add(mv, LDAP_MOD_DELETE, k, was, NULL, bin);
+			lx_mods_add(mv, LDAP_MOD_ADD, k, nw, NULL, bin);
 			json_decref(was);
 			json_decref(now_);
 			n++;
@@ -708,22 +395,22 @@ build_modify(struct lexp *e, struct lchange *c, json_t *cur,
 			json_t *ad0 = ad, *rm0 = rm;
 			size_t i;
 
-			set = keyset(now_, bin);
-			ad = minus(ad0, set, bin);
-			rm = inter(rm0, set, bin);
+			set = lx_keyset(now_, bin);
+			ad = lx_minus(ad0, set, bin);
+			rm = lx_inter(rm0, set, bin);
 			json_decref(ad0);
 			json_decref(rm0);
 			/* mods_add copies extra's strings, not ad's: keep apart. */
 			for (i = 0; i < extra.n; i++)
-				if (!has_key(set, extra.v[i], bin))
+				if (!lx_has_key(set, extra.v[i], bin))
 					sync_strv_add(&left, extra.v[i]);
 			sync_strv_release(&extra);
 			extra = left;
 			json_decref(set);
 		}
 		if (json_array_size(rm) + json_array_size(ad) + extra.n > 0) {
-			mods_add(mv, LDAP_MOD_DELETE, k, rm, NULL, bin);
-			mods_add(mv, LDAP_MOD_ADD, k, ad, &extra, bin);
+			lx_mods_add(mv, LDAP_MOD_DELETE, k, rm, NULL, bin);
+			lx_mods_add(mv, LDAP_MOD_ADD, k, ad, &extra, bin);
 			n++;
 		}
 		json_decref(ad);
@@ -743,7 +430,7 @@ build_modify(struct lexp *e, struct lchange *c, json_t *cur,
 static json_t *
 anchor_vals(struct lchange *c)
 {
-	json_t *a = attr_get(c->attrs, c->x->anchorattr), *v;
+	json_t *a = lx_attr_get(c->attrs, c->x->anchorattr), *v;
 
 	if (a && (v = json_object_get(a, c->kind == K_DELETE ? "old" :
 	    "new")) != NULL && json_array_size(v))
@@ -760,7 +447,7 @@ static int
 anchor_ok(struct lexp *e, struct lchange *c)
 {
 	json_t *want = anchor_vals(c), *have, *v;
-	char *k = lower(c->x->anchorattr);
+	char *k = lx_lower(c->x->anchorattr);
 	int bin = is_binary(c, c->x->anchorattr), rc = 0;
 	int cbin = sync_strv_casecontains(&e->lc->binary, c->x->anchorattr);
 	size_t i;
@@ -768,7 +455,7 @@ anchor_ok(struct lexp *e, struct lchange *c)
 
 	have = json_object_get(c->cur, k);
 	free(k);
-	set = keyset(have, bin);
+	set = lx_keyset(have, bin);
 	if (cbin && !bin)
 		json_array_foreach(have, i, v) {
 			const char *h = json_string_value(v);
@@ -779,7 +466,7 @@ anchor_ok(struct lexp *e, struct lchange *c)
 			free(b);
 		}
 	json_array_foreach(want, i, v)
-		if (json_is_string(v) && (has_key(set, json_string_value(v), bin) ||
+		if (json_is_string(v) && (lx_has_key(set, json_string_value(v), bin) ||
 		    (cbin && json_object_get(set, json_string_value(v)))))
 			rc = 1;
 	json_decref(set);
@@ -789,7 +476,7 @@ anchor_ok(struct lexp *e, struct lchange *c)
 
 /* The modifications of an add (the whole entry). */
 static void
-build_add(struct lexp *e, struct lchange *c, struct mods *mv)
+build_add(struct lexp *e, struct lchange *c, struct lx_mods *mv)
 {
 	struct sync_strv extra = { 0 };
 	const char *k;
@@ -807,7 +494,7 @@ build_add(struct lexp *e, struct lchange *c, struct mods *mv)
 		} else
 			nw = refs_add(e, nw);
 		if (json_array_size(nw) + extra.n)
-			mods_add(mv, LDAP_MOD_ADD, k, nw, &extra, bin);
+			lx_mods_add(mv, LDAP_MOD_ADD, k, nw, &extra, bin);
 		json_decref(nw);        /* its strings are the plan's */
 	}
 	sync_strv_release(&extra);
@@ -817,7 +504,7 @@ build_add(struct lexp *e, struct lchange *c, struct mods *mv)
 	 * contact), since a flow cannot write objectClass to AD without
 	 * planning an update every cycle (AD reads back its superclasses).
 	 */
-	if (attr_get(c->attrs, "objectClass") == NULL) {
+	if (lx_attr_get(c->attrs, "objectClass") == NULL) {
 		static const char *const oc[2][3] = {
 			{ "inetOrgPerson", "groupOfNames", "inetOrgPerson" },
 			{ "user", "group", "contact" },
@@ -828,15 +515,15 @@ build_add(struct lexp *e, struct lchange *c, struct mods *mv)
 		struct sync_strv v = { 0 };
 
 		if (sync_strv_add(&v, oc[ad][t]) == 0)
-			mods_add(mv, LDAP_MOD_ADD, "objectClass", NULL, &v, 0);
+			lx_mods_add(mv, LDAP_MOD_ADD, "objectClass", NULL, &v, 0);
 		sync_strv_release(&v);
 	}
 	/* The anchor is what finds the entry again: stamp it. */
-	if (c->x->anchorattr && attr_get(c->attrs, c->x->anchorattr) == NULL) {
+	if (c->x->anchorattr && lx_attr_get(c->attrs, c->x->anchorattr) == NULL) {
 		struct sync_strv v = { 0 };
 
 		if (sync_strv_add(&v, c->x->anchor) == 0)
-			mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, NULL, &v, 0);
+			lx_mods_add(mv, LDAP_MOD_ADD, c->x->anchorattr, NULL, &v, 0);
 		sync_strv_release(&v);
 	}
 }
@@ -947,7 +634,7 @@ send_check(struct lexp *e, struct lchange *c, int *msgid)
 {
 	const char *k;
 	json_t *a;
-	char **attrs;
+	char **attrs, win[300];
 	size_t n = 0;
 	int rc;
 
@@ -955,7 +642,7 @@ send_check(struct lexp *e, struct lchange *c, int *msgid)
 	if (attrs == NULL)
 		return LDAP_NO_MEMORY;
 	json_object_foreach(c->attrs, k, a)
-		attrs[n++] = (char *)k;
+		attrs[n++] = (char *)sync_ldap_window(&e->l, k, win, sizeof win);
 	if (c->x->anchorattr)
 		attrs[n++] = (char *)c->x->anchorattr;
 	if (n == 0)
@@ -1021,7 +708,7 @@ static int
 send_op(struct lexp *e, struct lchange *c, int *finished,
     struct sync_err *err)
 {
-	struct mods mv = { 0 };
+	struct lx_mods mv = { 0 };
 	LDAPControl *ctl = NULL, *ctls[2] = { NULL, NULL };
 	char *stale = NULL;
 	int rc = LDAP_SUCCESS, msgid = -1;
@@ -1043,7 +730,7 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 		if (build_modify(e, c, c->cur, &mv, &stale) == 0 && stale == NULL &&
 		    !mv.bad) {
 			*finished = 1;
-			mods_free(&mv);
+			lx_mods_free(&mv);
 			return finish(e, c, NULL, err) == -1 ? LDAP_OTHER :
 			    LDAP_SUCCESS;
 		}
@@ -1054,7 +741,7 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 			    "made: %s", stale);
 			free(stale);
 			*finished = 1;
-			mods_free(&mv);
+			lx_mods_free(&mv);
 			rc = fail_why(e, c, c->lasterr, b.p, 1, err);
 			sync_buf_release(&b);
 			return rc == -1 ? LDAP_OTHER : LDAP_SUCCESS;
@@ -1065,12 +752,14 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 	}
 	if (mv.bad) {
 		*finished = 1;
-		rc = finish(e, c, merror(mv.why ? mv.why : "out of memory"), err);
-		mods_free(&mv);
+		rc = finish(e, c, lx_merror(mv.why ? mv.why : "out of memory"), err);
+		lx_mods_free(&mv);
 		return rc == -1 ? LDAP_OTHER : LDAP_SUCCESS;
 	}
 	json_decref(c->cur);
 	c->cur = NULL;
+	json_decref(c->readerr);
+	c->readerr = NULL;
 	c->found = 0;
 	switch (c->step) {
 	case ST_ADD:
@@ -1081,6 +770,18 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 		    &msgid);
 		break;
 	case ST_RENAME:
+		if (!e->has_assert && !c->checked) {
+			/*
+			 * No assertion control: read first, as for a delete,
+			 * the new DN (the modrdn may be in place already) and
+			 * then the DN, which must still be this change's entry.
+			 */
+			c->wstep = ST_RENAME;
+			c->step = ST_CHECK;
+			c->checknew = !sync_dn_equal(c->dn, c->new_dn);
+			rc = send_check(e, c, &msgid);
+			break;
+		}
 		/* Guarded as a delete is: still this change's entry. */
 		if (e->has_assert && c->x->anchorattr &&
 		    (ctl = assertion(e, c)) != NULL)
@@ -1110,7 +811,7 @@ send_op(struct lexp *e, struct lchange *c, int *finished,
 		rc = send_check(e, c, &msgid);
 		break;
 	}
-	mods_free(&mv);
+	lx_mods_free(&mv);
 	if (rc == LDAP_SUCCESS) {
 		size_t i;
 
@@ -1226,45 +927,6 @@ to_check(struct lchange *c, json_t *error, int checknew)
 	c->lasterr = error;
 }
 
-static json_t *
-entry_json(struct lexp *e, struct lchange *c, LDAPMessage *m)
-{
-	json_t *o = json_object();
-	BerElement *ber = NULL;
-	struct berval **v;
-	char *a;
-	size_t i;
-
-	for (a = ldap_first_attribute(e->l.ld, m, &ber); a;
-	    a = ldap_next_attribute(e->l.ld, m, ber)) {
-		json_t *arr = json_array();
-		char *k = lower(a);
-		int bin = is_binary(c, a);
-
-		v = ldap_get_values_len(e->l.ld, m, a);
-		for (i = 0; v && v[i]; i++) {
-			if (bin || !sync_utf8_valid(v[i]->bv_val, v[i]->bv_len)) {
-				char *b = sync_base64_encode(v[i]->bv_val,
-				    v[i]->bv_len);
-
-				json_array_append_new(arr, json_string(b ? b : ""));
-				free(b);
-			} else
-				json_array_append_new(arr, json_stringn(
-				    v[i]->bv_val, v[i]->bv_len));
-		}
-		ldap_value_free_len(v);
-		if (k)
-			json_object_set_new(o, k, arr);
-		else
-			json_decref(arr);
-		free(k);
-		ldap_memfree(a);
-	}
-	ber_free(ber, 0);
-	return o;
-}
-
 /*
  * Fails c with le (the refusal that led here, stolen; or NULL) and the
  * sentence why: the message becomes "LE-MESSAGE; WHY", or WHY alone.
@@ -1295,12 +957,35 @@ fail_why(struct lexp *e, struct lchange *c, json_t *le, const char *why,
 static char *
 anchor_now(struct lchange *c)
 {
-	char *k = lower(c->x->anchorattr), *s;
+	char *k = lx_lower(c->x->anchorattr), *s;
 	json_t *v = json_object_get(c->cur, k);
 
 	s = v ? json_dumps(v, JSON_COMPACT) : sync_strdup("[]");
 	free(k);
 	return s;
+}
+
+/*
+ * Fails c as stale: the entry read holds another anchor.  After a read
+ * first (no assertion control), with no refusal (le) to name the entry,
+ * the message names it: "OP 'DN': the target changed ...".
+ */
+static int
+fail_anchor(struct lexp *e, struct lchange *c, json_t *le,
+    struct sync_err *err)
+{
+	struct sync_buf b = { 0 };
+	char *s = anchor_now(c);
+	int rc;
+
+	if (le == NULL)
+		sync_buf_addf(&b, "%s '%s': ", step_name(c->wstep), c->dn);
+	sync_buf_addf(&b, "the target changed since the plan was made: %s is "
+	    "%s, not the plan's anchor", c->x->anchorattr, s ? s : "?");
+	free(s);
+	rc = fail_why(e, c, le, b.p, 1, err);
+	sync_buf_release(&b);
+	return rc;
 }
 
 /* What to do after a check, by the write it settles. */
@@ -1344,16 +1029,8 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			json_decref(le);
 			return finish(e, c, NULL, err);         /* gone already */
 		}
-		if (!anchor_ok(e, c)) {
-			s = anchor_now(c);
-			sync_buf_addf(&b, "the target changed since the plan was "
-			    "made: %s is %s, not the plan's anchor",
-			    c->x->anchorattr, s ? s : "?");
-			free(s);
-			rc = fail_why(e, c, le, b.p, 1, err);
-			sync_buf_release(&b);
-			return rc;
-		}
+		if (!anchor_ok(e, c))
+			return fail_anchor(e, c, le, err);
 		json_decref(le);
 		c->checked = 1;
 		c->step = ST_DELETE;
@@ -1386,24 +1063,23 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 		if (c->found && anchor_ok(e, c)) {
 			json_decref(c->cur);
 			c->cur = NULL;
-			if (c->uncertain && c->attempts < MAXATTEMPTS) {
+			if ((!e->has_assert && !c->checked) ||
+			    (c->uncertain && c->attempts < MAXATTEMPTS)) {
+				/*
+				 * Still this change's entry, read first (no
+				 * assertion control); or a modrdn whose answer
+				 * was lost, not applied: send it.
+				 */
 				json_decref(le);
-				c->step = ST_RENAME;    /* not applied: again */
+				c->checked = 1;
+				c->step = ST_RENAME;
 				return 0;
 			}
 			/* Refused for another reason: a new parent missing. */
 			return fail_why(e, c, le, NULL, 0, err);
 		}
-		if (c->found) {
-			s = anchor_now(c);
-			sync_buf_addf(&b, "the target changed since the plan was "
-			    "made: %s is %s, not the plan's anchor",
-			    c->x->anchorattr, s ? s : "?");
-			free(s);
-			rc = fail_why(e, c, le, b.p, 1, err);
-			sync_buf_release(&b);
-			return rc;
-		}
+		if (c->found)
+			return fail_anchor(e, c, le, err);
 		if (c->uncertain && c->attempts < MAXATTEMPTS) {
 			/*
 			 * At neither DN: the server may still be applying the
@@ -1415,6 +1091,14 @@ after_check(struct lexp *e, struct lchange *c, struct sync_err *err)
 			c->step = ST_CHECK;
 			c->not_before = sync_mono_now() + 0.1 * c->attempts;
 			return 0;
+		}
+		if (le == NULL) {
+			/* Read first (no assertion control): name the entry. */
+			sync_buf_addf(&b, "modrdn '%s': the object no longer exists",
+			    c->dn);
+			rc = fail_why(e, c, NULL, b.p, 1, err);
+			sync_buf_release(&b);
+			return rc;
 		}
 		return fail_why(e, c, le, "the object no longer exists", 1, err);
 	default:
@@ -1434,9 +1118,15 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 	json_t *le;
 
 	if (type == LDAP_RES_SEARCH_ENTRY) {
-		if (c->step == ST_CHECK && c->cur == NULL) {
-			c->cur = entry_json(e, c, m);
-			c->found = 1;
+		if (c->step == ST_CHECK && c->cur == NULL && c->readerr == NULL) {
+			struct sync_err rerr;
+
+			/* (a ranged attribute is read to its end here) */
+			c->cur = sync_ldap_entry_json(&e->l, (struct ldapmsg *)m,
+			    c->binary, &rerr);
+			if (c->cur == NULL)
+				c->readerr = lx_merror(rerr.msg);
+			c->found = c->cur != NULL;
 		}
 		return 0;
 	}
@@ -1447,7 +1137,7 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 	r = ldap_parse_result(e->l.ld, m, &rc, &matched, &diag, NULL, NULL, 0);
 	if (r != LDAP_SUCCESS)
 		rc = r;
-	le = lerror(step_name(c->step), target_dn(c), rc, diag, matched, NULL);
+	le = lx_error(step_name(c->step), target_dn(c), rc, diag, matched, NULL);
 	ldap_memfree(matched);
 	ldap_memfree(diag);
 	if (c->step != ST_CHECK && retryable(rc) && c->attempts < MAXATTEMPTS) {
@@ -1477,10 +1167,13 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		/*
 		 * AD refuses to remove a member whose entry is gone with
 		 * unwillingToPerform ("Unable to find GUID"): read the
-		 * members, and remove only those still there.
+		 * members, and remove only those still there.  Samba
+		 * refuses a member already there with entryAlreadyExists
+		 * ("Attribute member already exists for target GUID").
 		 */
 		if ((rc == LDAP_NO_SUCH_ATTRIBUTE ||
 		    rc == LDAP_TYPE_OR_VALUE_EXISTS ||
+		    rc == LDAP_ALREADY_EXISTS ||
 		    rc == LDAP_NO_SUCH_OBJECT ||
 		    (rc == LDAP_UNWILLING_TO_PERFORM && removes_refs(c))) &&
 		    c->attempts < MAXATTEMPTS) {
@@ -1526,6 +1219,12 @@ handle(struct lexp *e, struct lchange *c, LDAPMessage *m,
 		}
 		return finish(e, c, le, err);
 	case ST_CHECK:
+		if (c->readerr) {
+			json_decref(le);
+			le = c->readerr;
+			c->readerr = NULL;
+			rc = LDAP_OTHER;
+		}
 		if (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT) {
 			json_decref(c->lasterr);
 			c->lasterr = NULL;
@@ -1672,7 +1371,7 @@ fill(struct lexp *e, size_t *idx, size_t *lo, size_t n, int sub, int force)
 			sync_buf_addf(&b, "%s: the connection was lost %d times "
 			    "while this change was in flight", e->c->name,
 			    c->losses);
-			rc = finish(e, c, merror(b.p ? b.p : "out of memory"),
+			rc = finish(e, c, lx_merror(b.p ? b.p : "out of memory"),
 			    &lerr);
 			sync_buf_release(&b);
 			if (rc == -1)
@@ -1709,7 +1408,7 @@ fill(struct lexp *e, size_t *idx, size_t *lo, size_t n, int sub, int force)
 			e->retries++;
 			return 0;
 		}
-		if (finish(e, c, lerror(step_name(c->step), target_dn(c), rc,
+		if (finish(e, c, lx_error(step_name(c->step), target_dn(c), rc,
 		    NULL, NULL, NULL), &lerr) == -1)
 			return stop(e, &lerr);
 	}
@@ -1785,48 +1484,202 @@ run_phase(struct lexp *e, struct sync_err *err)
 	return 0;
 }
 
+/* ------------------------------------------------------------- phase 0 */
+
+/*
+ * What phase 0 reads of c: the attributes the plan gives old or new
+ * values of (members and other attributes given as values added and
+ * removed are not compared), and the anchor.  A new array of borrowed
+ * names, NULL-terminated, or NULL.
+ */
+static char **
+read_attrs(struct lchange *c)
+{
+	const char *k;
+	json_t *a;
+	char **v;
+	size_t n = 0;
+
+	if ((v = calloc(json_object_size(c->attrs) + 2, sizeof *v)) == NULL)
+		return NULL;
+	if (c->kind != K_DELETE)
+		json_object_foreach(c->attrs, k, a)
+			if (json_object_get(a, "old") || json_object_get(a, "new"))
+				v[n++] = (char *)k;
+	v[n++] = (char *)c->x->anchorattr;
+	return v;
+}
+
+/* 1 when the entry read (c->cur) is not this change's: another anchor. */
+static int
+foreign(struct lexp *e, struct lchange *c, json_t *cur)
+{
+	int rc;
+
+	c->cur = cur;
+	rc = !anchor_ok(e, c);
+	c->cur = NULL;
+	return rc;
+}
+
+/*
+ * Whether c still fits the target: cur is its entry at its DN and ncur
+ * at its new DN (a rename or move), NULL where there is none.  Returns
+ * NULL, or why it does not (a new string, for xplan_stale).  A delete
+ * whose entry is gone is in place: c->inplace.
+ */
+static char *
+stale_why(struct lexp *e, struct lchange *c, json_t *cur, json_t *ncur)
+{
+	struct sync_buf b = { 0 };
+	struct lx_mods mv = { 0 };
+	json_t *held;
+	char *why = NULL, *s;
+	int dry = e->dry;
+
+	if (c->kind == K_RENAME && cur == NULL && ncur && !foreign(e, c, ncur)) {
+		/* Renamed already (by a run that lost its journal). */
+		cur = ncur;
+		ncur = NULL;
+		c->renamed = 1;
+	}
+	if (cur == NULL) {
+		if (c->kind == K_DELETE)
+			c->inplace = 1;
+		else
+			why = sync_strdup("the object no longer exists");
+	} else if ((held = c->kind != K_UPDATE && foreign(e, c, cur) ? cur :
+	    ncur && foreign(e, c, ncur) ? ncur : NULL) != NULL) {
+		c->cur = held;
+		s = anchor_now(c);
+		c->cur = NULL;
+		if (held == ncur)
+			sync_buf_addf(&b, "'%s' is held by another entry: ",
+			    c->new_dn);
+		sync_buf_addf(&b, "%s is %s, not the plan's anchor",
+		    c->x->anchorattr, s ? s : "?");
+		free(s);
+		why = sync_buf_detach(&b);
+	} else if (c->kind != K_DELETE) {
+		/* As a settling read would compare (members left out). */
+		e->dry = 1;
+		build_modify(e, c, cur, &mv, &why);
+		e->dry = dry;
+		lx_mods_free(&mv);
+	}
+	c->renamed = 0;
+	sync_buf_release(&b);
+	return why;
+}
+
+/*
+ * Phase 0: every update, rename, move and delete reads its entry (a
+ * rename or move also its new DN), and if any of them no longer fits
+ * the target, the whole plan is refused before anything is written, as
+ * on Graph and SCIM.  A change whose read is refused fails; the others
+ * go on.
+ */
+static int
+read_phase(struct lexp *e, struct sync_err *err)
+{
+	struct sync_ldap_read *r = NULL;
+	struct sync_buf why = { 0 };
+	size_t i, k, nr = 0, nstale = 0, *of = NULL;
+	int rc = -1, lost = 0, t;
+
+	for (i = 0; i < e->n; i++)
+		if (e->g[i].phase != 0 && e->g[i].state != 2 &&
+		    e->g[i].kind != K_ADD)
+			nr += 1 + (e->g[i].kind == K_RENAME);
+	if (nr == 0)
+		return 0;
+	if ((r = calloc(nr, sizeof *r)) == NULL ||
+	    (of = calloc(nr, sizeof *of)) == NULL) {
+		sync_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = k = 0; i < e->n; i++) {
+		struct lchange *c = &e->g[i];
+
+		if (c->phase == 0 || c->state == 2 || c->kind == K_ADD)
+			continue;
+		of[k] = i;
+		r[k].dn = c->dn;
+		r[k].binary = c->binary;
+		if ((r[k++].attrs = read_attrs(c)) == NULL) {
+			sync_errf(err, "out of memory");
+			goto out;
+		}
+		if (c->kind != K_RENAME)
+			continue;
+		of[k] = i;
+		r[k].dn = c->new_dn;
+		r[k].binary = c->binary;
+		r[k].attrs = r[k - 1].attrs;    /* (freed with the first) */
+		k++;
+	}
+	e->phase = 0;
+	e->pdone = 0;
+	e->ptotal = nr;
+	progress(e, 0);
+	for (;;) {
+		if (!e->connected && connect_target(e, err) == -1)
+			goto out;
+		if ((t = sync_ldap_read_many(&e->l, r, nr, e->window, err)) == -1)
+			goto out;
+		if (t == 0)
+			break;
+		/* Lost: connect again, and read what is not read yet. */
+		sync_ldap_close(&e->l);
+		e->connected = 0;
+		e->retries++;
+		if (++lost >= MAXRECONNECT) {
+			sync_errf(err, "%s: the connection was lost %d times while "
+			    "reading the entries of the plan; nothing was changed",
+			    e->c->name, lost);
+			goto out;
+		}
+	}
+	for (k = 0; k < nr; k++) {
+		struct lchange *c = &e->g[of[k]];
+		struct sync_ldap_read *nw = c->kind == K_RENAME ? &r[k + 1] : NULL;
+		struct sync_ldap_read *bad = r[k].rc ? &r[k] : nw && nw->rc ? nw :
+		    NULL;
+		char *w;
+
+		if (bad) {
+			c->error = lx_error("read", bad->dn, bad->rc, bad->diag,
+			    bad->matched, NULL);
+			c->failed = 1;
+			c->state = 2;
+		} else if ((w = stale_why(e, c, r[k].entry, nw ? nw->entry :
+		    NULL)) != NULL) {
+			xplan_stale(c->x, w, &nstale, &why);
+			free(w);
+		} else if (c->inplace)
+			c->state = 2;
+		k += nw != NULL;
+	}
+	if (nstale) {
+		xplan_stale_refuse(e->p, nstale, &why, err);
+		goto out;
+	}
+	e->pdone = nr;
+	progress(e, 1);
+	rc = 0;
+out:
+	for (k = 0; r && k < nr; k++) {
+		if (k == 0 || r[k].attrs != r[k - 1].attrs)
+			free(r[k].attrs);
+		sync_ldap_read_release(&r[k]);
+	}
+	free(r);
+	free(of);
+	sync_buf_release(&why);
+	return rc;
+}
+
 /* ------------------------------------------------------------- dry run */
-
-/* One LDIF line "type: value", base64 where RFC 2849 asks for it. */
-static void
-ldif_line(FILE *fp, const char *type, const char *v, size_t len)
-{
-	size_t i;
-	int safe = len == 0 || (v[0] != ' ' && v[0] != ':' && v[0] != '<' &&
-	    v[len - 1] != ' ');
-	char *b;
-
-	for (i = 0; safe && i < len; i++)
-		if (v[i] == '\0' || v[i] == '\n' || v[i] == '\r' ||
-		    (unsigned char)v[i] >= 0x80)
-			safe = 0;
-	if (safe) {
-		fprintf(fp, "%s: %.*s\n", type, (int)len, v);
-		return;
-	}
-	b = sync_base64_encode(v, len);
-	fprintf(fp, "%s:: %s\n", type, b ? b : "");
-	free(b);
-}
-
-static void
-ldif_mods(FILE *fp, struct mods *mv, int add)
-{
-	size_t i, j;
-
-	for (i = 0; i < mv->n; i++) {
-		LDAPMod *m = mv->m[i];
-		struct berval **bv = m->mod_bvalues;
-
-		if (!add)
-			fprintf(fp, "%s: %s\n", (m->mod_op & ~LDAP_MOD_BVALUES) ==
-			    LDAP_MOD_DELETE ? "delete" : "add", m->mod_type);
-		for (j = 0; bv && bv[j]; j++)
-			ldif_line(fp, m->mod_type, bv[j]->bv_val, bv[j]->bv_len);
-		if (!add)
-			fputs("-\n", fp);
-	}
-}
 
 /*
  * -n: the writes as LDIF change records (RFC 2849), phase by phase, as
@@ -1842,28 +1695,28 @@ dry_run(struct lexp *e, FILE *fp, struct sync_err *err)
 		for (sub = 0; sub < NSUB; sub++)
 			for (i = 0; i < e->n; i++) {
 				struct lchange *c = &e->g[i];
-				struct mods mv = { 0 };
+				struct lx_mods mv = { 0 };
 				char *stale;
 
 				if (c->phase != ph || c->sub != sub || c->failed)
 					continue;
-				ldif_line(fp, "dn", c->dn, strlen(c->dn));
+				lx_ldif_line(fp, "dn", c->dn, strlen(c->dn));
 				switch (c->kind) {
 				case K_ADD:
 					fputs("changetype: add\n", fp);
 					build_add(e, c, &mv);
-					ldif_mods(fp, &mv, 1);
+					lx_ldif_mods(fp, &mv, 1);
 					break;
 				case K_DELETE:
 					fputs("changetype: delete\n", fp);
 					break;
 				case K_RENAME:
 					fputs("changetype: modrdn\n", fp);
-					ldif_line(fp, "newrdn", c->newrdn,
+					lx_ldif_line(fp, "newrdn", c->newrdn,
 					    strlen(c->newrdn));
 					fputs("deleteoldrdn: 1\n", fp);
 					if (strcmp(c->x->op, "move") == 0)
-						ldif_line(fp, "newsuperior", c->newsup,
+						lx_ldif_line(fp, "newsuperior", c->newsup,
 						    strlen(c->newsup));
 					c->renamed = 1;
 					build_modify(e, c, NULL, &mv, &stale);
@@ -1871,7 +1724,7 @@ dry_run(struct lexp *e, FILE *fp, struct sync_err *err)
 					if (mv.n == 0)
 						break;
 					fputc('\n', fp);
-					ldif_line(fp, "dn", c->new_dn,
+					lx_ldif_line(fp, "dn", c->new_dn,
 					    strlen(c->new_dn));
 					/* FALLTHROUGH */
 				case K_UPDATE:
@@ -1880,11 +1733,11 @@ dry_run(struct lexp *e, FILE *fp, struct sync_err *err)
 						free(stale);
 					}
 					fputs("changetype: modify\n", fp);
-					ldif_mods(fp, &mv, 0);
+					lx_ldif_mods(fp, &mv, 0);
 					break;
 				}
 				fputc('\n', fp);
-				mods_free(&mv);
+				lx_mods_free(&mv);
 			}
 	if (ferror(fp))
 		return sync_errno(err, "cannot write the dry run");
@@ -1892,52 +1745,6 @@ dry_run(struct lexp *e, FILE *fp, struct sync_err *err)
 }
 
 /* ----------------------------------------------------------- the writer */
-
-/*
- * The RDN of dn (a new string) into *rdn, its parent into *parent (new,
- * or NULL), and the RDN's values by lower-case type into *vals (new
- * object).  -1 when dn is not a DN.
- */
-static int
-split_dn(const char *dn, char **rdn, char **parent, json_t **vals)
-{
-	LDAPDN d = NULL;
-	LDAPRDN r;
-	int i;
-
-	*rdn = *parent = NULL;
-	*vals = NULL;
-	if (ldap_str2dn(dn, &d, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
-	    d == NULL || d[0] == NULL) {
-		ldap_dnfree(d);
-		return -1;
-	}
-	r = d[0];
-	*vals = json_object();
-	for (i = 0; r[i]; i++) {
-		char *t = sync_strndup(r[i]->la_attr.bv_val, r[i]->la_attr.bv_len);
-		char *k = t ? lower(t) : NULL;
-		json_t *a;
-
-		if (k) {
-			if ((a = json_object_get(*vals, k)) == NULL) {
-				a = json_array();
-				json_object_set_new(*vals, k, a);
-			}
-			json_array_append_new(a, json_stringn(
-			    r[i]->la_value.bv_val, r[i]->la_value.bv_len));
-		}
-		free(t);
-		free(k);
-	}
-	if (ldap_rdn2str(r, rdn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
-		*rdn = NULL;
-	if (d[1] && ldap_dn2str(&d[1], parent, LDAP_DN_FORMAT_LDAPV3) !=
-	    LDAP_SUCCESS)
-		*parent = NULL;
-	ldap_dnfree(d);
-	return *rdn ? 0 : -1;
-}
 
 static const char *
 str(json_t *o, const char *key)
@@ -1993,21 +1800,21 @@ prepare(struct lexp *e, struct lchange *c, struct xchange *x, size_t i)
 		return;
 	}
 	if (x->anchorattr == NULL)
-		c->error = merror("the plan's flow is not in the configuration");
+		c->error = lx_merror("the plan's flow is not in the configuration");
 	else if (c->dn == NULL)
-		c->error = merror("the change has no DN (dn)");
+		c->error = lx_merror("the change has no DN (dn)");
 	else if (c->kind == K_RENAME) {
 		if (c->new_dn == NULL)
-			c->error = merror("a rename or move without new_dn");
-		else if (split_dn(c->new_dn, &c->newrdn, &c->newsup,
-		    &c->rdnnew) == -1 || split_dn(c->dn, &rdn, &parent,
+			c->error = lx_merror("a rename or move without new_dn");
+		else if (lx_split_dn(c->new_dn, &c->newrdn, &c->newsup,
+		    &c->rdnnew) == -1 || lx_split_dn(c->dn, &rdn, &parent,
 		    &c->rdnold) == -1)
-			c->error = merror("the DN or new_dn is not a DN");
+			c->error = lx_merror("the DN or new_dn is not a DN");
 		else {
 			free(rdn);
 			free(parent);
 			if (c->newsup == NULL && strcmp(op, "move") == 0)
-				c->error = merror("a move to no parent");
+				c->error = lx_merror("a move to no parent");
 		}
 	}
 	if (c->error) {
@@ -2057,8 +1864,11 @@ sync_ldap_export(struct xplan *p, struct sync_err *err)
 		rc = dry_run(&e, p->o->dry_out, err);
 		goto out;
 	}
+	if (read_phase(&e, err) == -1)
+		goto out;
 	for (i = 0; i < e.n; i++)
-		if (e.g[i].failed && record(&e, &e.g[i], err) == -1)
+		if ((e.g[i].failed || e.g[i].inplace) &&
+		    record(&e, &e.g[i], err) == -1)
 			goto out;
 	if (xplan_sync(p, err) == -1)
 		goto out;
@@ -2088,6 +1898,7 @@ out:
 		json_decref(c->rdnold);
 		json_decref(c->rdnnew);
 		json_decref(c->cur);
+		json_decref(c->readerr);
 		json_decref(c->lasterr);
 		json_decref(c->deferr);
 		json_decref(c->error);

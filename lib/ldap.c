@@ -309,8 +309,8 @@ sync_ldap_connect(struct sync_connector *c, LDAP **ld, struct sync_err *err)
  * connector consumes (";range=..." and ";binary"); other options, such as
  * language tags (cn;lang-de), stay part of the name.
  */
-static size_t
-basename_len(const char *name)
+size_t
+sync_ldap_attr_len(const char *name)
 {
 	const char *p = strcasestr(name, ";range=");
 	size_t len = p ? (size_t)(p - name) : strlen(name);
@@ -332,12 +332,8 @@ is_binary(struct sync_ldap_conf *lc, const char *name, size_t len)
 	return 0;
 }
 
-/*
- * Parses ";range=LOW-HIGH" in an attribute description.  Returns 1 and
- * sets *high (-1 for "*") when present, 0 when absent.
- */
-static int
-parse_range(const char *name, long *high)
+int
+sync_ldap_range(const char *name, long *high)
 {
 	const char *p = strchr(name, ';');
 	char *end;
@@ -358,31 +354,10 @@ parse_range(const char *name, long *high)
 	return 1;
 }
 
-static int
-add_values(struct sync_obj *o, const char *name, size_t nlen,
-    struct berval **vals, int binary, struct sync_err *err)
-{
-	char attr[256];
-	size_t i;
-
-	if (nlen >= sizeof attr)
-		return sync_errf(err, "attribute name too long in '%s'", o->dn);
-	memcpy(attr, name, nlen);
-	attr[nlen] = '\0';
-	for (i = 0; vals && vals[i]; i++)
-		if (sync_obj_addval(o, attr, vals[i]->bv_val, vals[i]->bv_len,
-		    binary) == -1)
-			return sync_errf(err, "out of memory");
-	return 0;
-}
-
-/*
- * Fetches the rest of a ranged attribute: base searches for
- * "attr;range=N-*" (or N-(N+step-1)) until the server marks the end.
- */
-static int
-fetch_range(struct sync_ldap *l, struct sync_obj *o, const char *name,
-    size_t nlen, long next, int binary, struct sync_err *err)
+int
+sync_ldap_range_fetch(struct sync_ldap *l, const char *dn, const char *name,
+    size_t nlen, long next, sync_ldap_vals_fn fn, void *ctx,
+    struct sync_err *err)
 {
 	char req[300];
 	char *attrs[2] = { req, NULL };
@@ -393,6 +368,8 @@ fetch_range(struct sync_ldap *l, struct sync_obj *o, const char *name,
 	long high;
 	int rc, found;
 
+	if (nlen > 255)
+		return sync_errf(err, "'%s': attribute name too long", dn);
 	for (;;) {
 		if (l->lc->range_step > 0)
 			snprintf(req, sizeof req, "%.*s;range=%ld-%ld", (int)nlen,
@@ -400,24 +377,24 @@ fetch_range(struct sync_ldap *l, struct sync_obj *o, const char *name,
 		else
 			snprintf(req, sizeof req, "%.*s;range=%ld-*", (int)nlen,
 			    name, next);
-		rc = ldap_search_ext_s(l->ld, o->dn, LDAP_SCOPE_BASE,
+		rc = ldap_search_ext_s(l->ld, dn, LDAP_SCOPE_BASE,
 		    "(objectClass=*)", attrs, 0, NULL, NULL, NULL, 0, &res);
 		if (rc != LDAP_SUCCESS) {
 			ldap_msgfree(res);
 			return sync_ldap_errf(err, l->ld, rc, "%s: reading '%s' of "
-			    "'%s'", l->c->name, req, o->dn);
+			    "'%s'", l->c->name, req, dn);
 		}
 		found = 0;
 		high = -1;
 		e = ldap_first_entry(l->ld, res);
 		for (a = e ? ldap_first_attribute(l->ld, e, &ber) : NULL; a;
 		    a = ldap_next_attribute(l->ld, e, ber)) {
-			if (basename_len(a) == nlen &&
+			if (sync_ldap_attr_len(a) == nlen &&
 			    strncasecmp(a, name, nlen) == 0) {
 				vals = ldap_get_values_len(l->ld, e, a);
-				rc = add_values(o, name, nlen, vals, binary, err);
+				rc = fn(ctx, vals, err);
 				ldap_value_free_len(vals);
-				if (!parse_range(a, &high))
+				if (!sync_ldap_range(a, &high))
 					high = -1;
 				found = 1;
 			}
@@ -435,6 +412,33 @@ fetch_range(struct sync_ldap *l, struct sync_obj *o, const char *name,
 			return 0;
 		next = high + 1;
 	}
+}
+
+/* Where fetch_values adds the values of a window. */
+struct objvals {
+	struct sync_obj *o;
+	const char *name;
+	size_t nlen;
+	int binary;
+};
+
+static int
+add_values(void *ctx, struct berval **vals, struct sync_err *err)
+{
+	struct objvals *ov = ctx;
+	char attr[256];
+	size_t i;
+
+	if (ov->nlen >= sizeof attr)
+		return sync_errf(err, "attribute name too long in '%s'",
+		    ov->o->dn);
+	memcpy(attr, ov->name, ov->nlen);
+	attr[ov->nlen] = '\0';
+	for (i = 0; vals && vals[i]; i++)
+		if (sync_obj_addval(ov->o, attr, vals[i]->bv_val,
+		    vals[i]->bv_len, ov->binary) == -1)
+			return sync_errf(err, "out of memory");
+	return 0;
 }
 
 /* Like add_values, for the in-place array ldap_get_attribute_ber gives. */
@@ -509,9 +513,9 @@ sync_ldap_entry_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
 		}
 		memcpy(a, attr.bv_val, attr.bv_len);
 		a[attr.bv_len] = '\0';
-		nlen = basename_len(a);
+		nlen = sync_ldap_attr_len(a);
 		binary = is_binary(lc, a, nlen);
-		if (parse_range(a, &high)) {
+		if (sync_ldap_range(a, &high)) {
 			/* A ranged attribute replaces any plain copy of it. */
 			if (high != -1 && nranged < 8) {
 				memcpy(ranged[nranged].name, a, nlen < 255 ? nlen : 255);
@@ -535,10 +539,14 @@ sync_ldap_entry_obj(struct sync_ldap *l, LDAPMessage *e, enum sync_objtype type,
 	ber_free(ber, 0);
 	if (rc == -1)
 		return -1;
-	for (i = 0; i < nranged; i++)
-		if (fetch_range(l, o, ranged[i].name, ranged[i].nlen,
-		    ranged[i].next, ranged[i].binary, err) == -1)
+	for (i = 0; i < nranged; i++) {
+		struct objvals ov = { o, ranged[i].name, ranged[i].nlen,
+		    ranged[i].binary };
+
+		if (sync_ldap_range_fetch(l, o->dn, ranged[i].name,
+		    ranged[i].nlen, ranged[i].next, add_values, &ov, err) == -1)
 			return -1;
+	}
 
 	/* The anchor: the first anchor attribute the entry has. */
 	for (i = 0; i < lc->anchor.n && o->anchor == NULL; i++) {

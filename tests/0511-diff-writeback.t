@@ -97,6 +97,26 @@ test_expect_code 1 "... the same with 4 threads" \
 	sync-diff -j 4 -f text -c "$C" wb-ad-taken.snap wb-entra.snap wb-ad-taken.snap
 test_cmp "... byte for byte" "$T/taken1" "$T/out"
 
+# --- a rename onto a DN another object holds: Team A renamed Team Z in
+# Entra ID, and the group that is not ours sits at Team Z's DN
+sed 's/"displayName":\["Team A"\]/"displayName":["Team Z"]/' wb-entra.snap >"$T/z-entra.snap"
+sed 's/Team C_000000000a03/Team Z_000000000a01/g' wb-ad-taken.snap >"$T/z-ad.snap"
+test_expect_code 1 "the new DN of a renamed group is taken" \
+	sync-diff -f text -c "$C" "$T/z-ad.snap" "$T/z-entra.snap" "$T/z-ad.snap"
+test_grep "... a conflict naming the group there, as for an add, not a rename that would fail" \
+	'^! conflict group "Team A" \(anchor "Group_0a1b2c3d-0000-4000-8000-000000000a01", flow group-writeback, join anchor, reason the DN is taken by a target object that is not this one.s, ' \
+	"$T/out"
+test_grep "... its candidate" '^    candidates: "dddddddd-dddd-dddd-dddd-dddddddddddd"$' "$T/out"
+test_no_grep "... no rename" '^[>~] (rename|move|update) group "Team [AZ]"' "$T/out"
+test_grep "... the group stays a member of Team B by its DN where it is" \
+	'^    member: \+"Team A" \+"mved@example.com"$' "$T/out"
+test_grep "... the rest of the plan goes on" \
+	'^Plan: 2 to add, 1 to update, 1 to delete, 0 to move, 0 to rename, 1 conflicts, 0 errors;' "$T/out"
+cp "$T/out" "$T/z1"
+test_expect_code 1 "... the same with 4 threads" \
+	sync-diff -j 4 -f text -c "$C" "$T/z-ad.snap" "$T/z-entra.snap" "$T/z-ad.snap"
+test_cmp "... byte for byte" "$T/z1" "$T/out"
+
 # --- the directory once the plan is applied: nothing more to do
 test_expect_code 0 "after the export: the writeback plans nothing" \
 	sync-diff -f text -c "$C" wb-ad-after.snap wb-entra.snap wb-ad-after.snap

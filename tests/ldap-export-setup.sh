@@ -21,7 +21,8 @@
 #                          "TYPE RESULT DN" (accesslog)
 #   lx_log_mark            remember now for lx_log
 #   lx_proxy ARGS...       start tests/ldap-proxy.py in front of slapd's
-#                          ldap port; PROXY_URL, PROXY_PID, PROXY_LOG
+#                          ldap port (or of PROXY_UPSTREAM, HOST:PORT);
+#                          PROXY_URL, PROXY_PID, PROXY_LOG
 #
 # Users: uid=U,ou=People,SRC -> uid=U,ou=People|Staff,DST (their
 # departmentNumber picks the OU), the source anchor employeeNumber
@@ -252,7 +253,7 @@ PY
 lx_proxy() {
 	PROXY_LOG=$T/proxy.$(date +%s%N).log
 	rm -f "$T/proxy.port"
-	python3 "$TOP/tests/ldap-proxy.py" --upstream "127.0.0.1:$SLAPD_PORT" \
+	python3 "$TOP/tests/ldap-proxy.py" --upstream "${PROXY_UPSTREAM:-127.0.0.1:$SLAPD_PORT}" \
 		--port-file "$T/proxy.port" --log "$PROXY_LOG" "$@" \
 		>"$T/proxy.out" 2>&1 3>&- &
 	PROXY_PID=$!

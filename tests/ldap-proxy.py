@@ -21,8 +21,26 @@ and before the client sees the answer.  Which writes lose their answer:
                    server, for tests that act in the middle of a run and
                    for benchmarks
 
+To act in the middle of a run at a moment that does not depend on speed:
+
+  --after-read DN --exec CMD  when the server has answered the first
+                   search whose base object is DN (compared without
+                   regard to case), run CMD (sh -c) and wait for it
+                   before the client sees the end of that answer: what
+                   CMD changes, the client's next operations see, its
+                   read did not
+
+  --log-reads      log every search request as {"read": BASE, "attrs":
+                   [...]}: which attributes (and ranges) a client asked for
+
+  --upstream-ca FILE  talk TLS (LDAPS) to the upstream server, checked
+                   against the CA in FILE (the client still speaks plain
+                   LDAP to the proxy): for Samba, which wants TLS for
+                   simple binds
+
 Each drop is logged to --log as one JSON line: {"drop": "after"|"before",
-"op": "add"|..., "msgid": N, "write": N}.  The listening port is written
+"op": "add"|..., "msgid": N, "write": N}; the command of --after-read
+as {"exec": DN, "status": N}.  The listening port is written
 to --port-file once the proxy accepts connections.  Python 3 standard
 library only; it runs until killed.
 """
@@ -32,6 +50,8 @@ import collections
 import json
 import random
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -54,6 +74,28 @@ class Faults:
         self.drops = 0
         self.mu = threading.Lock()
         self.log = open(a.log, "a", buffering=1) if a.log else None
+        self.after_read = a.after_read.lower() if a.after_read else None
+        self.exec = a.exec
+        self.fired = False
+        self.log_reads = a.log_reads
+
+    def read(self, base, attrs):
+        if self.log_reads and self.log:
+            with self.mu:
+                self.log.write(json.dumps({"read": base, "attrs": attrs},
+                                          sort_keys=True) + "\n")
+
+    def read_done(self, base):
+        """Runs the --after-read command once, at the end of its read."""
+        with self.mu:
+            if self.fired or self.after_read is None or \
+                    base.lower() != self.after_read:
+                return
+            self.fired = True
+            st = subprocess.call(["sh", "-c", self.exec])
+            if self.log:
+                self.log.write(json.dumps({"exec": base, "status": st},
+                                          sort_keys=True) + "\n")
 
     def _note(self, kind, op, msgid, n):
         self.drops += 1
@@ -128,6 +170,32 @@ def messages(buf):
         buf = buf[end:]
 
 
+def search_req(raw):
+    """The base object and the attributes of the search request raw."""
+    r = ber_len(raw, 1)
+    off = r[1]
+    r = ber_len(raw, off + 1)               # messageID
+    off = r[1] + r[0]
+    r = ber_len(raw, off + 1)               # the SearchRequest
+    off = r[1]
+    fields = []
+    # baseObject, scope, derefAliases, sizeLimit, timeLimit, typesOnly,
+    # filter, attributes: each a TLV
+    while off < len(raw) and len(fields) < 8:
+        r = ber_len(raw, off + 1)
+        fields.append((raw[off], raw[r[1]:r[1] + r[0]]))
+        off = r[1] + r[0]
+    base = fields[0][1].decode("utf-8", "replace") if fields else ""
+    attrs = []
+    seq = fields[7][1] if len(fields) == 8 else b""
+    i = 0
+    while i < len(seq):
+        r = ber_len(seq, i + 1)
+        attrs.append(seq[r[1]:r[1] + r[0]].decode("utf-8", "replace"))
+        i = r[1] + r[0]
+    return base, attrs
+
+
 class Pair:
     def __init__(self, client, upstream, faults):
         self.c = client
@@ -137,6 +205,7 @@ class Pair:
         self.mu = threading.Lock()
         self.cv = threading.Condition()
         self.q = collections.deque()
+        self.searches = {}
         if faults.latency > 0:
             threading.Thread(target=self.deliver, daemon=True).start()
 
@@ -188,6 +257,13 @@ class Pair:
                 buf += data
                 msgs, buf = messages(buf)
                 for raw, msgid, tag in msgs:
+                    if up and tag == 0x63 and (self.f.after_read or
+                                               self.f.log_reads):
+                        base, attrs = search_req(raw)
+                        self.searches[msgid] = base
+                        self.f.read(base, attrs)
+                    if not up and tag == 0x65 and msgid in self.searches:
+                        self.f.read_done(self.searches.pop(msgid))
                     if up and tag in REQ and self.f.drop_request(REQ[tag],
                                                                 msgid):
                         self.kill()
@@ -222,6 +298,9 @@ def serve(a):
         c, _ = ls.accept()
         try:
             s = socket.create_connection((host, int(port)))
+            if a.upstream_ca:
+                ctx = ssl.create_default_context(cafile=a.upstream_ca)
+                s = ctx.wrap_socket(s, server_hostname=host)
         except OSError:
             c.close()
             continue
@@ -244,6 +323,10 @@ def main():
     ap.add_argument("--max-drops", type=int, default=-1)
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--log")
+    ap.add_argument("--after-read")
+    ap.add_argument("--exec", default="true")
+    ap.add_argument("--upstream-ca")
+    ap.add_argument("--log-reads", action="store_true")
     a = ap.parse_args()
     try:
         serve(a)
