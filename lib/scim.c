@@ -114,6 +114,12 @@ sync_scim_retries(struct sync_scim *s, unsigned long *throttled)
 	return n;
 }
 
+struct sync_retry *
+sync_scim_retry(struct sync_scim *s)
+{
+	return &s->retry;
+}
+
 void
 sync_scim_resp_release(struct sync_scim_resp *r)
 {
@@ -164,6 +170,16 @@ sync_scim_call(struct sync_scim *s, int conn, const char *method,
 		    path);
 	if (sync_buf_addf(&url, "%s%s", s->sc->url, path) == -1)
 		return sync_errf(err, "%s: out of memory", s->c->name);
+	for (;;) {
+		double t = sync_mono_now(), until;
+
+		pthread_mutex_lock(&s->retry.mu);
+		until = s->retry.throttled_until;
+		pthread_mutex_unlock(&s->retry.mu);
+		if (until <= t)
+			break;
+		sync_sleep_for(until - t);
+	}
 	q.method = method;
 	q.url = url.p;
 	q.body = body;
@@ -177,6 +193,7 @@ sync_scim_call(struct sync_scim *s, int conn, const char *method,
 		goto out;
 	r->status = hr.status;
 	r->attempts = hr.attempts;
+	r->budget_spent = hr.budget_spent;
 	r->location = hr.location;
 	hr.location = NULL;
 	if (hr.etag[0] && (r->etag = sync_strdup(hr.etag)) == NULL) {
@@ -196,7 +213,8 @@ sync_scim_call(struct sync_scim *s, int conn, const char *method,
 		}
 		goto out;
 	}
-	if (hr.body.len > 0 && r->json == NULL && r->status < 300) {
+	if (hr.body.len > 0 && r->json == NULL && r->status < 300 &&
+	    !(flags & SYNC_SCIM_ANYSTATUS)) {
 		char u[512];
 
 		sync_http_url_trim(path, u, sizeof u);

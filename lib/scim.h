@@ -66,9 +66,18 @@ struct sync_scim *sync_scim_open(struct sync_connector *c, int nconn,
 void sync_scim_close(struct sync_scim *s);
 /* Retries made so far, and how many followed a 429 or a 503. */
 unsigned long sync_scim_retries(struct sync_scim *s, unsigned long *throttled);
+/*
+ * The retry budget that s's connections share (borrowed: it lives as
+ * long as s), for a caller that waits between requests of its own (the
+ * export's backoff between tries of a change) and takes those waits from
+ * the same budget.  Its notify may be set before the first request.
+ */
+struct sync_retry *sync_scim_retry(struct sync_scim *s);
 
 /* Flags of sync_scim_call, besides SYNC_HTTP_IDEMPOTENT (http.h). */
-#define SYNC_SCIM_ANYSTATUS 0x100       /* a status >= 400 is not an error */
+#define SYNC_SCIM_ANYSTATUS 0x100       /* the caller judges the answer: a
+					   status >= 400 is not an error,
+					   nor a body that is not JSON */
 
 struct sync_scim_resp {
 	long status;
@@ -76,6 +85,7 @@ struct sync_scim_resp {
 	char *etag;             /* the ETag header (owned), or NULL */
 	char *location;         /* the Location header (owned), or NULL */
 	int attempts;           /* 1 + retries */
+	int budget_spent;       /* a retry was due, the budget said no */
 };
 
 void sync_scim_resp_release(struct sync_scim_resp *r);
@@ -87,8 +97,11 @@ void sync_scim_resp_release(struct sync_scim_resp *r);
  * "Name: value" lines, NULL-ended, or NULL (e.g. "If-Match: W/\"3\"").
  * Throttling and transient failures are retried as sync_http_send says
  * (flags: SYNC_HTTP_IDEMPOTENT for GET, PUT, DELETE and PATCHes that are
- * safe to repeat).  A body that is not JSON is an error for a status
- * below 300 and ignored otherwise.
+ * safe to repeat; a request without it goes over a fresh connection).
+ * After a 429 or a 503 on any connection of s, every connection holds
+ * back until its Retry-After has passed, so that the others do not add
+ * to the storm.  A body that is not JSON is an error for a status below
+ * 300 and ignored otherwise.
  *
  * Returns 0 with r filled (released first); a status >= 400 is an error
  * (-1, err in the house style: "name: METHOD URL failed: 409 uniqueness:
