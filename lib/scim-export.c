@@ -1165,17 +1165,13 @@ may_write(struct unit *u, struct sync_err *err)
 	return 0;
 }
 
-/* The wait before the unit's next try: exponential, jittered, budgeted. */
+/*
+ * Sleeps d seconds before the unit's next request, taken from the retry
+ * budget: 0, or -1 with g failed with why when the budget cannot pay.
+ */
 static int
-backoff(struct unit *u, struct schange *g, const char *why)
+pause_for(struct unit *u, struct schange *g, double d, const char *why)
 {
-	double d = 0.25 * pow(2, u->attempts < 5 ? u->attempts : 5) *
-	    (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
-
-	if (++u->attempts >= MAXATTEMPTS) {
-		fail_msg(g, why);
-		return -1;
-	}
 	if (sync_retry_take(u->s->retry, d) == -1) {
 		struct sync_buf m = { 0 };
 
@@ -1187,6 +1183,20 @@ backoff(struct unit *u, struct schange *g, const char *why)
 	}
 	sync_sleep_for(d);
 	return 0;
+}
+
+/* The wait before the unit's next try: exponential, jittered, budgeted. */
+static int
+backoff(struct unit *u, struct schange *g, const char *why)
+{
+	double d = 0.25 * pow(2, u->attempts < 5 ? u->attempts : 5) *
+	    (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
+
+	if (++u->attempts >= MAXATTEMPTS) {
+		fail_msg(g, why);
+		return -1;
+	}
+	return pause_for(u, g, d, why);
 }
 
 static int
@@ -1206,7 +1216,13 @@ unit_read(struct unit *u, struct schange *g, struct sync_err *err)
 
 /*
  * A create, exactly once: a POST over a fresh connection; when its
- * outcome is unknown, a look-up by anchor before any resend.
+ * outcome is unknown, a look-up by anchor before any resend, made again
+ * until create_settle seconds have passed since the lost answer while
+ * it finds nothing (a new object may not be listed yet: see
+ * xsettle_start).  Unlike Graph's users, users too: not every SCIM
+ * service refuses a second user with the same userName.  A 409 after a
+ * lost answer is likely the lost create itself: looked for the same
+ * way, and the change fails with it when nothing is found.
  */
 static int
 unit_create(struct unit *u, struct schange *g, struct sync_err *err)
@@ -1214,7 +1230,8 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 	struct sx *s = u->s;
 	struct sync_buf path = { 0 };
 	struct sync_scim_resp r = { 0 };
-	json_t *body;
+	json_t *body, *conflict = NULL;
+	double settle = 0, wait;
 	int uncertain = 0, rc = 0;
 	char why[SYNC_ERRMAX];
 
@@ -1236,6 +1253,17 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 				g->wrote = 1;
 				break;
 			}
+			if (xsettle_wait(settle, &wait)) {
+				if (pause_for(u, g, wait, why) == -1)
+					break;
+				continue;
+			}
+			if (conflict) {
+				/* Not ours after all: the conflict stands. */
+				fail(g, conflict);
+				conflict = NULL;
+				break;
+			}
 		}
 		if (may_write(u, err) == -1) {
 			rc = -1;
@@ -1246,6 +1274,7 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 		    err) == -1) {
 			snprintf(why, sizeof why, "%s", err->msg);
 			uncertain = 1;
+			settle = xsettle_start(s->sc->create_settle);
 			if (backoff(u, g, why) == -1)
 				break;
 			continue;
@@ -1273,29 +1302,23 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 			    json_object_get(e, "message")));
 			json_decref(e);
 			uncertain = 1;
+			settle = xsettle_start(s->sc->create_settle);
 			if (backoff(u, g, why) == -1)
 				break;
 			continue;
 		}
-		if (r.status == 409 && uncertain) {
-			/* Likely the lost create itself: one more look. */
-			json_t *e = scim_error("POST", path.p, &r);
-
-			if (lookup(s, u->conn, g, err) == -1) {
-				json_decref(e);
-				rc = -1;
-				break;
-			}
-			if (g->exists && !g->failed) {
-				g->wrote = 1;
-				json_decref(e);
-			} else
-				fail(g, e);
-			break;
+		if (r.status == 409 && uncertain && conflict == NULL) {
+			/* Likely the lost create itself: look for it. */
+			conflict = scim_error("POST", path.p, &r);
+			snprintf(why, sizeof why, "%s", json_string_value(
+			    json_object_get(conflict, "message")));
+			settle = xsettle_start(s->sc->create_settle);
+			continue;
 		}
 		fail(g, scim_error("POST", path.p, &r));
 		break;
 	}
+	json_decref(conflict);
 	json_decref(body);
 	sync_scim_resp_release(&r);
 	sync_buf_release(&path);

@@ -29,6 +29,7 @@ struct sync_scim_conf {
 	long max_pages;         /* pages of one listing, at most */
 	long retry_budget;      /* seconds spent waiting on retries, at most */
 	long connections;       /* parallel connections for export */
+	long create_settle;     /* seconds a lost create is looked for */
 	char *anchor;           /* the attribute that carries our anchor:
 	                         * externalId by default */
 	int enabled[SYNC_NOBJTYPES];
