@@ -316,7 +316,7 @@ filter_parse(struct spath *sp, size_t i, const char *s, const char *end)
 static int
 spath_parse(struct spath *sp, const char *name)
 {
-	const char *s, *br, *colon = NULL, *p;
+	const char *s;
 	struct sync_buf top = { 0 };
 
 	memset(sp, 0, sizeof *sp);
@@ -327,16 +327,11 @@ spath_parse(struct spath *sp, const char *name)
 		if ((sp->urn = sync_strdup(SYNC_SCIM_ENTERPRISE)) == NULL)
 			return -1;
 		s = name + strlen(SYNC_SCIM_ENTERPRISE_PREFIX);
-	} else if (strncasecmp(name, "urn:", 4) == 0) {
-		br = strchr(name, '[');
-		for (p = name; *p && (br == NULL || p < br); p++)
-			if (*p == ':')
-				colon = p;
-		if (colon == NULL || colon[1] == '\0')
+	} else if ((s = sync_scim_urn_end(name)) != name) {
+		if (*s == '\0')
 			return -1;
-		if ((sp->urn = strndup(name, (size_t)(colon - name))) == NULL)
+		if ((sp->urn = strndup(name, (size_t)(s - 1 - name))) == NULL)
 			return -1;
-		s = colon + 1;
 	}
 	while (*s) {
 		const char *e = s, *f = NULL, *fe = NULL;

@@ -271,6 +271,20 @@ sync_scim_filter_eq(struct sync_buf *b, const char *attr, const char *value)
 	return rc;
 }
 
+const char *
+sync_scim_urn_end(const char *name)
+{
+	const char *p, *br, *a = name;
+
+	if (strncasecmp(name, "urn:", 4) != 0)
+		return name;
+	br = strchr(name, '[');
+	for (p = name; *p && (br == NULL || p < br); p++)
+		if (*p == ':')
+			a = p + 1;
+	return a;
+}
+
 /* ------------------------------------------------------------ flatten */
 
 /* Adds value v to attribute name unless it is there already: a service
@@ -636,22 +650,16 @@ struct listing {
 static int
 attr_request(struct sync_buf *b, const char *name)
 {
-	const char *a = name, *p, *br;
+	const char *a = name;
 
 	if (strncmp(name, SYNC_SCIM_ENTERPRISE_PREFIX,
 	    strlen(SYNC_SCIM_ENTERPRISE_PREFIX)) == 0) {
 		if (sync_buf_adds(b, SYNC_SCIM_ENTERPRISE ":") == -1)
 			return -1;
 		a = name + strlen(SYNC_SCIM_ENTERPRISE_PREFIX);
-	} else if (strncasecmp(name, "urn:", 4) == 0) {
-		/* Its URN ends at its last ':' before any filter. */
-		br = strchr(name, '[');
-		for (p = name; *p && (br == NULL || p < br); p++)
-			if (*p == ':')
-				a = p + 1;
-		if (sync_buf_add(b, name, (size_t)(a - name)) == -1)
-			return -1;
-	}
+	} else if ((a = sync_scim_urn_end(name)) != name &&
+	    sync_buf_add(b, name, (size_t)(a - name)) == -1)
+		return -1;
 	return sync_buf_add(b, a, strcspn(a, ".["));
 }
 

@@ -125,6 +125,14 @@ int sync_scim_filter_eq(struct sync_buf *b, const char *attr,
     const char *value);
 
 /*
+ * Where the attribute of name starts after the schema URN that name
+ * begins with, if it does ("urn:...:2.0:User:manager.value": at
+ * "manager", past the last ':' before any value filter): a pointer into
+ * name, which is name itself when it does not begin with "urn:".
+ */
+const char *sync_scim_urn_end(const char *name);
+
+/*
  * Flattens the SCIM resource res (borrowed) of type t into object o's
  * attributes, as sync-snapshot(5) says: id and anchor aside, complex
  * attributes as "name.givenName", multi-valued complex ones as

@@ -130,18 +130,15 @@ test_grep "the refusal is said" "^sync-import: app: GET $SCIM_BASE/Users\\?start
 scim_conf "$T/core.yaml" "page_size: 10" "objects:" \
 	"  user:" "    attributes: [ name.givenName, phoneNumbers.value ]" \
 	"  group:" "    attributes: [ externalId ]"
-sort >"$T/core.want" <<'EOF'
+# Alice, Bob and Carol as their attributes differ; the others as before.
+{
+	cat <<'EOF'
 {"anchor":"<alice>","attrs":{"active":["true"],"displayName":["Alice Liddell"],"externalId":["QUxJQ0U="],"name.givenName":["Alice"],"phoneNumbers.value":["+44 1865 000000"],"userName":["alice@example.com"]},"id":"<alice>","type":"user"}
 {"anchor":"<bob>","attrs":{"active":["false"],"name.givenName":["Bob"],"userName":["bob@example.com"]},"id":"<bob>","type":"user"}
 {"anchor":"<carol>","attrs":{"externalId":["Q0FST0w="],"userName":["carol@example.com"]},"id":"<carol>","type":"user"}
-{"anchor":"<u1>","attrs":{"externalId":["x1"],"userName":["user1@example.com"]},"id":"<u1>","type":"user"}
-{"anchor":"<u2>","attrs":{"externalId":["x2"],"userName":["user2@example.com"]},"id":"<u2>","type":"user"}
-{"anchor":"<u3>","attrs":{"externalId":["x3"],"userName":["user3@example.com"]},"id":"<u3>","type":"user"}
-{"anchor":"<u4>","attrs":{"externalId":["x4"],"userName":["user4@example.com"]},"id":"<u4>","type":"user"}
-{"anchor":"<staff>","attrs":{"displayName":["Staff"],"externalId":["U1RBRkY="],"members":["<alice>","<bob>"]},"id":"<staff>","type":"group"}
-{"anchor":"<all>","attrs":{"displayName":["All"],"members":["<carol>","<staff>"]},"id":"<all>","type":"group"}
-{"anchor":"<empty>","attrs":{"displayName":["Empty"]},"id":"<empty>","type":"group"}
 EOF
+	grep -v '"anchor":"<\(alice\|bob\|carol\)>"' "$T/some.want"
+} | sort >"$T/core.want"
 for mode in honoured ignored; do
 	[ $mode = ignored ] && scim_ctl /faults '{"ignore_attributes":true}' >/dev/null
 	scim_ctl /log >"$T/log0.json"
