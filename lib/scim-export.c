@@ -20,9 +20,10 @@
  *
  *  - a POST whose answer is lost (a dropped connection, a 500, 502 or
  *    504) may have created the object: before it is sent again the
- *    object is looked up by its anchor and adopted when it is there;
- *    every POST goes over a fresh connection, since libcurl resends by
- *    itself a request whose reused connection died;
+ *    object is looked up by its anchor, for create_settle seconds while
+ *    it is not found (a service may list it late), and adopted when it
+ *    is there; every POST goes over a fresh connection, since libcurl
+ *    resends by itself a request whose reused connection died;
  *  - writes to an object carry If-Match with the version read, when the
  *    service gives versions (ETag, meta.version); a 412 makes the unit
  *    read the object again, and a change whose old values no longer hold
