@@ -14,7 +14,8 @@
 # resends blindly would have made twice.
 #
 # Environment: FAULT_SEEDS ("1 2 ... 10"), SCIM_USERS (100), SCIM_GROUPS
-# (10), FAULT_RA (1), CONNECTIONS (4), SYNC_BIN, KEEP_TMP=1.
+# (10), FAULT_RA (1), CONNECTIONS (4), FAULT_SETTLE (create_settle; empty:
+# the connector's default, 10 s), SYNC_BIN, KEEP_TMP=1.
 # Needs node (tests/scim-deps.sh), python3 and curl.
 
 . "$(dirname "$0")/../tests/lib.sh"
@@ -29,7 +30,7 @@ bench_need bench/scim-faults.sh sync-export
 sh "$TOP/tests/scim-deps.sh" || exit 2
 scim_start scim || { echo "bench/scim-faults.sh: the SCIM server does not start" >&2; exit 2; }
 . "$TOP/tests/scim-export.sh"
-sx_conf "${CONNECTIONS:-4}" 300
+sx_conf "${CONNECTIONS:-4}" 300 "${FAULT_SETTLE:-}"
 sync-role -c "$T/sync.yaml" promote >/dev/null 2>&1
 sx_gen "$T/base.snap" "$NUSERS" "$NGROUPS"
 sx_gen "$T/churn.snap" "$NUSERS" "$NGROUPS" churn

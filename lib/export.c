@@ -163,6 +163,24 @@ xplan_start_id(struct xplan *p, const struct xchange *x, json_t *anchors)
 	return id ? sync_strdup(id) : NULL;
 }
 
+double
+xsettle_start(long seconds)
+{
+	return sync_mono_now() + (double)seconds;
+}
+
+int
+xsettle_wait(double until, double *wait)
+{
+	double now = sync_mono_now();
+
+	*wait = 0;
+	if (now >= until)
+		return 0;
+	*wait = until - now < XSETTLE_STEP ? until - now : XSETTLE_STEP;
+	return 1;
+}
+
 struct xworker {
 	void (*fn)(void *, int);
 	void *arg;

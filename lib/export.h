@@ -130,6 +130,26 @@ void sync_ldap_read_release(struct sync_ldap_read *r);
 int sync_ldap_read_many(struct sync_ldap *l, struct sync_ldap_read *r,
     size_t n, size_t window, struct sync_err *err);
 
+/*
+ * The settle time of a create whose answer was lost (create_settle in
+ * sync.conf(5)), for the Graph and SCIM writers.  Sending it again at
+ * once could create the object twice; so could believing a look-up by
+ * anchor that finds nothing, since a new object can be missing from the
+ * service's lists for a while (eventual consistency).  So a look-up that
+ * finds nothing is made again, at most XSETTLE_STEP seconds apart, until
+ * the settle time has passed; only then is the create sent again (or a
+ * conflict it met taken for what it says).
+ */
+#define XSETTLE_STEP 1.0        /* seconds between look-ups, at most */
+/* When a settle time of seconds that starts now ends (sync_mono_now). */
+double xsettle_start(long seconds);
+/*
+ * After a look-up that found nothing, in the settle time that ends at
+ * until: 1 with *wait the seconds to wait before the next look-up, or 0
+ * (*wait 0) when the time has passed and the create was not applied.
+ */
+int xsettle_wait(double until, double *wait);
+
 int sync_graph_export(struct xplan *p, struct sync_err *err);
 int sync_ldap_export(struct xplan *p, struct sync_err *err);
 int sync_scim_export(struct xplan *p, struct sync_err *err);

@@ -1077,36 +1077,96 @@ binop_vals(struct ectx *c, const struct node *n, const struct val *a,
 }
 
 /*
+ * Whether acc & b may append b's text to acc's string in place: acc is
+ * one value, b at most one (none appends nothing, as binop_vals reads
+ * it as ""), and neither is binary (binop_items says why that fails).
+ * The result is the same one string binop_vals would give.
+ */
+static int
+cat_in_place(const struct node *op, const struct val *acc,
+    const struct val *b)
+{
+	return op->op == OP_CAT && acc->kind == K_VALUES && acc->n == 1 &&
+	    acc->it[0].t != V_BIN && b->kind != K_IGNORE && b->n <= 1 &&
+	    (b->n == 0 || b->it[0].t != V_BIN);
+}
+
+/* Puts the string grown in cat back into acc's one value. */
+static int
+cat_back(struct ectx *c, struct val *acc, struct sync_buf *cat, int *incat)
+{
+	acc->it[0].len = cat->len;
+	if ((acc->it[0].p = sync_buf_detach(cat)) == NULL)
+		return sync_errf(c->err, "out of memory");
+	*incat = 0;
+	return 0;
+}
+
+/*
  * A chain a op b op c ...: the value so far, then each operator with the
  * operand on its right, in a loop (see N_CHAIN in expr-int.h).
+ *
+ * A run of & on one string grows that string in cat, which doubles its
+ * room as it goes: making a new string at every step would copy all of
+ * it every time (quadratic for 60,000 terms wherever realloc cannot grow
+ * in place, as under AddressSanitizer).  Between runs, and at the end,
+ * the string goes back into acc.
  */
 static int
 eval_chain(struct ectx *c, const struct node *n, struct val *out)
 {
 	struct val acc = { K_NULL, NULL, 0, 0 }, b = { K_NULL, NULL, 0, 0 };
 	struct val r = { K_NULL, NULL, 0, 0 };
+	struct sync_buf cat = { 0 };
 	const struct node *op;
+	struct item *it;
 	size_t i;
+	int incat = 0;          /* acc's one string is in cat */
 
 	if (expr_eval(c, n->args[0], &acc) == -1)
 		return -1;
 	for (i = 1; i < n->nargs; i++) {
 		op = n->args[i];
-		if (expr_eval(c, op->args[0], &b) == -1 ||
-		    binop_vals(c, op, &acc, &b, &r) == -1) {
-			val_release(&acc);
+		if (expr_eval(c, op->args[0], &b) == -1)
+			goto fail;
+		if (cat_in_place(op, &acc, &b)) {
+			it = &acc.it[0];
+			if (!incat && it->p != NULL) {
+				/* Its allocation is len + 1 (val_push). */
+				cat.p = it->p;
+				cat.len = it->len;
+				cat.cap = it->len + 1;
+				it->p = NULL;
+			} else if (!incat && item_str(c, op, it, &cat) == -1)
+				goto fail;
+			it->t = V_STR;
+			it->num = 0;
+			incat = 1;
+			if (b.n == 1 && item_str(c, op, &b.it[0], &cat) == -1)
+				goto fail;
 			val_release(&b);
-			val_release(&r);
-			return -1;
+			continue;
 		}
+		if (incat && cat_back(c, &acc, &cat, &incat) == -1)
+			goto fail;
+		if (binop_vals(c, op, &acc, &b, &r) == -1)
+			goto fail;
 		val_release(&acc);
 		val_release(&b);
 		acc = r;
 		r = (struct val){ K_NULL, NULL, 0, 0 };
 	}
+	if (incat && cat_back(c, &acc, &cat, &incat) == -1)
+		goto fail;
 	val_release(out);
 	*out = acc;
 	return 0;
+fail:
+	sync_buf_release(&cat);
+	val_release(&acc);
+	val_release(&b);
+	val_release(&r);
+	return -1;
 }
 
 int

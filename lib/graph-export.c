@@ -710,7 +710,7 @@ mark_uncertain(struct gexp *e, struct unit *u)
 	u->uncertain = 1;
 	if (strcmp(u->g->coll, "groups") == 0 && !u->verify) {
 		u->verify = 1;
-		u->settle_until = sync_mono_now() + (double)e->gc->create_settle;
+		u->settle_until = xsettle_start(e->gc->create_settle);
 	}
 }
 
@@ -807,12 +807,8 @@ verified(struct gexp *e, struct unit *u, long status, json_t *body,
 		return 0;
 	}
 	u->free_retry = 1;
-	if (sync_mono_now() < u->settle_until) {
-		*wait = u->settle_until - sync_mono_now();
-		if (*wait > 1)
-			*wait = 1;
+	if (xsettle_wait(u->settle_until, wait))
 		return 1;
-	}
 	if (u->conflict) {
 		/* Not ours after all: the conflict stands. */
 		g->error = json_incref(u->conflict);
@@ -876,7 +872,7 @@ handle(struct gexp *e, int conn, struct unit *u, struct req *q, long status,
 		/* Likely the lost create itself: look for it. */
 		u->conflict = graph_error(body, status, NULL);
 		u->verify = 1;
-		u->settle_until = sync_mono_now() + (double)e->gc->create_settle;
+		u->settle_until = xsettle_start(e->gc->create_settle);
 		u->free_retry = 1;
 		*wait = 0;
 		return 1;

@@ -115,6 +115,7 @@ sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,
 	sc->max_pages = 100000;
 	sc->retry_budget = 300;
 	sc->connections = 4;
+	sc->create_settle = 10;
 	if (sync_map_str(map, "url", 1, &sc->url, err) == -1 ||
 	    sync_map_path(map, "token_file", c->confdir, 1, &sc->token_file,
 	    err) == -1 ||
@@ -169,6 +170,10 @@ sync_scim_conf_parse(struct sync_connector *c, struct sync_node *map,
 	if (sync_map_int(map, "connections", 1, 64, &v, err) == -1)
 		return -1;
 	sc->connections = v;
+	v = sc->create_settle;
+	if (sync_map_int(map, "create_settle", 0, 3600, &v, err) == -1)
+		return -1;
+	sc->create_settle = v;
 	return parse_objects(c, sc, map, err);
 }
 

@@ -20,9 +20,10 @@
  *
  *  - a POST whose answer is lost (a dropped connection, a 500, 502 or
  *    504) may have created the object: before it is sent again the
- *    object is looked up by its anchor and adopted when it is there;
- *    every POST goes over a fresh connection, since libcurl resends by
- *    itself a request whose reused connection died;
+ *    object is looked up by its anchor, for create_settle seconds while
+ *    it is not found (a service may list it late), and adopted when it
+ *    is there; every POST goes over a fresh connection, since libcurl
+ *    resends by itself a request whose reused connection died;
  *  - writes to an object carry If-Match with the version read, when the
  *    service gives versions (ETag, meta.version); a 412 makes the unit
  *    read the object again, and a change whose old values no longer hold
@@ -74,11 +75,9 @@ struct schange {
 struct sx {
 	struct xplan *p;
 	struct sync_scim_conf *sc;
-	struct sync_retry retry;
-	struct sync_http **conns;
+	struct sync_scim *scim;         /* the client (scim.c) */
+	struct sync_retry *retry;       /* its budget (borrowed) */
 	int nconn;
-	char *base;             /* the service's URL, no trailing slash */
-	char *auth;             /* "Bearer TOKEN", wiped at the end */
 	struct schange *g;
 	size_t n;
 	json_t *anchors;        /* anchor -> target id (locked) */
@@ -92,21 +91,6 @@ struct sx {
 	size_t unsynced;        /* outcomes since the last journal flush */
 	unsigned long requests, writes;
 };
-
-struct sresp {
-	long status;            /* 0: no answer */
-	json_t *json;           /* the parsed body, or NULL */
-	char etag[256];
-	int attempts;           /* 1 + the HTTP layer's resends */
-	int budget_spent;
-};
-
-static void
-sresp_release(struct sresp *r)
-{
-	json_decref(r->json);
-	memset(r, 0, sizeof *r);
-}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -333,7 +317,7 @@ filter_parse(struct spath *sp, size_t i, const char *s, const char *end)
 static int
 spath_parse(struct spath *sp, const char *name)
 {
-	const char *s, *br, *colon = NULL, *p;
+	const char *s;
 	struct sync_buf top = { 0 };
 
 	memset(sp, 0, sizeof *sp);
@@ -344,16 +328,11 @@ spath_parse(struct spath *sp, const char *name)
 		if ((sp->urn = sync_strdup(SYNC_SCIM_ENTERPRISE)) == NULL)
 			return -1;
 		s = name + strlen(SYNC_SCIM_ENTERPRISE_PREFIX);
-	} else if (strncasecmp(name, "urn:", 4) == 0) {
-		br = strchr(name, '[');
-		for (p = name; *p && (br == NULL || p < br); p++)
-			if (*p == ':')
-				colon = p;
-		if (colon == NULL || colon[1] == '\0')
+	} else if ((s = sync_scim_urn_end(name)) != name) {
+		if (*s == '\0')
 			return -1;
-		if ((sp->urn = strndup(name, (size_t)(colon - name))) == NULL)
+		if ((sp->urn = strndup(name, (size_t)(s - 1 - name))) == NULL)
 			return -1;
-		s = colon + 1;
 	}
 	while (*s) {
 		const char *e = s, *f = NULL, *fe = NULL;
@@ -677,87 +656,47 @@ bad:
 /* ------------------------------------------------------- the client */
 
 /*
- * One request on connection conn: path is relative to the service's
- * URL; body JSON or NULL; ifmatch the version to send in If-Match, or
- * NULL.  Returns 0 when an answer came, whatever its status (r filled,
- * released first), -1 with err set when none did (after the HTTP
- * layer's retries, for an idempotent request).
+ * One request on connection conn (sync_scim_call): path is relative to
+ * the service's URL; body JSON or NULL; ifmatch the version to send in
+ * If-Match, or NULL.  Returns 0 when an answer came, whatever its status
+ * or body (r filled, released first), -1 with err set when none did
+ * (after the HTTP layer's retries, for an idempotent request).
  */
 static int
 call(struct sx *s, int conn, const char *method, const char *path,
-    json_t *body, const char *ifmatch, int flags, struct sresp *r,
+    json_t *body, const char *ifmatch, int flags, struct sync_scim_resp *r,
     struct sync_err *err)
 {
-	struct sync_http_req q = { 0 };
-	struct sync_http_resp hr = { 0 };
-	struct sync_buf url = { 0 }, im = { 0 };
+	struct sync_buf im = { 0 };
 	const char *hdrs[2] = { NULL, NULL };
 	char *text = NULL;
 	int rc;
 
-	sresp_release(r);
-	/*
-	 * A throttled service (429, 503): every connection holds back
-	 * until the Retry-After of the latest such answer has passed, so
-	 * that the others do not add to the storm.
-	 */
-	for (;;) {
-		double t = sync_mono_now(), until;
-
-		pthread_mutex_lock(&s->retry.mu);
-		until = s->retry.throttled_until;
-		pthread_mutex_unlock(&s->retry.mu);
-		if (until <= t)
-			break;
-		sync_sleep_for(until - t);
-	}
-	sync_buf_adds(&url, s->base);
-	sync_buf_adds(&url, path);
-	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
-		sync_buf_release(&url);
+	if (body && (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		return sync_errf(err, "%s: out of memory", s->p->target->name);
-	}
 	if (ifmatch) {
 		sync_buf_addf(&im, "If-Match: %s", ifmatch);
 		hdrs[0] = im.p;
 	}
-	q.method = method;
-	q.url = url.p;
-	q.body = text;
-	q.bodylen = text ? strlen(text) : 0;
-	q.content_type = "application/scim+json";
-	q.accept = "application/scim+json, application/json";
-	q.authorization = s->auth;
-	q.headers = hdrs;
-	q.flags = flags;
-	rc = sync_http_send(s->conns[conn], &q, &hr, err);
+	rc = sync_scim_call(s->scim, conn, method, path, text, hdrs,
+	    flags | SYNC_SCIM_ANYSTATUS, r, err);
 	free(text);
-	sync_buf_release(&url);
 	sync_buf_release(&im);
-	if (rc == -1) {
-		sync_http_resp_release(&hr);
+	if (rc == -1)
 		return -1;
-	}
 	__atomic_add_fetch(&s->requests, 1, __ATOMIC_RELAXED);
 	if (strcmp(method, "GET") != 0)
 		__atomic_add_fetch(&s->writes, 1, __ATOMIC_RELAXED);
-	r->status = hr.status;
-	r->budget_spent = hr.budget_spent;
-	r->attempts = hr.attempts;
-	snprintf(r->etag, sizeof r->etag, "%s", hr.etag);
-	if (hr.body.len > 0)
-		r->json = json_loadb(hr.body.p, hr.body.len, 0, NULL);
-	sync_http_resp_release(&hr);
 	return 0;
 }
 
 /* The version of a resource read: ETag, else meta.version, or NULL. */
 static const char *
-version_of(struct sresp *r, json_t *res)
+version_of(struct sync_scim_resp *r, json_t *res)
 {
 	const char *v;
 
-	if (r && r->etag[0])
+	if (r && r->etag && r->etag[0])
 		return r->etag;
 	v = json_string_value(json_object_get(json_object_get(res, "meta"),
 	    "version"));
@@ -769,7 +708,8 @@ version_of(struct sresp *r, json_t *res)
  * service's), and a message "METHOD PATH: STATUS scimType: detail".
  */
 static json_t *
-scim_error(const char *method, const char *path, struct sresp *r)
+scim_error(const char *method, const char *path,
+    struct sync_scim_resp *r)
 {
 	const char *type, *detail;
 	struct sync_buf m = { 0 };
@@ -856,7 +796,7 @@ static int
 read_object(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 {
 	struct sync_buf b = { 0 };
-	struct sresp r = { 0 };
+	struct sync_scim_resp r = { 0 };
 	int rc = 0;
 
 	sync_buf_addf(&b, "%s/", g->coll);
@@ -872,7 +812,7 @@ read_object(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 		g->exists = 1;
 		take_object(g, r.json, version_of(&r, r.json));
 	}
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&b);
 	return rc;
 }
@@ -885,17 +825,17 @@ read_object(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 static int
 lookup(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 {
-	struct sync_buf b = { 0 }, f = { 0 };
-	struct sresp r = { 0 };
+	struct sync_buf b = { 0 };
+	struct sync_scim_resp r = { 0 };
 	json_t *o, *a, *want, *hit = NULL;
 	size_t i, nfound = 0;
 	int rc = 0;
 
-	sync_buf_adds(&f, g->x->anchorattr);
-	sync_buf_adds(&f, " eq ");
-	scim_str(&f, g->x->anchor);
-	sync_buf_addf(&b, "%s?filter=", g->coll);
-	pct(&b, f.p ? f.p : "");
+	if (sync_buf_addf(&b, "%s?filter=", g->coll) == -1 ||
+	    sync_scim_filter_eq(&b, g->x->anchorattr, g->x->anchor) == -1) {
+		sync_buf_release(&b);
+		return sync_errf(err, "out of memory");
+	}
 	if (call(s, conn, "GET", b.p, NULL, NULL, SYNC_HTTP_IDEMPOTENT, &r,
 	    err) == -1) {
 		rc = -1;
@@ -938,9 +878,8 @@ lookup(struct sx *s, int conn, struct schange *g, struct sync_err *err)
 	else
 		take_object(g, hit, version_of(NULL, hit));
 out:
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&b);
-	sync_buf_release(&f);
 	return rc;
 }
 
@@ -1222,6 +1161,26 @@ may_write(struct unit *u, struct sync_err *err)
 	return 0;
 }
 
+/*
+ * Sleeps d seconds before the unit's next request, taken from the retry
+ * budget: 0, or -1 with g failed with why when the budget cannot pay.
+ */
+static int
+pause_for(struct unit *u, struct schange *g, double d, const char *why)
+{
+	if (sync_retry_take(u->s->retry, d) == -1) {
+		struct sync_buf m = { 0 };
+
+		sync_buf_addf(&m, "%s (gave up: the retry budget of %.0f s is "
+		    "spent)", why, u->s->retry->total);
+		fail_msg(g, m.p ? m.p : why);
+		sync_buf_release(&m);
+		return -1;
+	}
+	sync_sleep_for(d);
+	return 0;
+}
+
 /* The wait before the unit's next try: exponential, jittered, budgeted. */
 static int
 backoff(struct unit *u, struct schange *g, const char *why)
@@ -1233,17 +1192,7 @@ backoff(struct unit *u, struct schange *g, const char *why)
 		fail_msg(g, why);
 		return -1;
 	}
-	if (sync_retry_take(&u->s->retry, d) == -1) {
-		struct sync_buf m = { 0 };
-
-		sync_buf_addf(&m, "%s (gave up: the retry budget of %.0f s is "
-		    "spent)", why, u->s->retry.total);
-		fail_msg(g, m.p ? m.p : why);
-		sync_buf_release(&m);
-		return -1;
-	}
-	sync_sleep_for(d);
-	return 0;
+	return pause_for(u, g, d, why);
 }
 
 static int
@@ -1263,15 +1212,22 @@ unit_read(struct unit *u, struct schange *g, struct sync_err *err)
 
 /*
  * A create, exactly once: a POST over a fresh connection; when its
- * outcome is unknown, a look-up by anchor before any resend.
+ * outcome is unknown, a look-up by anchor before any resend, made again
+ * until create_settle seconds have passed since the lost answer while
+ * it finds nothing (a new object may not be listed yet: see
+ * xsettle_start).  Unlike Graph's users, users too: not every SCIM
+ * service refuses a second user with the same userName.  A 409 after a
+ * lost answer is likely the lost create itself: looked for the same
+ * way, and the change fails with it when nothing is found.
  */
 static int
 unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 {
 	struct sx *s = u->s;
 	struct sync_buf path = { 0 };
-	struct sresp r = { 0 };
-	json_t *body;
+	struct sync_scim_resp r = { 0 };
+	json_t *body, *conflict = NULL;
+	double settle = 0, wait;
 	int uncertain = 0, rc = 0;
 	char why[SYNC_ERRMAX];
 
@@ -1293,6 +1249,17 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 				g->wrote = 1;
 				break;
 			}
+			if (xsettle_wait(settle, &wait)) {
+				if (pause_for(u, g, wait, why) == -1)
+					break;
+				continue;
+			}
+			if (conflict) {
+				/* Not ours after all: the conflict stands. */
+				fail(g, conflict);
+				conflict = NULL;
+				break;
+			}
 		}
 		if (may_write(u, err) == -1) {
 			rc = -1;
@@ -1303,6 +1270,7 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 		    err) == -1) {
 			snprintf(why, sizeof why, "%s", err->msg);
 			uncertain = 1;
+			settle = xsettle_start(s->sc->create_settle);
 			if (backoff(u, g, why) == -1)
 				break;
 			continue;
@@ -1330,31 +1298,25 @@ unit_create(struct unit *u, struct schange *g, struct sync_err *err)
 			    json_object_get(e, "message")));
 			json_decref(e);
 			uncertain = 1;
+			settle = xsettle_start(s->sc->create_settle);
 			if (backoff(u, g, why) == -1)
 				break;
 			continue;
 		}
-		if (r.status == 409 && uncertain) {
-			/* Likely the lost create itself: one more look. */
-			json_t *e = scim_error("POST", path.p, &r);
-
-			if (lookup(s, u->conn, g, err) == -1) {
-				json_decref(e);
-				rc = -1;
-				break;
-			}
-			if (g->exists && !g->failed) {
-				g->wrote = 1;
-				json_decref(e);
-			} else
-				fail(g, e);
-			break;
+		if (r.status == 409 && uncertain && conflict == NULL) {
+			/* Likely the lost create itself: look for it. */
+			conflict = scim_error("POST", path.p, &r);
+			snprintf(why, sizeof why, "%s", json_string_value(
+			    json_object_get(conflict, "message")));
+			settle = xsettle_start(s->sc->create_settle);
+			continue;
 		}
 		fail(g, scim_error("POST", path.p, &r));
 		break;
 	}
+	json_decref(conflict);
 	json_decref(body);
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&path);
 	if (g->wrote)
 		set_anchor_id(s, g);
@@ -1398,7 +1360,7 @@ static int
 unit_delete(struct unit *u, struct schange *g, struct sync_err *err)
 {
 	struct sync_buf path = { 0 };
-	struct sresp r = { 0 };
+	struct sync_scim_resp r = { 0 };
 	int rc = 0, st;
 
 	sync_buf_addf(&path, "%s/", g->coll);
@@ -1437,7 +1399,7 @@ unit_delete(struct unit *u, struct schange *g, struct sync_err *err)
 		fail(g, scim_error("DELETE", path.p, &r));
 		break;
 	}
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&path);
 	return rc;
 }
@@ -1448,7 +1410,7 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 {
 	struct sx *s = u->s;
 	struct sync_buf path = { 0 };
-	struct sresp r = { 0 };
+	struct sync_scim_resp r = { 0 };
 	json_t *ops, *body, *res;
 	const char *method = s->put ? "PUT" : "PATCH";
 	int rc = 0, st, bad, sent = 0;
@@ -1506,7 +1468,7 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 				/* No representation: the values are the plan's;
 				 * the version is unknown until read again. */
 				free(g->etag);
-				g->etag = r.etag[0] ? sync_strdup(r.etag) : NULL;
+				g->etag = r.etag ? sync_strdup(r.etag) : NULL;
 				json_decref(g->cur);
 				g->cur = NULL;
 			}
@@ -1523,7 +1485,7 @@ unit_update(struct unit *u, struct schange *g, struct sync_err *err)
 		fail(g, scim_error(method, path.p, &r));
 		break;
 	}
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&path);
 	return rc;
 }
@@ -1655,7 +1617,7 @@ unit_members_put(struct unit *u, struct schange *g, json_t *add, json_t *rm,
 {
 	struct sx *s = u->s;
 	struct sync_buf path = { 0 };
-	struct sresp r = { 0 };
+	struct sync_scim_resp r = { 0 };
 	json_t *list, *seen, *res, *body, *v;
 	size_t i, k;
 	int rc = 0, st, sent = 0, changed;
@@ -1737,7 +1699,7 @@ unit_members_put(struct unit *u, struct schange *g, json_t *add, json_t *rm,
 		fail(g, scim_error("PUT", path.p, &r));
 		break;
 	}
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&path);
 	return rc;
 }
@@ -1753,7 +1715,7 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 {
 	struct sx *s = u->s;
 	struct sync_buf path = { 0 };
-	struct sresp r = { 0 };
+	struct sync_scim_resp r = { 0 };
 	json_t *m, *add, *rm, *body, *added, *removed, *v;
 	size_t j;
 	int rc = 0, st, fresh = 0, sent = 0;
@@ -1812,7 +1774,7 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 			    version_of(&r, r.json)) {
 				take_object(g, r.json, version_of(&r, r.json));
 				fresh = 1;
-			} else if (r.etag[0]) {
+			} else if (r.etag) {
 				g->etag = sync_strdup(r.etag);
 				fresh = 1;
 			}
@@ -1857,7 +1819,7 @@ unit_members(struct unit *u, struct schange *g, struct sync_err *err)
 	}
 	json_decref(add);
 	json_decref(rm);
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	sync_buf_release(&path);
 	return rc;
 }
@@ -1887,9 +1849,7 @@ progress(struct sx *s, const char *notice, int end)
 	/* Twenty requests for a batch: a log gets a line about as often
 	 * as for Graph's batches of twenty. */
 	pr.batches = __atomic_load_n(&s->requests, __ATOMIC_RELAXED) / 20;
-	pthread_mutex_lock(&s->retry.mu);
-	pr.retries = s->retry.retries;
-	pthread_mutex_unlock(&s->retry.mu);
+	pr.retries = s->scim ? sync_scim_retries(s->scim, NULL) : 0;
 	pr.what = xplan_phase_what(pr.phase);
 	pr.notice = notice;
 	pr.end = end;
@@ -2134,65 +2094,18 @@ static int
 sx_open(struct sx *s, struct sync_err *err)
 {
 	struct sync_scim_conf *sc = s->sc;
-	struct sync_http_opts o = { 0 };
-	struct sync_buf b = { 0 };
-	char *tok;
-	size_t len;
-	int i;
 
 	s->nconn = (int)(sc->connections > 0 ? sc->connections : 4);
 	if (s->nconn > 64)
 		s->nconn = 64;
-	sync_retry_init(&s->retry, (double)sc->retry_budget);
-	if (s->p->o->progress) {
-		s->retry.notify = on_notice;
-		s->retry.notify_ctx = s;
-	}
-	len = strlen(sc->url);
-	while (len > 0 && sc->url[len - 1] == '/')
-		len--;
-	if ((s->base = strndup(sc->url, len)) == NULL)
-		return sync_errf(err, "out of memory");
-	if ((tok = sync_secret_read(sc->token_file, err)) == NULL)
+	if ((s->scim = sync_scim_open(s->p->target, s->nconn, err)) == NULL)
 		return -1;
-	/* A token is sent in a header: a line break would end it early. */
-	if (*tok == '\0' || strpbrk(tok, "\r\n") != NULL) {
-		sync_secret_free(tok);
-		return sync_errf(err, "%s: '%s' holds no token on one line",
-		    s->p->target->name, sc->token_file);
+	s->retry = sync_scim_retry(s->scim);
+	if (s->p->o->progress) {
+		s->retry->notify = on_notice;
+		s->retry->notify_ctx = s;
 	}
-	sync_buf_addf(&b, "Bearer %s", tok);
-	sync_secret_free(tok);
-	if ((s->auth = sync_buf_detach(&b)) == NULL)
-		return sync_errf(err, "out of memory");
-	if ((s->conns = calloc((size_t)s->nconn, sizeof *s->conns)) == NULL)
-		return sync_errf(err, "out of memory");
-	o.who = s->p->target->name;
-	o.ca_file = sc->ca_file;
-	o.tls_verify = sc->tls_verify;
-	o.timeout = sc->timeout;
-	o.retry = &s->retry;
-	for (i = 0; i < s->nconn; i++)
-		if ((s->conns[i] = sync_http_new(&o, err)) == NULL)
-			return -1;
 	return 0;
-}
-
-static void
-sx_close(struct sx *s)
-{
-	int i;
-
-	for (i = 0; s->conns && i < s->nconn; i++)
-		sync_http_free(s->conns[i]);
-	free(s->conns);
-	if (s->auth) {
-		explicit_bzero(s->auth, strlen(s->auth));
-		free(s->auth);
-	}
-	free(s->base);
-	if (s->nconn)
-		sync_retry_release(&s->retry);
 }
 
 /*
@@ -2204,7 +2117,7 @@ sx_close(struct sx *s)
 static int
 discover(struct sx *s, struct sync_err *err)
 {
-	struct sresp r = { 0 };
+	struct sync_scim_resp r = { 0 };
 	json_t *patch;
 
 	if (call(s, 0, "GET", "/ServiceProviderConfig", NULL, NULL,
@@ -2213,7 +2126,7 @@ discover(struct sx *s, struct sync_err *err)
 	patch = get_ci(get_ci(r.json, "patch", NULL), "supported", NULL);
 	if (r.status == 200 && json_is_false(patch))
 		s->put = 1;
-	sresp_release(&r);
+	sync_scim_resp_release(&r);
 	return 0;
 }
 
@@ -2318,13 +2231,9 @@ out:
 	sync_buf_release(&why);
 	p->st->batches = s.requests;
 	p->st->writes = s.writes;
-	if (s.nconn) {
-		pthread_mutex_lock(&s.retry.mu);
-		p->st->retries = s.retry.retries;
-		p->st->throttled = s.retry.throttled;
-		pthread_mutex_unlock(&s.retry.mu);
-	}
-	sx_close(&s);
+	if (s.scim)
+		p->st->retries = sync_scim_retries(s.scim, &p->st->throttled);
+	sync_scim_close(s.scim);
 	pthread_mutex_destroy(&s.mu);
 	return rc;
 }

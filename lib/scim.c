@@ -114,6 +114,12 @@ sync_scim_retries(struct sync_scim *s, unsigned long *throttled)
 	return n;
 }
 
+struct sync_retry *
+sync_scim_retry(struct sync_scim *s)
+{
+	return &s->retry;
+}
+
 void
 sync_scim_resp_release(struct sync_scim_resp *r)
 {
@@ -164,6 +170,16 @@ sync_scim_call(struct sync_scim *s, int conn, const char *method,
 		    path);
 	if (sync_buf_addf(&url, "%s%s", s->sc->url, path) == -1)
 		return sync_errf(err, "%s: out of memory", s->c->name);
+	for (;;) {
+		double t = sync_mono_now(), until;
+
+		pthread_mutex_lock(&s->retry.mu);
+		until = s->retry.throttled_until;
+		pthread_mutex_unlock(&s->retry.mu);
+		if (until <= t)
+			break;
+		sync_sleep_for(until - t);
+	}
 	q.method = method;
 	q.url = url.p;
 	q.body = body;
@@ -177,6 +193,7 @@ sync_scim_call(struct sync_scim *s, int conn, const char *method,
 		goto out;
 	r->status = hr.status;
 	r->attempts = hr.attempts;
+	r->budget_spent = hr.budget_spent;
 	r->location = hr.location;
 	hr.location = NULL;
 	if (hr.etag[0] && (r->etag = sync_strdup(hr.etag)) == NULL) {
@@ -196,7 +213,8 @@ sync_scim_call(struct sync_scim *s, int conn, const char *method,
 		}
 		goto out;
 	}
-	if (hr.body.len > 0 && r->json == NULL && r->status < 300) {
+	if (hr.body.len > 0 && r->json == NULL && r->status < 300 &&
+	    !(flags & SYNC_SCIM_ANYSTATUS)) {
 		char u[512];
 
 		sync_http_url_trim(path, u, sizeof u);
@@ -251,6 +269,20 @@ sync_scim_filter_eq(struct sync_buf *b, const char *attr, const char *value)
 	    addenc(b, lit) == -1 ? -1 : 0;
 	free(lit);
 	return rc;
+}
+
+const char *
+sync_scim_urn_end(const char *name)
+{
+	const char *p, *br, *a = name;
+
+	if (strncasecmp(name, "urn:", 4) != 0)
+		return name;
+	br = strchr(name, '[');
+	for (p = name; *p && (br == NULL || p < br); p++)
+		if (*p == ':')
+			a = p + 1;
+	return a;
 }
 
 /* ------------------------------------------------------------ flatten */
@@ -602,7 +634,88 @@ struct listing {
 	struct idset seen;
 	struct sync_strv keep;
 	struct sync_obj o;
+	char *attrq;            /* "&attributes=..." for each page, or NULL */
 };
+
+/*
+ * The name to ask for in attributes= (RFC 7644 3.4.2.5) of a snapshot
+ * attribute name, appended to b: its top-level attribute, in the
+ * standard notation of RFC 7644 3.10 (no value filter), with the URN of
+ * its extension ("enterprise:manager.value" is
+ * "urn:...:enterprise:2.0:User:manager").  A whole attribute rather
+ * than a sub-attribute: a filtered name ("emails[type eq \"work\"]")
+ * needs the type and primary of every element, and services honour
+ * top-level names best.  -1 when out of memory.
+ */
+static int
+attr_request(struct sync_buf *b, const char *name)
+{
+	const char *a = name;
+
+	if (strncmp(name, SYNC_SCIM_ENTERPRISE_PREFIX,
+	    strlen(SYNC_SCIM_ENTERPRISE_PREFIX)) == 0) {
+		if (sync_buf_adds(b, SYNC_SCIM_ENTERPRISE ":") == -1)
+			return -1;
+		a = name + strlen(SYNC_SCIM_ENTERPRISE_PREFIX);
+	} else if ((a = sync_scim_urn_end(name)) != name &&
+	    sync_buf_add(b, name, (size_t)(a - name)) == -1)
+		return -1;
+	return sync_buf_add(b, a, strcspn(a, ".["));
+}
+
+/*
+ * The attributes= of a listing of type t: what the snapshot keeps (the
+ * configured attributes, those the flows into the connector write, the
+ * anchor, and what sync_scim_flatten always keeps of the type), each
+ * name once.  NULL in *q without an attribute list: every attribute is
+ * read, as the service returns them by default.  -1 when out of memory.
+ */
+static int
+attr_query(struct sync_scim_conf *sc, enum sync_objtype t,
+    const struct sync_strv *keep, char **q)
+{
+	static const char *const user[] = {
+		"userName", "displayName", "active", "meta", NULL
+	};
+	static const char *const group[] = {
+		"displayName", "members", "meta", NULL
+	};
+	const char *const *always = t == SYNC_GROUP ? group : user;
+	struct sync_strv names = { 0 };
+	struct sync_buf one = { 0 }, b = { 0 };
+	size_t i, j, n;
+	int rc = -1;
+
+	*q = NULL;
+	if (sc->attrs[t].n == 0)
+		return 0;
+	for (n = 0; always[n]; n++)
+		;
+	for (i = 0; i < n + keep->n; i++) {
+		sync_buf_reset(&one);
+		if (i < n ? sync_buf_adds(&one, always[i]) == -1 :
+		    attr_request(&one, keep->v[i - n]) == -1)
+			goto out;
+		if (one.len == 0)
+			continue;
+		for (j = 0; j < names.n; j++)
+			if (strcasecmp(names.v[j], one.p) == 0)
+				break;
+		if (j < names.n)
+			continue;
+		if (sync_strv_add(&names, one.p) == -1 ||
+		    sync_buf_adds(&b, names.n == 1 ? "&attributes=" :
+		    ",") == -1 || addenc(&b, one.p) == -1)
+			goto out;
+	}
+	*q = sync_buf_detach(&b);
+	rc = *q ? 0 : -1;
+out:
+	sync_strv_release(&names);
+	sync_buf_release(&one);
+	sync_buf_release(&b);
+	return rc;
+}
 
 /*
  * One pass over the listing of l->t: every page from startIndex 1 on,
@@ -631,14 +744,34 @@ list_pass(struct listing *l, long long *total, int *moved,
 			goto out;
 		}
 		sync_buf_reset(&path);
-		if (sync_buf_addf(&path, "%s?startIndex=%lld&count=%ld",
-		    sc->endpoint[l->t], start, sc->page_size) == -1) {
+		if (sync_buf_addf(&path, "%s?startIndex=%lld&count=%ld%s",
+		    sc->endpoint[l->t], start, sc->page_size,
+		    l->attrq ? l->attrq : "") == -1) {
 			sync_errf(err, "%s: out of memory", l->c->name);
 			goto out;
 		}
 		if (sync_scim_call(l->s, 0, "GET", path.p, NULL, NULL,
-		    SYNC_HTTP_IDEMPOTENT, &r, err) == -1)
-			goto out;
+		    SYNC_HTTP_IDEMPOTENT, &r, err) == -1) {
+			if (r.status != 400 || l->attrq == NULL)
+				goto out;
+			/*
+			 * A service that cannot serve the attributes asked
+			 * for (scimmy fails on an extension's): the listing
+			 * goes on with every attribute, which the snapshot
+			 * trims as it would have.
+			 */
+			if (l->c->notify) {
+				char m[SYNC_ERRMAX + 64];
+
+				snprintf(m, sizeof m, "%s (every attribute "
+				    "is read instead)", err->msg);
+				l->c->notify(l->c->notify_ctx, m);
+			}
+			free(l->attrq);
+			l->attrq = NULL;
+			pages--;
+			continue;
+		}
 		tot = jcount(json_object_get(r.json, "totalResults"));
 		res = json_object_get(r.json, "Resources");
 		if (!json_is_object(r.json) || tot < 0 ||
@@ -717,6 +850,8 @@ import_type(struct listing *l, struct sync_err *err)
 			return sync_errf(err, "%s: out of memory", l->c->name);
 	if (sc->attrs[l->t].n > 0 && sync_strv_add(&l->keep, sc->anchor) == -1)
 		return sync_errf(err, "%s: out of memory", l->c->name);
+	if (attr_query(sc, l->t, &l->keep, &l->attrq) == -1)
+		return sync_errf(err, "%s: out of memory", l->c->name);
 	/*
 	 * Pages are index-based (RFC 7644 3.4.2.4): objects created or
 	 * deleted during the listing shift them, so that an object can
@@ -760,6 +895,7 @@ sync_scim_import(struct sync_connector *c, sync_obj_fn fn, void *ctx,
 		rc = import_type(&l, err);
 		idset_release(&l.seen);
 		sync_strv_release(&l.keep);
+		free(l.attrq);
 		sync_obj_release(&l.o);
 	}
 	sync_scim_close(s);

@@ -29,6 +29,7 @@ struct sync_scim_conf {
 	long max_pages;         /* pages of one listing, at most */
 	long retry_budget;      /* seconds spent waiting on retries, at most */
 	long connections;       /* parallel connections for export */
+	long create_settle;     /* seconds a lost create is looked for */
 	char *anchor;           /* the attribute that carries our anchor:
 	                         * externalId by default */
 	int enabled[SYNC_NOBJTYPES];
@@ -66,9 +67,18 @@ struct sync_scim *sync_scim_open(struct sync_connector *c, int nconn,
 void sync_scim_close(struct sync_scim *s);
 /* Retries made so far, and how many followed a 429 or a 503. */
 unsigned long sync_scim_retries(struct sync_scim *s, unsigned long *throttled);
+/*
+ * The retry budget that s's connections share (borrowed: it lives as
+ * long as s), for a caller that waits between requests of its own (the
+ * export's backoff between tries of a change) and takes those waits from
+ * the same budget.  Its notify may be set before the first request.
+ */
+struct sync_retry *sync_scim_retry(struct sync_scim *s);
 
 /* Flags of sync_scim_call, besides SYNC_HTTP_IDEMPOTENT (http.h). */
-#define SYNC_SCIM_ANYSTATUS 0x100       /* a status >= 400 is not an error */
+#define SYNC_SCIM_ANYSTATUS 0x100       /* the caller judges the answer: a
+					   status >= 400 is not an error,
+					   nor a body that is not JSON */
 
 struct sync_scim_resp {
 	long status;
@@ -76,6 +86,7 @@ struct sync_scim_resp {
 	char *etag;             /* the ETag header (owned), or NULL */
 	char *location;         /* the Location header (owned), or NULL */
 	int attempts;           /* 1 + retries */
+	int budget_spent;       /* a retry was due, the budget said no */
 };
 
 void sync_scim_resp_release(struct sync_scim_resp *r);
@@ -87,8 +98,11 @@ void sync_scim_resp_release(struct sync_scim_resp *r);
  * "Name: value" lines, NULL-ended, or NULL (e.g. "If-Match: W/\"3\"").
  * Throttling and transient failures are retried as sync_http_send says
  * (flags: SYNC_HTTP_IDEMPOTENT for GET, PUT, DELETE and PATCHes that are
- * safe to repeat).  A body that is not JSON is an error for a status
- * below 300 and ignored otherwise.
+ * safe to repeat; a request without it goes over a fresh connection).
+ * After a 429 or a 503 on any connection of s, every connection holds
+ * back until its Retry-After has passed, so that the others do not add
+ * to the storm.  A body that is not JSON is an error for a status below
+ * 300 and ignored otherwise.
  *
  * Returns 0 with r filled (released first); a status >= 400 is an error
  * (-1, err in the house style: "name: METHOD URL failed: 409 uniqueness:
@@ -109,6 +123,14 @@ int sync_scim_errf(struct sync_err *err, struct sync_scim *s,
  */
 int sync_scim_filter_eq(struct sync_buf *b, const char *attr,
     const char *value);
+
+/*
+ * Where the attribute of name starts after the schema URN that name
+ * begins with, if it does ("urn:...:2.0:User:manager.value": at
+ * "manager", past the last ':' before any value filter): a pointer into
+ * name, which is name itself when it does not begin with "urn:".
+ */
+const char *sync_scim_urn_end(const char *name);
 
 /*
  * Flattens the SCIM resource res (borrowed) of type t into object o's

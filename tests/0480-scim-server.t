@@ -140,6 +140,37 @@ scim_req GET '/Users?count=50' >/dev/null
 test "$(jget "$T/scim.body" 'd.Resources.length + " " + d.itemsPerPage')" = "2 2" &&
 	pass "max_count caps the page size" || fail "max_count caps the page size"
 
+# hide_new: a new object is missing from reads and from the uniqueness
+# check for that many seconds (eventual consistency).
+scim_ctl /faults '{"max_count":0,"hide_new":2}' >/dev/null
+code=$(scim_req POST /Users "{$U,\"userName\":\"late\",\"externalId\":\"L-1\"}")
+late=$(jget "$T/scim.body" d.id)
+test "$code" = 201 && pass "hide_new: the create answers 201" || fail "hide_new: 201" "got $code"
+scim_req GET '/Users?filter=externalId%20eq%20%22L-1%22' >/dev/null
+test "$(jget "$T/scim.body" d.totalResults)" = 0 &&
+	pass "... the new user is not listed at once" || fail "... not listed at once" "$(cat "$T/scim.body")"
+code=$(scim_req GET "/Users/$late")
+test "$code" = 404 && pass "... nor read by its id" || fail "... nor read by its id" "got $code"
+code=$(scim_req POST /Users "{$U,\"userName\":\"late\",\"externalId\":\"L-1\"}")
+test "$code" = 201 && pass "... nor seen by the uniqueness check" || fail "... uniqueness" "got $code"
+scim_ctl /faults '{"hide_new":0}' >/dev/null
+sleep 3
+scim_req GET '/Users?filter=externalId%20eq%20%22L-1%22' >/dev/null
+test "$(jget "$T/scim.body" d.totalResults)" = 2 &&
+	pass "... both are listed once the time has passed" || fail "... listed later" "$(cat "$T/scim.body")"
+
+# attributes= (scimmy) and ignore_attributes; the log's returned.
+scim_req GET '/Users?filter=externalId%20eq%20%22A-1%22&attributes=userName' >/dev/null
+test "$(jget "$T/scim.body" 'Object.keys(d.Resources[0]).sort().join()')" = "id,userName" &&
+	pass "attributes=userName: only id and userName" || fail "attributes=userName" "$(cat "$T/scim.body")"
+scim_ctl /faults '{"ignore_attributes":true}' >/dev/null
+scim_req GET '/Users?filter=externalId%20eq%20%22A-1%22&attributes=userName' >/dev/null
+test_grep "ignore_attributes: every attribute" '"externalId":"A-1"' "$T/scim.body"
+scim_ctl /faults '{"ignore_attributes":false}' >/dev/null
+scim_ctl /log >"$T/log.json"
+test "$(jget "$T/log.json" 'd.filter(e => /attributes=userName/.test(e.path)).map(e => e.returned.includes("externalId")).join()')" = "false,true" &&
+	pass "the log says which attributes a listing returned" || fail "the log's returned"
+
 # The log.
 scim_ctl /log >"$T/log.json"
 test "$(jget "$T/log.json" 'd.filter(e => e.status == 412).length')" = 2 &&

@@ -1,11 +1,12 @@
 #!/bin/sh
 # sync-export to a SCIM service under faults, against the scimmy test
 # server: answers lost after the server ran a create (a dropped
-# connection, a 500 or 504 in its place), member PATCHes whose answer is
-# lost (scimmy keeps a member added twice), throttling with Retry-After,
-# and random storms of all of these over three seeds.  Every change must be
-# applied exactly once, in one run: no create that ran twice, no
-# duplicate object, no member twice.
+# connection, a 500 or 504 in its place), also when the service lists a
+# new object only seconds later, member PATCHes whose answer is lost
+# (scimmy keeps a member added twice), throttling with Retry-After, and
+# random storms of all of these over three seeds (bench/scim-faults.sh
+# runs ten, larger).  Every change must be applied exactly once, in one
+# run: no create that ran twice, no duplicate object, no member twice.
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/scim.sh"
 
@@ -57,6 +58,48 @@ posts /Users >>"$T/n"
 printf '3\n6\n' >"$T/want"
 test_cmp "... each object was created once" "$T/want" "$T/n"
 check "... with its members"
+
+# A service that lists a new object only 3 s after it created it, and
+# whose uniqueness checks lag as much (tests/scim-server.md, hide_new):
+# the look-up after a lost answer finds nothing at once, and is made
+# again until create_settle (10 s) has passed; sent again at once, the
+# create would make a second user.
+sx_fresh
+sx_gen "$T/src.snap" 4 0
+sx_plan ec || fail "a plan of four users"
+scim_ctl /faults '{"hide_new": 3, "rules": [{"method": "POST", "path": "^/Users$", "action": "drop_after", "times": 2}]}' >/dev/null
+test_expect_code 0 "lost creates of users listed only 3 s later" \
+	sync-export -c "$T/sync.yaml" "$T/ec.plan"
+posts /Users >"$T/n"
+echo 4 >"$T/want"
+test_cmp "... each user was created once (looked up until it was listed)" "$T/want" "$T/n"
+test_grep "... all four count as applied" '^sync-export: 4 applied, 0 already in place, 0 failed' "$T/err"
+check "... and the server holds each user once"
+
+# A create dropped before it ran is not found: after create_settle
+# (here 2 s) of look-ups it is sent again, once.
+sx_conf 1 120 2
+sx_fresh
+sx_gen "$T/src.snap" 2 0
+sx_plan nf || fail "a plan of two users"
+scim_ctl /faults '{"rules": [{"method": "POST", "path": "^/Users$", "action": "drop", "times": 1}]}' >/dev/null
+test_expect_code 0 "a user create dropped before it ran" \
+	sync-export -c "$T/sync.yaml" "$T/nf.plan"
+scim_ctl /log >"$T/log.json"
+# What followed the drop, up to the next POST: the look-ups by anchor.
+python3 -c 'import json, sys
+log = json.load(open(sys.argv[1]))
+i = next(i for i, r in enumerate(log) if r["fault"] == "drop") + 1
+while log[i]["method"] != "POST":
+    print(log[i]["method"], "filter=" in log[i]["path"]); i += 1' "$T/log.json" >"$T/n"
+test "$(sort -u "$T/n")" = "GET True" && test "$(wc -l <"$T/n")" -gt 1 &&
+	pass "... looked up again and again for create_settle, then sent again" ||
+	fail "... looked up again and again for create_settle" "$(cat "$T/n")"
+posts /Users >"$T/n"
+echo 2 >"$T/want"
+test_cmp "... each user created once" "$T/want" "$T/n"
+check "... and the server holds each"
+sx_conf 1 120
 
 sx_fresh
 sx_gen "$T/src.snap" 6 2
@@ -111,9 +154,10 @@ test_cmp "... the summary counts the throttled requests" "$T/want" "$T/n"
 check "... every change applied once"
 
 # ------------------------------------------------------------ storms
-# Random faults on every request, three seeds (SX_SEEDS; bench/scim-faults.sh runs many): a plan of creates, then one
-# of renames, deletes, new users and member changes.
-sx_conf 4 300
+# Random faults on every request, three seeds (SX_SEEDS): a plan of creates, then
+# one of renames, deletes, new users and member changes.  A create
+# dropped before it ran is looked for create_settle seconds: 2 here.
+sx_conf 4 300 2
 sx_gen "$T/base.snap" 24 3
 sx_gen "$T/churn.snap" 24 3 churn
 for seed in ${SX_SEEDS:-1 2 3}; do

@@ -3,9 +3,11 @@
 # bench/scim-*.sh.  Source it after lib.sh and scim.sh, once the server
 # runs (scim_start).
 #
-#   sx_conf CONNS [BUDGET]   $T/sync.yaml: connector "app" (the server) with
-#                            CONNS connections and retry_budget BUDGET
-#                            (default 120), "src" (LDAP), the flows of
+#   sx_conf CONNS [BUDGET [SETTLE]]
+#                            $T/sync.yaml: connector "app" (the server) with
+#                            CONNS connections, retry_budget BUDGET
+#                            (default 120) and create_settle SETTLE (none:
+#                            the default), "src" (LDAP), the flows of
 #                            tests/data/scim-export-flows.yaml, a file
 #                            lease; delete_threshold $DELETE_THRESHOLD
 #   sx_gen FILE USERS GROUPS [VARIANT]
@@ -26,7 +28,8 @@ DELETE_THRESHOLD=${DELETE_THRESHOLD:-500}
 export DELETE_THRESHOLD
 
 sx_conf() {
-	scim_conf "$T/sync.yaml" "connections: $1" "retry_budget: ${2:-120}"
+	scim_conf "$T/sync.yaml" "connections: $1" "retry_budget: ${2:-120}" \
+		${3:+"create_settle: $3"}
 	cat >>"$T/sync.yaml" <<EOF2
   src:
     type: ldap

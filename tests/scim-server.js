@@ -64,7 +64,13 @@ if (!TOKEN)
 // object is kept as the JSON scimmy accepted, plus id and meta.
 let store = {Users: [], Groups: []};
 let version = 0;		// bumped on every write, gives the ETags
-let faults = {rules: [], max_count: opt.maxCount, random: null};
+let faults = {rules: [], max_count: opt.maxCount, random: null,
+    hide_new: 0, ignore_attributes: false};
+// hide_new: when each object created since it was set appears (ms since
+// the epoch), by id.  Until then it is missing from every read and from
+// the uniqueness checks, as on a service whose lists and indexes lag
+// behind its writes (eventual consistency).
+let appears = new Map();
 let rngState = 0;	// of the random faults, from their seed
 let logEntries = [];
 let seq = 0;
@@ -80,6 +86,10 @@ function newId() {
 
 function find(kind, id) {
 	return store[kind].find(o => o.id === id);
+}
+
+function visible(o) {
+	return !(appears.get(o.id) > Date.now());
 }
 
 function clone(v) {
@@ -147,12 +157,12 @@ function egress(kind) {
 		const out = kind === "Users" ? (o) => userOut(o, m) : clone;
 		if (resource.id) {
 			const o = find(kind, resource.id);
-			if (!o)
+			if (!o || !visible(o))
 				throw new SCIMMY.Types.Error(404, null,
 				    `Resource ${resource.id} not found`);
 			return out(o);
 		}
-		const all = store[kind].map(out);
+		const all = store[kind].filter(visible).map(out);
 		return resource.filter ? resource.filter.match(all) : all;
 	};
 }
@@ -169,7 +179,7 @@ function ingress(kind) {
 			    `Resource ${resource.id} not found`);
 		const key = kind === "Users" ? "userName" : "displayName";
 		const v = String(data[key] ?? "").toLowerCase();
-		if (store[kind].some(o => o !== old &&
+		if (store[kind].some(o => o !== old && visible(o) &&
 		    String(o[key] ?? "").toLowerCase() === v))
 			throw new SCIMMY.Types.Error(409, "uniqueness",
 			    `${key} '${data[key]}' is already in use`);
@@ -188,6 +198,9 @@ function ingress(kind) {
 			data.id = newId();
 			stamp(kind, data, null);
 			store[kind].push(data);
+			if (faults.hide_new > 0)
+				appears.set(data.id, Date.now() +
+				    1000 * Number(faults.hide_new));
 		}
 		return clone(data);
 	};
@@ -252,6 +265,21 @@ app.use((req, res, next) => {
 			try { e.body = JSON.parse(raw); } catch { e.body = raw; }
 		}
 	});
+	// What a listing returned: the attributes its resources carry.
+	const send = res.send;
+	res.send = function (body) {
+		let j = body;
+		try {
+			if (typeof body === "string" || Buffer.isBuffer(body))
+				j = JSON.parse(String(body));
+		} catch {
+			j = null;
+		}
+		if (j && Array.isArray(j.Resources))
+			e.returned = [...new Set(j.Resources.flatMap(
+			    r => Object.keys(r)))].sort();
+		return send.apply(this, arguments);
+	};
 	let logged = false;
 	const done = () => {
 		if (logged)
@@ -293,7 +321,9 @@ ctl.post("/faults", (req, res) => {
 ctl.post("/reset", (req, res) => {
 	store = {Users: [], Groups: []};
 	logEntries = [];
-	faults = {rules: [], max_count: opt.maxCount, random: null};
+	faults = {rules: [], max_count: opt.maxCount, random: null,
+	    hide_new: 0, ignore_attributes: false};
+	appears = new Map();
 	res.json({ok: true});
 });
 // Loads objects as given (an id may be given), without scimmy's checks,
@@ -416,8 +446,12 @@ app.use((req, res, next) => {
 });
 
 // A server may send fewer than count (RFC 7644 3.4.2.4): max_count caps
-// the page size whatever the client asked.
+// the page size whatever the client asked.  ignore_attributes: a server
+// that returns every attribute whatever attributes= asks (the log keeps
+// the query as it came).
 app.use((req, res, next) => {
+	if (faults.ignore_attributes)
+		delete req.query.attributes;
 	if (faults.max_count > 0 && req.method === "GET") {
 		const c = Number(req.query.count ?? 20);
 		if (!(c <= faults.max_count))
