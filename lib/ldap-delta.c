@@ -1544,7 +1544,9 @@ dn_in(json_t *set, const char *p, size_t len, struct sync_buf *tmp)
 	return json_object_getn(set, tmp->p, len) != NULL;
 }
 
-/* Adds to set the keys of the values of o that may be DNs. */
+/* Adds to set the keys of the values of o that may be DNs.  Binary
+ * values are left out: as raw bytes they name nothing, and they need
+ * not be UTF-8, which a key must be. */
 static int
 add_names(json_t *set, const struct sync_obj *o)
 {
@@ -1552,7 +1554,7 @@ add_names(json_t *set, const struct sync_obj *o)
 	char *k;
 
 	for (i = 0; i < o->n; i++)
-		for (j = 0; j < o->a[i].n; j++) {
+		for (j = 0; !o->a[i].binary && j < o->a[i].n; j++) {
 			const struct sync_bv *v = &o->a[i].v[j];
 
 			if (v->len < 3 || memchr(v->p, '=', v->len) == NULL)

@@ -247,7 +247,8 @@ ok "... and gives the full snapshot" same "$T/f3.snap" "$T/x.snap"
 
 # The delta writes the lines of the objects that did not change as
 # they are (res->kept): the first and the last line changed, the one
-# before the last deleted; to a file and to standard output.
+# before the last deleted; to a file and to standard output.  And a
+# binary value holding an '=' (raw bytes are no DN).
 test_expect_code 0 "a full import" \
 	sync-import -q -c "$T/sync3.yaml" -o "$T/g1.snap" ad
 python3 - "$T/g1.snap" "$T/ends.ldif" <<'EOF2'
@@ -259,6 +260,14 @@ with open(sys.argv[2], 'w', encoding='utf-8') as f:
         f.write('dn: %s\nchangetype: modify\nreplace: description\n'
                 'description: an end of the file\n\n' % dn)
     f.write('dn: %s\nchangetype: delete\n\n' % before)
+EOF2
+# and a binary value with an '=' that is not UTF-8, which names nothing
+cat >>"$T/ends.ldif" <<EOF2
+dn: CN=Émilie Straße-Ωmega,$P
+changetype: modify
+replace: jpegPhoto
+jpegPhoto:: Q049//49eAB5
+
 EOF2
 samba_modify "$T/ends.ldif" || fail "change the first and last lines"
 test_expect_code 0 "a delta import: the first and the last line changed" \
