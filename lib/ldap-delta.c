@@ -1908,7 +1908,7 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	struct sync_lines *kl = NULL;
 	json_t *changed = NULL, *later = NULL, *oldnames = NULL;
 	json_t *newnames = NULL, *outside = NULL, *inprev = NULL;
-	json_t *gone = NULL, *v;
+	json_t *gone = NULL, *follow = NULL, *v;
 	struct sync_buf ja = { 0 }, tmp = { 0 };
 	LDAPMessage *dres = NULL, *e;
 	const char *id;
@@ -1939,7 +1939,8 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	    NULL || (oldnames = json_object()) == NULL ||
 	    (newnames = json_object()) == NULL ||
 	    (outside = json_object()) == NULL ||
-	    (inprev = json_object()) == NULL || (gone = json_object()) == NULL)
+	    (inprev = json_object()) == NULL || (gone = json_object()) == NULL ||
+	    (follow = json_object()) == NULL)
 		goto nomem;
 	if (sync_ldap_open(&l, c, err) == -1)
 		goto out;
@@ -2034,9 +2035,7 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	/*
 	 * One walk of prev's objects: an object outside every type's scope
 	 * that prev does not hold either (a change elsewhere in the domain)
-	 * need not be read; of those prev holds, the old values (the
-	 * objects they name lose or keep a backlink, a member...) are
-	 * parsed from their lines.
+	 * need not be read.
 	 */
 	for (kk = 0; kk < s->nobjs; kk++) {
 		id = s->buf + s->objs[kk].id;
@@ -2046,53 +2045,73 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 		if (json_object_set_new(inprev, id, json_integer(
 		    (json_int_t)kk)) == -1)
 			goto nomem;
-		if ((rc = line_names(s, kk, oldnames)) != 0) {
-			if (rc == -1)
-				goto nomem;
-			sync_errf(err, "%s: byte %zu: not an object's line as "
-			    "sync-import writes it", prev,
-			    (size_t)s->objs[kk].off - 1);
-			rc = -1;
-			goto out;
-		}
 	}
-	rc = -1;
 	json_object_foreach(outside, id, v)
 		json_object_del(changed, id);
 
-	/* The changed objects again, with the names of their new values. */
+	/* The changed objects again. */
 	json_object_foreach(changed, id, v)
-		if (reread(&r, id, newnames, err) == -1)
+		if (reread(&r, id, NULL, err) == -1)
 			goto out;
 
 	/*
-	 * The changed objects gone, or under a new DN: their old DN, which
+	 * The names to follow: of a changed object under the same DN, the
+	 * DNs its old values (its line in prev) or its new values name but
+	 * not both, the links added or removed: the objects at their other
+	 * end gain or lose a backlink (a member's memberOf), and those at
+	 * both ends of a link that stays keep theirs.  Of an object gone,
+	 * or under a new DN, every DN its old and new values name, since
+	 * the backlinks that name it changed too, and its old DN, which
 	 * values of other objects may have held.
 	 */
-	json_object_foreach(inprev, id, v) {
-		const struct dobj *d = &s->objs[json_integer_value(v)];
-		const char *odn = d->dn ? s->buf + d->dn : NULL;
+	json_object_foreach(changed, id, v) {
+		json_t *at = json_object_get(inprev, id), *k1;
+		const struct dobj *d = at ? &s->objs[json_integer_value(at)] :
+		    NULL;
+		const char *odn = d && d->dn ? s->buf + d->dn : NULL, *key;
 		int same = 0;
 
-		if (odn == NULL)
-			continue;
-		for (t = 0; t < SYNC_NOBJTYPES && !same; t++) {
-			json_t *at = json_object_get(r.td[t].chg, id);
+		json_object_clear(oldnames);
+		json_object_clear(newnames);
+		if (d && (rc = line_names(s, (size_t)json_integer_value(at),
+		    oldnames)) != 0) {
+			if (rc == -1)
+				goto nomem;
+			sync_errf(err, "%s: byte %zu: not an object's line as "
+			    "sync-import writes it", prev, (size_t)d->off - 1);
+			rc = -1;
+			goto out;
+		}
+		for (t = 0; t < SYNC_NOBJTYPES; t++) {
+			json_t *ix = json_object_get(r.td[t].chg, id);
 			const struct sync_obj *no;
 
-			if (at == NULL)
+			if (ix == NULL)
 				continue;
-			no = &r.td[t].objs[json_integer_value(at)];
-			same = no->dn && strcasecmp(no->dn, odn) == 0;
+			no = &r.td[t].objs[json_integer_value(ix)];
+			if (add_names(newnames, no) == -1)
+				goto nomem;
+			if (odn && no->dn && strcasecmp(no->dn, odn) == 0)
+				same = 1;
 		}
-		if (!same && json_object_set_new(gone, odn, json_true()) == -1)
+		if (odn && !same && json_object_set_new(gone, odn,
+		    json_true()) == -1)
 			goto nomem;
+		json_object_foreach(oldnames, key, k1)
+			if ((!same || !json_object_get(newnames, key)) &&
+			    json_object_set_new(follow, key, json_true()) == -1)
+				goto nomem;
+		json_object_foreach(newnames, key, k1)
+			if ((!same || !json_object_get(oldnames, key)) &&
+			    json_object_set_new(follow, key, json_true()) == -1)
+				goto nomem;
 	}
+	rc = -1;
 
 	/*
-	 * The neighbours in prev: the objects the old and the new values of
-	 * a changed object name (by their DN), and those whose values name
-	 * the old DN of one gone or renamed.
+	 * The neighbours in prev: the objects named by the names to follow
+	 * (by their DN), and those whose values name the old DN of one gone
+	 * or renamed.
 	 */
 	for (kk = 0; kk < s->nobjs; kk++) {
 		const struct dobj *d = &s->objs[kk];
@@ -2100,8 +2119,7 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 
 		if (dn == NULL)
 			continue;
-		if ((in = dn_in(oldnames, dn, strlen(dn), &tmp)) == 0)
-			in = dn_in(newnames, dn, strlen(dn), &tmp);
+		in = dn_in(follow, dn, strlen(dn), &tmp);
 		if (in == -1)
 			goto nomem;
 		if (in && json_object_get(changed, s->buf + d->id) == NULL &&
@@ -2189,6 +2207,7 @@ out:
 	json_decref(outside);
 	json_decref(inprev);
 	json_decref(gone);
+	json_decref(follow);
 	sync_buf_release(&ja);
 	sync_buf_release(&tmp);
 	ldap_msgfree(dres);
