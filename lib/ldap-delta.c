@@ -1293,11 +1293,16 @@ out:
  * person) cannot be evaluated locally on partial objects.  So DirSync
  * only says which objects changed, and those are read again, by
  * objectGUID, with each type's filter and attributes, as a full import
- * reads them; with them, their neighbours: the objects the old and new
- * values of a changed object name (a member added or removed gains or
- * loses a memberOf), and the objects whose values name the old DN of a
- * changed object (a group holding a renamed user).  An object that no
- * longer matches, or is deleted, is dropped.
+ * reads them; with them, their neighbours: the objects at the other end
+ * of a link a changed object gained or lost (its old values, from its
+ * line in prev, against its new ones: a member added or removed gains or
+ * loses a memberOf), of every link of one renamed, moved or gone, and
+ * the objects whose values name the old DN of one renamed, moved or gone
+ * (a group holding a renamed user).  An object that no longer matches,
+ * or is deleted, is dropped.  The lines of prev's other objects are
+ * copied as they are (res->kept): prev is loaded without its values
+ * (snap_load_skel), and only the lines of the changed objects are
+ * parsed.
  *
  * A rename of a container (an OU, or an object with entries below it)
  * changes the DNs below it without DirSync reporting them: a full import
