@@ -1814,6 +1814,169 @@ reread(struct adrun *r, const char *id, json_t *names, struct sync_err *err)
 	return 0;
 }
 
+/* The 16 bytes of the GUID string id (as sync_guid_string writes it);
+ * -1 when it is not one. */
+static int
+guid_raw(const char *id, unsigned char raw[16])
+{
+	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11,
+	    12, 13, 14, 15 };
+	unsigned char h[16];
+	size_t i, n = 0;
+	int hi = -1, x;
+
+	for (i = 0; id[i] != '\0'; i++) {
+		if (id[i] == '-' && (i == 8 || i == 13 || i == 18 || i == 23))
+			continue;
+		if (id[i] >= '0' && id[i] <= '9')
+			x = id[i] - '0';
+		else if (id[i] >= 'a' && id[i] <= 'f')
+			x = id[i] - 'a' + 10;
+		else
+			return -1;
+		if (hi == -1) {
+			hi = x;
+			continue;
+		}
+		if (n == 16)
+			return -1;
+		h[n++] = (unsigned char)(hi << 4 | x);
+		hi = -1;
+	}
+	if (n != 16 || i != 36)
+		return -1;
+	for (i = 0; i < 16; i++)
+		raw[order[i]] = h[i];
+	return 0;
+}
+
+/*
+ * Reads the objects ids[0..n) again, as reread does one, but with one
+ * subtree search per type and base for up to 100 of them, (&FILTER
+ * (|(objectGUID=...)...)): a search through Samba's module stack costs
+ * it about a millisecond whatever it returns, and reread makes one per
+ * type for each object.  An id that is not a GUID is read by reread.
+ */
+static int
+reread_many(struct adrun *r, const char **ids, size_t n, struct sync_err *err)
+{
+	struct sync_ldap *l = r->l;
+	struct timeval tv = { l->lc->timeout, 0 };
+	struct sync_buf f = { 0 };
+	unsigned char raw[16];
+	size_t at, i, b, k;
+	int t, rc = -1;
+
+	for (at = 0; at < n; at += 100) {
+		size_t m = n - at < 100 ? n - at : 100, nguid = 0;
+
+		for (t = 0; t < SYNC_NOBJTYPES; t++) {
+			struct sync_ldap_objconf *oc = &l->lc->obj[t];
+			struct sync_strv *bases = oc->base_dns.n ?
+			    &oc->base_dns : &l->lc->base_dns;
+			struct tdelta *td = &r->td[t];
+
+			if (!oc->enabled)
+				continue;
+			if (r->attrs[t].n == 0 && sync_ldap_request_attrs(l, oc,
+			    &r->attrs[t]) == -1)
+				goto nomem;
+			sync_buf_reset(&f);
+			if (sync_buf_addf(&f, oc->filter[0] == '(' ? "(&%s(|" :
+			    "(&(%s)(|", oc->filter) == -1)
+				goto nomem;
+			for (nguid = 0, i = at; i < at + m; i++) {
+				if (guid_raw(ids[i], raw) == -1)
+					continue;
+				nguid++;
+				if (sync_buf_adds(&f, "(objectGUID=") == -1)
+					goto nomem;
+				for (k = 0; k < 16; k++)
+					if (sync_buf_addf(&f, "\\%02x",
+					    raw[k]) == -1)
+						goto nomem;
+				if (sync_buf_addc(&f, ')') == -1)
+					goto nomem;
+			}
+			if (sync_buf_adds(&f, "))") == -1)
+				goto nomem;
+			for (b = 0; nguid > 0 && b < bases->n; b++) {
+				LDAPMessage *res = NULL, *e;
+				int lrc;
+
+				lrc = ldap_search_ext_s(l->ld, bases->v[b],
+				    LDAP_SCOPE_SUBTREE, f.p, r->attrs[t].v, 0,
+				    NULL, NULL, &tv, 0, &res);
+				if (lrc != LDAP_SUCCESS &&
+				    lrc != LDAP_NO_SUCH_OBJECT) {
+					ldap_msgfree(res);
+					sync_ldap_errf(err, l->ld, lrc, "%s: reading "
+					    "%zu objects of '%s' again failed",
+					    l->c->name, nguid, bases->v[b]);
+					goto out;
+				}
+				for (e = ldap_first_entry(l->ld, res); e != NULL;
+				    e = ldap_next_entry(l->ld, e)) {
+					struct sync_obj *o;
+					char *dn = ldap_get_dn(l->ld, e);
+					int ex = dn == NULL ||
+					    sync_ldap_excluded(l->lc, oc, dn);
+
+					ldap_memfree(dn);
+					if (ex)
+						continue;
+					if (td->nobjs == td->cap) {
+						size_t cap = td->cap ? td->cap * 2 :
+						    64;
+						struct sync_obj *tmp = realloc(
+						    td->objs, cap * sizeof *tmp);
+
+						if (tmp == NULL) {
+							ldap_msgfree(res);
+							goto nomem;
+						}
+						td->objs = tmp;
+						td->cap = cap;
+					}
+					o = &td->objs[td->nobjs];
+					memset(o, 0, sizeof *o);
+					if (sync_ldap_entry_obj(l,
+					    (struct ldapmsg *)e,
+					    (enum sync_objtype)t, o, err) == -1) {
+						sync_obj_release(o);
+						ldap_msgfree(res);
+						goto out;
+					}
+					/* found under two bases: once */
+					if (json_object_get(td->chg, o->id)) {
+						sync_obj_release(o);
+						continue;
+					}
+					td->nobjs++;
+					if (json_object_set_new(td->chg, o->id,
+					    json_integer((json_int_t)
+					    (td->nobjs - 1))) == -1) {
+						ldap_msgfree(res);
+						goto nomem;
+					}
+				}
+				ldap_msgfree(res);
+			}
+		}
+		for (i = at; i < at + m; i++)
+			if (guid_raw(ids[i], raw) == -1 &&
+			    reread(r, ids[i], NULL, err) == -1)
+				goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	rc = sync_errf(err, "%s: out of memory", l->c->name);
+out:
+	sync_buf_release(&f);
+	return rc;
+}
+
 /* 1 when dn is under a base DN of an enabled type, not left out. */
 static int
 in_scope(struct sync_ldap_conf *lc, const char *dn)
@@ -1898,6 +2061,26 @@ names_gone(const struct snap *s, json_t *gone, json_t *changed, json_t *later)
 out:
 	json_decref(nd.set);
 	sync_buf_release(&tmp);
+	return rc;
+}
+
+/* reread_many of the keys of set that are not keys of but (may be
+ * NULL). */
+static int
+reread_set(struct adrun *r, json_t *set, json_t *but, struct sync_err *err)
+{
+	const char **ids, *id;
+	size_t n = 0;
+	json_t *v;
+	int rc;
+
+	if ((ids = calloc(json_object_size(set) + 1, sizeof *ids)) == NULL)
+		return sync_errf(err, "%s: out of memory", r->c->name);
+	json_object_foreach(set, id, v)
+		if (but == NULL || json_object_get(but, id) == NULL)
+			ids[n++] = id;
+	rc = reread_many(r, ids, n, err);
+	free(ids);
 	return rc;
 }
 
@@ -2055,9 +2238,8 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 		json_object_del(changed, id);
 
 	/* The changed objects again. */
-	json_object_foreach(changed, id, v)
-		if (reread(&r, id, NULL, err) == -1)
-			goto out;
+	if (reread_set(&r, changed, NULL, err) == -1)
+		goto out;
 
 	/*
 	 * The names to follow: of a changed object under the same DN, the
@@ -2134,14 +2316,11 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	}
 	if (names_gone(s, gone, changed, later) == -1)
 		goto nomem;
-	json_object_foreach(later, id, v) {
-		if (json_object_get(changed, id))
-			continue;
-		if (reread(&r, id, NULL, err) == -1)
-			goto out;
+	if (reread_set(&r, later, changed, err) == -1)
+		goto out;
+	json_object_foreach(later, id, v)
 		if (json_object_set_new(changed, id, json_true()) == -1)
 			goto nomem;
-	}
 
 	/*
 	 * prev's other objects stay in its file, for the writer to copy; of
