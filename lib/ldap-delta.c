@@ -1733,11 +1733,10 @@ struct adrun {
 
 /*
  * Reads object id again, as each enabled type's search would find it, into
- * r->td[type].chg; the keys of its values that may be DNs into names (may
- * be NULL).
+ * r->td[type].chg (id -> its index in r->td[type].objs).
  */
 static int
-reread(struct adrun *r, const char *id, json_t *names, struct sync_err *err)
+reread(struct adrun *r, const char *id, struct sync_err *err)
 {
 	struct sync_ldap *l = r->l;
 	struct timeval tv = { l->lc->timeout, 0 };
@@ -1807,8 +1806,7 @@ reread(struct adrun *r, const char *id, json_t *names, struct sync_err *err)
 		if (rc == -1)
 			return -1;
 		if (json_object_set_new(td->chg, o->id, json_integer(
-		    (json_int_t)(td->nobjs - 1))) == -1 ||
-		    (names && add_names(names, o) == -1))
+		    (json_int_t)(td->nobjs - 1))) == -1)
 			return sync_errf(err, "%s: out of memory", l->c->name);
 	}
 	return 0;
@@ -1965,7 +1963,7 @@ reread_many(struct adrun *r, const char **ids, size_t n, struct sync_err *err)
 		}
 		for (i = at; i < at + m; i++)
 			if (guid_raw(ids[i], raw) == -1 &&
-			    reread(r, ids[i], NULL, err) == -1)
+			    reread(r, ids[i], err) == -1)
 				goto out;
 	}
 	rc = 0;
