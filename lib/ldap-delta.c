@@ -1600,7 +1600,8 @@ line_names(const struct snap *s, size_t kk, json_t *set)
 	int rc = 0;
 
 	p = snap_line(s, kk, &len);
-	if ((o = json_loadb(p, len, 0, NULL)) == NULL)
+	/* (a text value may hold a NUL, written as \u0000) */
+	if ((o = json_loadb(p, len, JSON_ALLOW_NUL, NULL)) == NULL)
 		return 1;
 	attrs = json_object_get(o, "attrs");
 	bin = json_object_get(o, "binary");
