@@ -756,35 +756,6 @@ out:
 
 /* ---------------------------------------------------------------- merge */
 
-/*
- * The object d of a fully parsed snapshot (snap_load) as a sync_obj,
- * released first; o owns what it holds.  -1 when out of memory.  The
- * AD delta uses it for the objects it keeps; the LDAP delta copies their
- * lines instead (res->kept).
- */
-static int
-from_snap(const struct snap *s, const struct dobj *d, struct sync_obj *o)
-{
-	uint32_t i, v;
-
-	sync_obj_release(o);
-	o->type = (enum sync_objtype)d->type;
-	if ((o->anchor = sync_strdup(s->buf + d->anchor)) == NULL ||
-	    (o->id = sync_strdup(s->buf + d->id)) == NULL ||
-	    (d->dn && (o->dn = sync_strdup(s->buf + d->dn)) == NULL))
-		return -1;
-	for (i = d->a; i < d->a + d->na; i++) {
-		const struct dattr *a = &s->attrs[i];
-
-		for (v = a->v; v < a->v + dattr_nv(a); v++)
-			if (sync_obj_addval(o, s->names.v[a->name],
-			    s->buf + s->vals[v].off, s->vals[v].len,
-			    (int)a->binary) == -1)
-				return -1;
-	}
-	return 0;
-}
-
 /* 1 when the object d was not named by a present phase that covers it. */
 static int
 not_present(const struct tdelta *td, const struct snap *s,
@@ -1322,11 +1293,16 @@ out:
  * person) cannot be evaluated locally on partial objects.  So DirSync
  * only says which objects changed, and those are read again, by
  * objectGUID, with each type's filter and attributes, as a full import
- * reads them; with them, their neighbours: the objects the old and new
- * values of a changed object name (a member added or removed gains or
- * loses a memberOf), and the objects whose values name the old DN of a
- * changed object (a group holding a renamed user).  An object that no
- * longer matches, or is deleted, is dropped.
+ * reads them; with them, their neighbours: the objects at the other end
+ * of a link a changed object gained or lost (its old values, from its
+ * line in prev, against its new ones: a member added or removed gains or
+ * loses a memberOf), of every link of one renamed, moved or gone, and
+ * the objects whose values name the old DN of one renamed, moved or gone
+ * (a group holding a renamed user).  An object that no longer matches,
+ * or is deleted, is dropped.  The lines of prev's other objects are
+ * copied as they are (res->kept): prev is loaded without its values
+ * (snap_load_skel), and only the lines of the changed objects are
+ * parsed.
  *
  * A rename of a container (an OU, or an object with entries below it)
  * changes the DNs below it without DirSync reporting them: a full import
@@ -1557,43 +1533,196 @@ dn_key(const char *p, size_t len)
 	return k;
 }
 
-/* Adds to set the ids of the objects of prev (dns: key -> id) that the
- * values of o name. */
+/* Whether the DN p (len bytes) is a key of set, folded into tmp as
+ * dn_key folds it; -1 when out of memory. */
 static int
-add_named(json_t *set, json_t *dns, const struct sync_obj *o)
+dn_in(json_t *set, const char *p, size_t len, struct sync_buf *tmp)
+{
+	size_t i;
+
+	sync_buf_reset(tmp);
+	if (sync_buf_add(tmp, p, len) == -1)
+		return -1;
+	for (i = 0; i < len; i++)
+		if (tmp->p[i] >= 'A' && tmp->p[i] <= 'Z')
+			tmp->p[i] = (char)(tmp->p[i] - 'A' + 'a');
+	return json_object_getn(set, tmp->p, len) != NULL;
+}
+
+/* Adds to set the keys of the values of o that may be DNs.  Binary
+ * values are left out: as raw bytes they name nothing, and they need
+ * not be UTF-8, which a key must be. */
+static int
+add_names(json_t *set, const struct sync_obj *o)
 {
 	size_t i, j;
-	json_t *id;
 	char *k;
 
 	for (i = 0; i < o->n; i++)
-		for (j = 0; j < o->a[i].n; j++) {
+		for (j = 0; !o->a[i].binary && j < o->a[i].n; j++) {
 			const struct sync_bv *v = &o->a[i].v[j];
 
 			if (v->len < 3 || memchr(v->p, '=', v->len) == NULL)
 				continue;
-			if ((k = dn_key(v->p, v->len)) == NULL)
+			if ((k = dn_key(v->p, v->len)) == NULL ||
+			    json_object_set_new(set, k, json_true()) == -1) {
+				free(k);
 				return -1;
-			id = json_object_get(dns, k);
+			}
 			free(k);
-			if (id != NULL && json_object_set(set,
-			    json_string_value(id), json_true()) == -1)
-				return -1;
 		}
 	return 0;
 }
 
-/* "type id", a key of an object of a snapshot (new string). */
-static char *
-type_id(int t, const char *id)
+/* The line of object kk of s, without its newline, and its length. */
+static const char *
+snap_line(const struct snap *s, size_t kk, size_t *len)
+{
+	size_t end = kk + 1 < s->nobjs ? s->objs[kk + 1].off : s->size + 1;
+
+	*len = end - s->objs[kk].off - 1;
+	return s->buf + s->objs[kk].off;
+}
+
+/*
+ * Adds to set the keys of the values that may be DNs of object kk of s
+ * (loaded by snap_load_skel: its line is parsed here, the only lines of
+ * prev that are).  Binary values are left out, as raw bytes they name
+ * nothing.  0, 1 when the line is not JSON, -1 when out of memory.
+ */
+static int
+line_names(const struct snap *s, size_t kk, json_t *set)
+{
+	json_t *o, *attrs, *bin, *vals, *v;
+	const char *name, *p;
+	size_t len, i, j;
+	char *k;
+	int rc = 0;
+
+	p = snap_line(s, kk, &len);
+	/* (a text value may hold a NUL, written as \u0000) */
+	if ((o = json_loadb(p, len, JSON_ALLOW_NUL, NULL)) == NULL)
+		return 1;
+	attrs = json_object_get(o, "attrs");
+	bin = json_object_get(o, "binary");
+	json_object_foreach(attrs, name, vals) {
+		int binary = 0;
+
+		json_array_foreach(bin, i, v)
+			if (json_is_string(v) &&
+			    strcmp(json_string_value(v), name) == 0)
+				binary = 1;
+		if (binary)
+			continue;
+		json_array_foreach(vals, j, v) {
+			const char *vp = json_string_value(v);
+			size_t vl = json_string_length(v);
+
+			if (vp == NULL || vl < 3 || memchr(vp, '=', vl) == NULL)
+				continue;
+			if ((k = dn_key(vp, vl)) == NULL ||
+			    json_object_set_new(set, k, json_true()) == -1) {
+				free(k);
+				rc = -1;
+				goto out;
+			}
+			free(k);
+		}
+	}
+out:
+	json_decref(o);
+	return rc;
+}
+
+/*
+ * The DNs a scan of prev's lines looks for (struct needles): each as
+ * its line's "dn" holds it, JSON-escaped, folded to lower case, the keys
+ * of set; lens marks their lengths (the lengths of 4,096 bytes and more
+ * share the last bit).
+ */
+struct needles {
+	json_t *set;
+	unsigned char lens[512];
+	size_t min, max;
+};
+
+static int
+needles_add(struct needles *nd, const char *dn)
 {
 	struct sync_buf b = { 0 };
+	size_t i, n;
+	int rc = -1;
 
-	if (sync_buf_addf(&b, "%d %s", t, id) == -1) {
-		sync_buf_release(&b);
-		return NULL;
+	if (sync_json_addstr(&b, dn, strlen(dn)) == -1)
+		goto out;
+	n = b.len - 2;
+	for (i = 1; i <= n; i++)
+		if (b.p[i] >= 'A' && b.p[i] <= 'Z')
+			b.p[i] = (char)(b.p[i] - 'A' + 'a');
+	if (json_object_setn_new(nd->set, b.p + 1, n, json_true()) == -1)
+		goto out;
+	i = n < 4095 ? n : 4095;
+	nd->lens[i / 8] |= (unsigned char)(1u << (i % 8));
+	if (nd->min == 0 || n < nd->min)
+		nd->min = n;
+	if (n > nd->max)
+		nd->max = n;
+	rc = 0;
+out:
+	sync_buf_release(&b);
+	return rc;
+}
+
+/*
+ * 1 when a string of the line p (len bytes) is one of the needles: a
+ * value naming one of their DNs.  Only strings that start with an
+ * attribute type and '=' are looked at: found by the '=', their text up
+ * to the closing quote is folded and looked up when its length is one
+ * of the needles'.  -1 when out of memory.
+ */
+static int
+line_names_one(const struct needles *nd, const char *p, size_t len,
+    struct sync_buf *tmp)
+{
+	const char *end = p + len, *q, *st, *e, *b;
+	size_t n, i;
+
+	for (q = p; (q = memchr(q, '=', (size_t)(end - q))) != NULL; q++) {
+		for (st = q; st > p && ((st[-1] >= 'A' && st[-1] <= 'Z') ||
+		    (st[-1] >= 'a' && st[-1] <= 'z') ||
+		    (st[-1] >= '0' && st[-1] <= '9') || st[-1] == '-' ||
+		    st[-1] == '.'); st--)
+			;
+		/* an opening quote: after '[', ',' or ':' */
+		if (st == q || st - p < 2 || st[-1] != '"' ||
+		    (st[-2] != '[' && st[-2] != ',' && st[-2] != ':'))
+			continue;
+		for (e = q; (e = memchr(e, '"', (size_t)(end - e))) != NULL;
+		    e++) {
+			for (b = e; b > st && b[-1] == '\\'; b--)
+				;
+			if ((e - b) % 2 == 0)
+				break;
+		}
+		if (e == NULL)
+			return 0;
+		n = (size_t)(e - st);
+		i = n < 4095 ? n : 4095;
+		if (n >= nd->min && n <= nd->max &&
+		    (nd->lens[i / 8] & (1u << (i % 8)))) {
+			sync_buf_reset(tmp);
+			if (sync_buf_add(tmp, st, n) == -1)
+				return -1;
+			for (i = 0; i < n; i++)
+				if (tmp->p[i] >= 'A' && tmp->p[i] <= 'Z')
+					tmp->p[i] = (char)(tmp->p[i] - 'A' +
+					    'a');
+			if (json_object_getn(nd->set, tmp->p, n) != NULL)
+				return 1;
+		}
+		q = e;
 	}
-	return sync_buf_detach(&b);
+	return 0;
 }
 
 struct adrun {
@@ -1605,11 +1734,10 @@ struct adrun {
 
 /*
  * Reads object id again, as each enabled type's search would find it, into
- * r->td[type].chg; its values' DN names into named (may be NULL).
+ * r->td[type].chg (id -> its index in r->td[type].objs).
  */
 static int
-reread(struct adrun *r, const char *id, json_t *named, json_t *dns,
-    struct sync_err *err)
+reread(struct adrun *r, const char *id, struct sync_err *err)
 {
 	struct sync_ldap *l = r->l;
 	struct timeval tv = { l->lc->timeout, 0 };
@@ -1678,11 +1806,174 @@ reread(struct adrun *r, const char *id, json_t *named, json_t *dns,
 		ldap_msgfree(res);
 		if (rc == -1)
 			return -1;
-		if (json_object_set_new(td->chg, o->id, json_true()) == -1 ||
-		    (named && add_named(named, dns, o) == -1))
+		if (json_object_set_new(td->chg, o->id, json_integer(
+		    (json_int_t)(td->nobjs - 1))) == -1)
 			return sync_errf(err, "%s: out of memory", l->c->name);
 	}
 	return 0;
+}
+
+/* The 16 bytes of the GUID string id (as sync_guid_string writes it);
+ * -1 when it is not one. */
+static int
+guid_raw(const char *id, unsigned char raw[16])
+{
+	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11,
+	    12, 13, 14, 15 };
+	unsigned char h[16];
+	size_t i, n = 0;
+	int hi = -1, x;
+
+	for (i = 0; id[i] != '\0'; i++) {
+		if (id[i] == '-' && (i == 8 || i == 13 || i == 18 || i == 23))
+			continue;
+		if (id[i] >= '0' && id[i] <= '9')
+			x = id[i] - '0';
+		else if (id[i] >= 'a' && id[i] <= 'f')
+			x = id[i] - 'a' + 10;
+		else
+			return -1;
+		if (hi == -1) {
+			hi = x;
+			continue;
+		}
+		if (n == 16)
+			return -1;
+		h[n++] = (unsigned char)(hi << 4 | x);
+		hi = -1;
+	}
+	if (n != 16 || i != 36)
+		return -1;
+	for (i = 0; i < 16; i++)
+		raw[order[i]] = h[i];
+	return 0;
+}
+
+/*
+ * Reads the objects ids[0..n) again, as reread does one, but with one
+ * subtree search per type and base for up to 100 of them, (&FILTER
+ * (|(objectGUID=...)...)): a search through Samba's module stack costs
+ * it about a millisecond whatever it returns, and reread makes one per
+ * type for each object.  An id that is not a GUID is read by reread.
+ */
+static int
+reread_many(struct adrun *r, const char **ids, size_t n, struct sync_err *err)
+{
+	struct sync_ldap *l = r->l;
+	struct timeval tv = { l->lc->timeout, 0 };
+	struct sync_buf f = { 0 };
+	unsigned char raw[16];
+	size_t at, i, b, k;
+	int t, rc = -1;
+
+	for (at = 0; at < n; at += 100) {
+		size_t m = n - at < 100 ? n - at : 100, nguid = 0;
+
+		for (t = 0; t < SYNC_NOBJTYPES; t++) {
+			struct sync_ldap_objconf *oc = &l->lc->obj[t];
+			struct sync_strv *bases = oc->base_dns.n ?
+			    &oc->base_dns : &l->lc->base_dns;
+			struct tdelta *td = &r->td[t];
+
+			if (!oc->enabled)
+				continue;
+			if (r->attrs[t].n == 0 && sync_ldap_request_attrs(l, oc,
+			    &r->attrs[t]) == -1)
+				goto nomem;
+			sync_buf_reset(&f);
+			if (sync_buf_addf(&f, oc->filter[0] == '(' ? "(&%s(|" :
+			    "(&(%s)(|", oc->filter) == -1)
+				goto nomem;
+			for (nguid = 0, i = at; i < at + m; i++) {
+				if (guid_raw(ids[i], raw) == -1)
+					continue;
+				nguid++;
+				if (sync_buf_adds(&f, "(objectGUID=") == -1)
+					goto nomem;
+				for (k = 0; k < 16; k++)
+					if (sync_buf_addf(&f, "\\%02x",
+					    raw[k]) == -1)
+						goto nomem;
+				if (sync_buf_addc(&f, ')') == -1)
+					goto nomem;
+			}
+			if (sync_buf_adds(&f, "))") == -1)
+				goto nomem;
+			for (b = 0; nguid > 0 && b < bases->n; b++) {
+				LDAPMessage *res = NULL, *e;
+				int lrc;
+
+				lrc = ldap_search_ext_s(l->ld, bases->v[b],
+				    LDAP_SCOPE_SUBTREE, f.p, r->attrs[t].v, 0,
+				    NULL, NULL, &tv, 0, &res);
+				if (lrc != LDAP_SUCCESS &&
+				    lrc != LDAP_NO_SUCH_OBJECT) {
+					ldap_msgfree(res);
+					sync_ldap_errf(err, l->ld, lrc, "%s: reading "
+					    "%zu objects of '%s' again failed",
+					    l->c->name, nguid, bases->v[b]);
+					goto out;
+				}
+				for (e = ldap_first_entry(l->ld, res); e != NULL;
+				    e = ldap_next_entry(l->ld, e)) {
+					struct sync_obj *o;
+					char *dn = ldap_get_dn(l->ld, e);
+					int ex = dn == NULL ||
+					    sync_ldap_excluded(l->lc, oc, dn);
+
+					ldap_memfree(dn);
+					if (ex)
+						continue;
+					if (td->nobjs == td->cap) {
+						size_t cap = td->cap ? td->cap * 2 :
+						    64;
+						struct sync_obj *tmp = realloc(
+						    td->objs, cap * sizeof *tmp);
+
+						if (tmp == NULL) {
+							ldap_msgfree(res);
+							goto nomem;
+						}
+						td->objs = tmp;
+						td->cap = cap;
+					}
+					o = &td->objs[td->nobjs];
+					memset(o, 0, sizeof *o);
+					if (sync_ldap_entry_obj(l,
+					    (struct ldapmsg *)e,
+					    (enum sync_objtype)t, o, err) == -1) {
+						sync_obj_release(o);
+						ldap_msgfree(res);
+						goto out;
+					}
+					/* found under two bases: once */
+					if (json_object_get(td->chg, o->id)) {
+						sync_obj_release(o);
+						continue;
+					}
+					td->nobjs++;
+					if (json_object_set_new(td->chg, o->id,
+					    json_integer((json_int_t)
+					    (td->nobjs - 1))) == -1) {
+						ldap_msgfree(res);
+						goto nomem;
+					}
+				}
+				ldap_msgfree(res);
+			}
+		}
+		for (i = at; i < at + m; i++)
+			if (guid_raw(ids[i], raw) == -1 &&
+			    reread(r, ids[i], err) == -1)
+				goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	rc = sync_errf(err, "%s: out of memory", l->c->name);
+out:
+	sync_buf_release(&f);
+	return rc;
 }
 
 /* 1 when dn is under a base DN of an enabled type, not left out. */
@@ -1723,6 +2014,75 @@ has_children(struct sync_ldap *l, const char *dn)
 	return (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED) && n > 0;
 }
 
+
+/*
+ * The objects of prev whose values name the old DN of an object that
+ * was renamed, moved or deleted (gone: old DN -> true) into later, by a
+ * scan of the lines of prev that neither changed nor are in later
+ * already: the server rewrote or dropped those values without DirSync
+ * naming the objects that hold them.  Most are found the other way, by
+ * the link's other end (a renamed user's memberOf names the groups
+ * whose member values changed); a scan also finds the others (a
+ * non-linked attribute of DN syntax, or a backlink the configuration
+ * does not read).
+ */
+static int
+names_gone(const struct snap *s, json_t *gone, json_t *changed, json_t *later)
+{
+	struct needles nd;
+	struct sync_buf tmp = { 0 };
+	const char *id, *p;
+	json_t *v;
+	size_t kk, len;
+	int rc = -1, r;
+
+	memset(&nd, 0, sizeof nd);
+	if ((nd.set = json_object()) == NULL)
+		return -1;
+	json_object_foreach(gone, id, v)
+		if (needles_add(&nd, id) == -1)
+			goto out;
+	if (json_object_size(nd.set) == 0) {
+		rc = 0;
+		goto out;
+	}
+	for (kk = 0; kk < s->nobjs; kk++) {
+		id = s->buf + s->objs[kk].id;
+		if (json_object_get(changed, id) || json_object_get(later, id))
+			continue;
+		p = snap_line(s, kk, &len);
+		if ((r = line_names_one(&nd, p, len, &tmp)) == -1)
+			goto out;
+		if (r == 1 && json_object_set_new(later, id, json_true()) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(nd.set);
+	sync_buf_release(&tmp);
+	return rc;
+}
+
+/* reread_many of the keys of set that are not keys of but (may be
+ * NULL). */
+static int
+reread_set(struct adrun *r, json_t *set, json_t *but, struct sync_err *err)
+{
+	const char **ids, *id;
+	size_t n = 0;
+	json_t *v;
+	int rc;
+
+	if ((ids = calloc(json_object_size(set) + 1, sizeof *ids)) == NULL)
+		return sync_errf(err, "%s: out of memory", r->c->name);
+	json_object_foreach(set, id, v)
+		if (but == NULL || json_object_get(but, id) == NULL)
+			ids[n++] = id;
+	rc = reread_many(r, ids, n, err);
+	free(ids);
+	return rc;
+}
+
 int
 sync_ad_import_delta(struct sync_connector *c, const char *prev,
     sync_obj_fn fn, void *ctx, struct sync_import_res *res,
@@ -1730,22 +2090,28 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 {
 	struct sync_ldap l = { 0 };
 	struct adrun r;
-	struct sync_obj o = { 0 };
 	struct berval ck = { 0, NULL };
 	struct snap *s;
-	json_t *changed = NULL, *named = NULL, *later = NULL, *dns = NULL;
-	json_t *olddns = NULL, *was = NULL, *outside = NULL, *v;
-	struct sync_buf ja = { 0 }, jb = { 0 };
+	struct sync_lines *kl = NULL;
+	json_t *changed = NULL, *later = NULL, *oldnames = NULL;
+	json_t *newnames = NULL, *outside = NULL, *inprev = NULL;
+	json_t *gone = NULL, *follow = NULL, *v;
+	struct sync_buf ja = { 0 }, tmp = { 0 };
 	LDAPMessage *dres = NULL, *e;
 	const char *id;
-	char *nc = NULL, *k;
+	char *nc = NULL;
 	char a1[] = "*", a2[] = "objectGUID", a3[] = "isDeleted";
 	char *dattrs[4] = { a1, a2, a3, NULL };
-	size_t i, kk, j;
-	int t, rc = -1, opened = 0, more = 1;
+	size_t kk, j;
+	int t, rc = -1, opened = 0, more = 1, in;
 
 	memset(&r, 0, sizeof r);
-	if ((s = snap_load(prev, err)) == NULL)
+	/*
+	 * prev's lines, their anchors, ids, DNs and types, not their values:
+	 * the lines of the objects that did not change are copied as they
+	 * are (res->kept), and only those of the changed objects parsed.
+	 */
+	if ((s = snap_load_skel(prev, err)) == NULL)
 		return -1;
 	if (snap_delta_base(s, prev, c->name, err) == -1)
 		goto out;
@@ -1756,10 +2122,12 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		if ((r.td[t].chg = json_object()) == NULL)
 			goto nomem;
-	if ((changed = json_object()) == NULL || (named = json_object()) ==
-	    NULL || (later = json_object()) == NULL || (dns = json_object()) ==
-	    NULL || (olddns = json_object()) == NULL ||
-	    (was = json_object()) == NULL || (outside = json_object()) == NULL)
+	if ((changed = json_object()) == NULL || (later = json_object()) ==
+	    NULL || (oldnames = json_object()) == NULL ||
+	    (newnames = json_object()) == NULL ||
+	    (outside = json_object()) == NULL ||
+	    (inprev = json_object()) == NULL || (gone = json_object()) == NULL ||
+	    (follow = json_object()) == NULL)
 		goto nomem;
 	if (sync_ldap_open(&l, c, err) == -1)
 		goto out;
@@ -1852,137 +2220,156 @@ sync_ad_import_delta(struct sync_connector *c, const char *prev,
 	}
 
 	/*
-	 * An object outside every type's scope that prev does not hold
-	 * either (a change elsewhere in the domain) need not be read.
+	 * One walk of prev's objects: an object outside every type's scope
+	 * that prev does not hold either (a change elsewhere in the domain)
+	 * need not be read.
 	 */
-	for (kk = 0; kk < s->nobjs; kk++)
-		json_object_del(outside, s->buf + s->objs[kk].id);
+	for (kk = 0; kk < s->nobjs; kk++) {
+		id = s->buf + s->objs[kk].id;
+		if (json_object_get(changed, id) == NULL)
+			continue;
+		json_object_del(outside, id);
+		if (json_object_set_new(inprev, id, json_integer(
+		    (json_int_t)kk)) == -1)
+			goto nomem;
+	}
 	json_object_foreach(outside, id, v)
 		json_object_del(changed, id);
 
+	/* The changed objects again. */
+	if (reread_set(&r, changed, NULL, err) == -1)
+		goto out;
+
 	/*
-	 * The neighbours in prev: the objects the values of a changed one
-	 * name, and those whose values name its DN.
+	 * The names to follow: of a changed object under the same DN, the
+	 * DNs its old values (its line in prev) or its new values name but
+	 * not both, the links added or removed: the objects at their other
+	 * end gain or lose a backlink (a member's memberOf), and those at
+	 * both ends of a link that stays keep theirs.  Of an object gone,
+	 * or under a new DN, every DN its old and new values name, since
+	 * the backlinks that name it changed too, and its old DN, which
+	 * values of other objects may have held.
+	 */
+	json_object_foreach(changed, id, v) {
+		json_t *at = json_object_get(inprev, id), *k1;
+		const struct dobj *d = at ? &s->objs[json_integer_value(at)] :
+		    NULL;
+		const char *odn = d && d->dn ? s->buf + d->dn : NULL, *key;
+		int same = 0;
+
+		json_object_clear(oldnames);
+		json_object_clear(newnames);
+		if (d && (rc = line_names(s, (size_t)json_integer_value(at),
+		    oldnames)) != 0) {
+			if (rc == -1)
+				goto nomem;
+			sync_errf(err, "%s: byte %zu: not an object's line as "
+			    "sync-import writes it", prev, (size_t)d->off - 1);
+			rc = -1;
+			goto out;
+		}
+		for (t = 0; t < SYNC_NOBJTYPES; t++) {
+			json_t *ix = json_object_get(r.td[t].chg, id);
+			const struct sync_obj *no;
+
+			if (ix == NULL)
+				continue;
+			no = &r.td[t].objs[json_integer_value(ix)];
+			if (add_names(newnames, no) == -1)
+				goto nomem;
+			if (odn && no->dn && strcasecmp(no->dn, odn) == 0)
+				same = 1;
+		}
+		if (odn && !same && json_object_set_new(gone, odn,
+		    json_true()) == -1)
+			goto nomem;
+		json_object_foreach(oldnames, key, k1)
+			if ((!same || !json_object_get(newnames, key)) &&
+			    json_object_set_new(follow, key, json_true()) == -1)
+				goto nomem;
+		json_object_foreach(newnames, key, k1)
+			if ((!same || !json_object_get(oldnames, key)) &&
+			    json_object_set_new(follow, key, json_true()) == -1)
+				goto nomem;
+	}
+	rc = -1;
+
+	/*
+	 * The neighbours in prev: the objects named by the names to follow
+	 * (by their DN), and those whose values name the old DN of one gone
+	 * or renamed.
 	 */
 	for (kk = 0; kk < s->nobjs; kk++) {
 		const struct dobj *d = &s->objs[kk];
+		const char *dn = d->dn ? s->buf + d->dn : NULL;
 
-		if (!d->dn)
+		if (dn == NULL)
 			continue;
-		if ((k = dn_key(s->buf + d->dn, strlen(s->buf + d->dn))) == NULL)
+		in = dn_in(follow, dn, strlen(dn), &tmp);
+		if (in == -1)
 			goto nomem;
-		rc = json_object_set_new(dns, k, json_string(s->buf + d->id));
-		if (rc == 0 && json_object_get(changed, s->buf + d->id))
-			rc = json_object_set_new(olddns, k, json_true());
-		free(k);
-		if (rc == -1)
+		if (in && json_object_get(changed, s->buf + d->id) == NULL &&
+		    json_object_set_new(later, s->buf + d->id, json_true()) ==
+		    -1)
 			goto nomem;
-		rc = -1;
 	}
-	for (kk = 0; kk < s->nobjs; kk++) {
-		const struct dobj *d = &s->objs[kk];
-		int ischanged = json_object_get(changed, s->buf + d->id) !=
-		    NULL;
-		uint32_t vi;
-
-		for (i = d->a; i < d->a + d->na; i++) {
-			const struct dattr *at = &s->attrs[i];
-
-			for (vi = at->v; vi < at->v + dattr_nv(at); vi++) {
-				const char *p = s->buf + s->vals[vi].off;
-				size_t len = s->vals[vi].len;
-
-				if (len < 3 || memchr(p, '=', len) == NULL)
-					continue;
-				if ((k = dn_key(p, len)) == NULL)
-					goto nomem;
-				if (ischanged && (v = json_object_get(dns, k)) &&
-				    json_object_set(later, json_string_value(v),
-				    json_true()) == -1) {
-					free(k);
-					goto nomem;
-				}
-				if (json_object_get(olddns, k) &&
-				    json_object_set_new(later, s->buf + d->id,
-				    json_true()) == -1) {
-					free(k);
-					goto nomem;
-				}
-				free(k);
-			}
-		}
-	}
-
-	/* The changed objects again, then the neighbours, old and new. */
-	json_object_foreach(changed, id, v)
-		if (reread(&r, id, named, dns, err) == -1)
-			goto out;
-	json_object_foreach(named, id, v)
-		if (!json_object_get(changed, id) &&
-		    json_object_set(later, id, json_true()) == -1)
-			goto nomem;
-	json_object_foreach(later, id, v) {
-		if (json_object_get(changed, id))
-			continue;
-		if (reread(&r, id, NULL, NULL, err) == -1)
-			goto out;
+	if (names_gone(s, gone, changed, later) == -1)
+		goto nomem;
+	if (reread_set(&r, later, changed, err) == -1)
+		goto out;
+	json_object_foreach(later, id, v)
 		if (json_object_set_new(changed, id, json_true()) == -1)
 			goto nomem;
-	}
 
+	/*
+	 * prev's other objects stay in its file, for the writer to copy; of
+	 * the changed ones, those not read again are gone.
+	 */
+	if ((kl = snap_lines_new(s)) == NULL)
+		goto nomem;
 	for (kk = 0; kk < s->nobjs; kk++) {
 		const struct dobj *d = &s->objs[kk];
 
 		if (!c->ldap->obj[d->type].enabled)
 			continue;
-		if (json_object_get(changed, s->buf + d->id) != NULL) {
-			if (json_object_get(r.td[d->type].chg, s->buf + d->id) ==
-			    NULL)
-				res->changed++; /* gone */
-			else if ((k = type_id(d->type, s->buf + d->id)) == NULL ||
-			    json_object_set_new(was, k, json_integer(
-			    (json_int_t)kk)) == -1) {
-				free(k);
+		if (json_object_get(changed, s->buf + d->id) == NULL) {
+			if (snap_lines_add(kl, s, kk) == -1)
 				goto nomem;
-			} else {
-				free(k);
-			}
 			continue;
 		}
-		if (from_snap(s, d, &o) == -1)
+		if (json_object_get(r.td[d->type].chg, s->buf + d->id) == NULL)
+			res->changed++; /* gone */
+		else if (json_object_set_new(inprev, s->buf + d->id,
+		    json_integer((json_int_t)kk)) == -1)
 			goto nomem;
-		if (fn(ctx, &o, err) == -1)
-			goto out;
 	}
-	/* an object read again counts when it differs from what it was */
+	/* an object read again counts when it differs from its line */
 	for (t = 0; t < SYNC_NOBJTYPES; t++)
 		for (j = 0; j < r.td[t].nobjs; j++) {
 			struct sync_obj *no = &r.td[t].objs[j];
-			json_t *at;
+			const char *line = NULL;
+			size_t len = 0;
 
-			if ((k = type_id(t, no->id)) == NULL)
-				goto nomem;
-			at = json_object_get(was, k);
-			free(k);
-			if (at == NULL) {
+			if ((v = json_object_get(inprev, no->id)) != NULL &&
+			    s->objs[json_integer_value(v)].type == t)
+				line = snap_line(s, (size_t)json_integer_value(v),
+				    &len);
+			ja.len = 0;
+			if (sync_obj_json(no, &ja, err) == -1)
+				goto out;
+			if (line == NULL || ja.len != len ||
+			    memcmp(ja.p, line, len) != 0)
 				res->changed++;
-			} else {
-				if (from_snap(s, &s->objs[json_integer_value(at)],
-				    &o) == -1)
-					goto nomem;
-				ja.len = jb.len = 0;
-				if (sync_obj_json(&o, &ja, err) == -1 ||
-				    sync_obj_json(no, &jb, err) == -1)
-					goto out;
-				if (ja.len != jb.len || memcmp(ja.p, jb.p, ja.len))
-					res->changed++;
-			}
 			if (fn(ctx, no, err) == -1)
 				goto out;
 		}
 	if ((res->cookie = ad_cookie_make(c, &ck, err)) == NULL)
 		goto out;
 	res->delta = 1;
+	snap_lines_take(kl, s);
+	s = NULL;
+	res->kept = kl;
+	kl = NULL;
 	rc = 0;
 	goto out;
 nomem:
@@ -1997,18 +2384,19 @@ out:
 		sync_strv_release(&r.attrs[t]);
 	}
 	json_decref(changed);
-	json_decref(named);
 	json_decref(later);
-	json_decref(dns);
-	json_decref(olddns);
-	json_decref(was);
+	json_decref(oldnames);
+	json_decref(newnames);
 	json_decref(outside);
+	json_decref(inprev);
+	json_decref(gone);
+	json_decref(follow);
 	sync_buf_release(&ja);
-	sync_buf_release(&jb);
+	sync_buf_release(&tmp);
 	ldap_msgfree(dres);
 	ber_memfree(ck.bv_val);
 	free(nc);
-	sync_obj_release(&o);
+	sync_lines_free(kl);
 	if (opened)
 		sync_ldap_close(&l);
 	snap_free(s);

@@ -245,4 +245,82 @@ test_expect_code 0 "a full import" \
 	sync-import -q -c "$T/sync3.yaml" -o "$T/f3.snap" ad
 ok "... and gives the full snapshot" same "$T/f3.snap" "$T/x.snap"
 
+# The delta writes the lines of the objects that did not change as
+# they are (res->kept): the first and the last line changed, the one
+# before the last deleted; to a file and to standard output.  And a
+# binary value holding an '=' (raw bytes are no DN).
+test_expect_code 0 "a full import" \
+	sync-import -q -c "$T/sync3.yaml" -o "$T/g1.snap" ad
+python3 - "$T/g1.snap" "$T/ends.ldif" <<'EOF2'
+import json, sys
+lines = open(sys.argv[1], encoding='utf-8').read().split('\n')[1:-1]
+first, before, last = (json.loads(lines[i])['dn'] for i in (0, -2, -1))
+with open(sys.argv[2], 'w', encoding='utf-8') as f:
+    for dn in (first, last):
+        f.write('dn: %s\nchangetype: modify\nreplace: description\n'
+                'description: an end of the file\n\n' % dn)
+    f.write('dn: %s\nchangetype: delete\n\n' % before)
+EOF2
+# and a binary value with an '=' that is not UTF-8, which names nothing
+cat >>"$T/ends.ldif" <<EOF2
+dn: CN=Émilie Straße-Ωmega,$P
+changetype: modify
+replace: jpegPhoto
+jpegPhoto:: Q049//49eAB5
+
+EOF2
+samba_modify "$T/ends.ldif" || fail "change the first and last lines"
+test_expect_code 0 "a delta import: the first and the last line changed" \
+	sync-import -c "$T/sync3.yaml" -d "$T/g1.snap" -o "$T/g2.snap" ad
+test_no_grep "... and no fallback" 'a full import' "$T/err"
+test_expect_code 0 "... to standard output" \
+	sh -c 'sync-import -q -c "$1/sync3.yaml" -d "$1/g1.snap" ad >"$1/g2o.snap"' sh "$T"
+test_expect_code 0 "a full import" \
+	sync-import -q -c "$T/sync3.yaml" -o "$T/g3.snap" ad
+ok "... gives the same objects as the delta" same "$T/g3.snap" "$T/g2.snap"
+[ -s "$T/ok.out" ] && note_file "$T/ok.out" 30
+ok "... and as the delta to standard output" same "$T/g3.snap" "$T/g2o.snap"
+[ -s "$T/ok.out" ] && note_file "$T/ok.out" 30
+
+# A renamed user whose groups are found only by their member values:
+# the users' memberOf is not read, so the link's other end does not name
+# them; the lines of prev naming the old DN do.
+cat >"$T/nomo.yaml" <<EOF2
+state_dir: $T/state
+connectors:
+  ad:
+    type: ad
+    url: $SAMBA_LDAPS_URL
+    ca_file: $SAMBA_CA
+    bind_dn: $SAMBA_BINDDN
+    password_file: $SAMBA_PWFILE
+    base_dn: $B
+    exclude: [ "OU=Excluded,$B", "CN=Users,$B", "CN=Builtin,$B" ]
+    objects:
+      user:
+        attributes: [ cn, sAMAccountName, mail ]
+      group:
+      contact:
+EOF2
+test_expect_code 0 "a full import without memberOf" \
+	sync-import -q -c "$T/nomo.yaml" -o "$T/n1.snap" ad
+test_grep "... with Alice in Staff" '"member":\["CN=Alice Smith,' "$T/n1.snap"
+cat >"$T/ch5.ldif" <<EOF2
+dn: CN=Alice Smith,$P
+changetype: modrdn
+newrdn: CN=Alice Smyth
+deleteoldrdn: 1
+EOF2
+samba_modify "$T/ch5.ldif" || fail "rename Alice"
+test_expect_code 0 "a delta import after a member's rename" \
+	sync-import -c "$T/nomo.yaml" -d "$T/n1.snap" -o "$T/n2.snap" ad
+test_no_grep "... and no fallback" 'a full import' "$T/err"
+# Alice, and the groups that hold her: Staff and Mixed Scope
+test_grep "... says what changed" '\(delta: 3 changed\)$' "$T/err"
+test_expect_code 0 "a full import" \
+	sync-import -q -c "$T/nomo.yaml" -o "$T/n3.snap" ad
+test_grep "... with Alice under her new name" '"member":\["CN=Alice Smyth,' "$T/n3.snap"
+ok "... the same objects as the delta" same "$T/n3.snap" "$T/n2.snap"
+[ -s "$T/ok.out" ] && note_file "$T/ok.out" 30
+
 done_testing

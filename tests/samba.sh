@@ -1,6 +1,6 @@
 # tests/samba.sh - a throw-away Samba AD domain controller (sourced by lib.sh)
 #
-# samba_start [--seeded]
+# samba_start [--seeded | --template DIR]
 #        start a DC for realm SAMDOM.TEST (NetBIOS SAMDOM, host DC1,
 #        rfc2307 schema, no DNS) in $T/samba, on its own loopback address
 #        127.0.N.M (added to lo, removed at stop), only the `ldap' service
@@ -15,6 +15,8 @@
 #        (tests/data/gen-big-group.sh samba), loaded through Samba's module
 #        stack (tests/data/samba-ldbadd.py): building it the first time takes
 #        about a minute (Samba adds ~8 ms per object), later starts are fast.
+#        --template DIR: a copy of DIR instead, a domain provisioned and
+#        loaded as the templates are (bench/ad-delta.sh keeps one).
 #        Exports SAMBA_URL SAMBA_LDAPS_URL SAMBA_IP SAMBA_BASE SAMBA_BINDDN
 #        SAMBA_PWFILE SAMBA_CA SAMBA_PID SAMBA_REALM SAMBA_DIR SAMBA_CONF
 #        (its smb.conf, for samba-tool -s / samba-ldbadd.py) SAMBA_HOST
@@ -168,8 +170,9 @@ _samba_lock_try() {
 
 samba_start() {
 	_t0=$(date +%s%N)
-	_kind=bare
+	_kind=bare _given=
 	[ "$1" = --seeded ] && _kind=seeded
+	[ "$1" = --template ] && _given=$2
 	command -v samba >/dev/null || _lib_fatal "samba_start: samba not installed (apt-get install samba)"
 
 	SAMBA_IP=$(_samba_pick_ip) || _lib_fatal "samba_start: no free loopback address"
@@ -181,8 +184,12 @@ samba_start() {
 		at_exit "ip addr del '$SAMBA_IP/32' dev lo"
 	fi
 
-	_tpl=$(_samba_template $_kind 2>"$T/samba-template.err") ||
-		{ note_file "$T/samba-template.err"; _lib_fatal "samba_start: provisioning failed"; }
+	if [ -n "$_given" ]; then
+		_tpl=$_given
+	else
+		_tpl=$(_samba_template $_kind 2>"$T/samba-template.err") ||
+			{ note_file "$T/samba-template.err"; _lib_fatal "samba_start: provisioning failed"; }
+	fi
 	_t1=$(date +%s%N)
 
 	SAMBA_DIR=$T/samba
