@@ -2418,37 +2418,13 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 		}
 	}
 	/*
-	 * A DN that another target object holds: the add would fail at
-	 * export, or worse, be taken for done.  That object is not ours
-	 * (it would have been joined by its anchor): a conflict naming it.
+	 * A DN that another target object holds: the add, or the modrdn of a
+	 * rename or move, would fail at export, or worse, an add be taken for
+	 * done.  That object is not ours (it would have been joined by its
+	 * anchor): a conflict naming it.  Decided in pass 1, so that every
+	 * thread of pass 2 sees it.
 	 */
-	if (adding && dnres && d->tgt_dns && d->trefs.slot != NULL) {
-		const struct mment *e;
-		char *c = dn_canon(dnres->v[0].p);
-		uint32_t t;
-
-		if (c == NULL)
-			return sync_errf(err, "out of memory");
-		e = mm_get(&d->trefs, c, strlen(c));
-		free(c);
-		if (e != NULL) {
-			t = e->val;
-			it->join = JOIN_NONE;
-			if (set_conflict(it, "the DN is taken by a target object "
-			    "that is not this one's", &t, 1) == -1)
-				return sync_errf(err, "out of memory");
-			if (dry)
-				return 0;
-			scratch_reset(sc);
-			return do_item(d, j, sc, it, 0, err);
-		}
-	}
-	/*
-	 * The same for a rename or move: the modrdn onto a DN another
-	 * object holds would fail at export.  Decided in pass 1, as an
-	 * add's is, so that every thread of pass 2 sees it.
-	 */
-	if (!adding && dnres && to->dn && d->tgt_dns &&
+	if (dnres && (adding || to->dn) && d->tgt_dns &&
 	    d->trefs.slot != NULL) {
 		const struct mment *e;
 		char *c = dn_canon(dnres->v[0].p);
@@ -2458,8 +2434,10 @@ do_item(struct dctx *d, struct job *j, struct scratch *sc, struct item *it,
 			return sync_errf(err, "out of memory");
 		e = mm_get(&d->trefs, c, strlen(c));
 		free(c);
-		if (e != NULL && e->val != it->tgt - 1) {
+		if (e != NULL && (adding || e->val != it->tgt - 1)) {
 			t = e->val;
+			if (adding)
+				it->join = JOIN_NONE;
 			if (set_conflict(it, "the DN is taken by a target object "
 			    "that is not this one's", &t, 1) == -1)
 				return sync_errf(err, "out of memory");
