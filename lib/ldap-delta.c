@@ -1521,15 +1521,25 @@ ad_check_cookie(struct sync_connector *c, const struct snap *s,
 
 /* A DN as a key: lower case (the server spells a DN the same way each
  * time; case is all that varies between a DN and a value naming it). */
+/* Folds ASCII capitals to lower case, as DN keys are compared here
+ * (never by the locale). */
+static void
+fold_ascii(char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] >= 'A' && p[i] <= 'Z')
+			p[i] = (char)(p[i] - 'A' + 'a');
+}
+
 static char *
 dn_key(const char *p, size_t len)
 {
 	char *k = sync_strndup(p, len);
-	size_t i;
 
-	for (i = 0; k && i < len; i++)
-		if (k[i] >= 'A' && k[i] <= 'Z')
-			k[i] = (char)(k[i] - 'A' + 'a');
+	if (k != NULL)
+		fold_ascii(k, len);
 	return k;
 }
 
@@ -1538,14 +1548,10 @@ dn_key(const char *p, size_t len)
 static int
 dn_in(json_t *set, const char *p, size_t len, struct sync_buf *tmp)
 {
-	size_t i;
-
 	sync_buf_reset(tmp);
 	if (sync_buf_add(tmp, p, len) == -1)
 		return -1;
-	for (i = 0; i < len; i++)
-		if (tmp->p[i] >= 'A' && tmp->p[i] <= 'Z')
-			tmp->p[i] = (char)(tmp->p[i] - 'A' + 'a');
+	fold_ascii(tmp->p, len);
 	return json_object_getn(set, tmp->p, len) != NULL;
 }
 
@@ -1656,9 +1662,7 @@ needles_add(struct needles *nd, const char *dn)
 	if (sync_json_addstr(&b, dn, strlen(dn)) == -1)
 		goto out;
 	n = b.len - 2;
-	for (i = 1; i <= n; i++)
-		if (b.p[i] >= 'A' && b.p[i] <= 'Z')
-			b.p[i] = (char)(b.p[i] - 'A' + 'a');
+	fold_ascii(b.p + 1, n);
 	if (json_object_setn_new(nd->set, b.p + 1, n, json_true()) == -1)
 		goto out;
 	i = n < 4095 ? n : 4095;
@@ -1713,10 +1717,7 @@ line_names_one(const struct needles *nd, const char *p, size_t len,
 			sync_buf_reset(tmp);
 			if (sync_buf_add(tmp, st, n) == -1)
 				return -1;
-			for (i = 0; i < n; i++)
-				if (tmp->p[i] >= 'A' && tmp->p[i] <= 'Z')
-					tmp->p[i] = (char)(tmp->p[i] - 'A' +
-					    'a');
+			fold_ascii(tmp->p, n);
 			if (json_object_getn(nd->set, tmp->p, n) != NULL)
 				return 1;
 		}
@@ -1813,42 +1814,6 @@ reread(struct adrun *r, const char *id, struct sync_err *err)
 	return 0;
 }
 
-/* The 16 bytes of the GUID string id (as sync_guid_string writes it);
- * -1 when it is not one. */
-static int
-guid_raw(const char *id, unsigned char raw[16])
-{
-	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11,
-	    12, 13, 14, 15 };
-	unsigned char h[16];
-	size_t i, n = 0;
-	int hi = -1, x;
-
-	for (i = 0; id[i] != '\0'; i++) {
-		if (id[i] == '-' && (i == 8 || i == 13 || i == 18 || i == 23))
-			continue;
-		if (id[i] >= '0' && id[i] <= '9')
-			x = id[i] - '0';
-		else if (id[i] >= 'a' && id[i] <= 'f')
-			x = id[i] - 'a' + 10;
-		else
-			return -1;
-		if (hi == -1) {
-			hi = x;
-			continue;
-		}
-		if (n == 16)
-			return -1;
-		h[n++] = (unsigned char)(hi << 4 | x);
-		hi = -1;
-	}
-	if (n != 16 || i != 36)
-		return -1;
-	for (i = 0; i < 16; i++)
-		raw[order[i]] = h[i];
-	return 0;
-}
-
 /*
  * Reads the objects ids[0..n) again, as reread does one, but with one
  * subtree search per type and base for up to 100 of them, (&FILTER
@@ -1885,7 +1850,7 @@ reread_many(struct adrun *r, const char **ids, size_t n, struct sync_err *err)
 			    "(&(%s)(|", oc->filter) == -1)
 				goto nomem;
 			for (nguid = 0, i = at; i < at + m; i++) {
-				if (guid_raw(ids[i], raw) == -1)
+				if (sync_guid_parse(ids[i], raw) == -1)
 					continue;
 				nguid++;
 				if (sync_buf_adds(&f, "(objectGUID=") == -1)
@@ -1963,7 +1928,7 @@ reread_many(struct adrun *r, const char **ids, size_t n, struct sync_err *err)
 			}
 		}
 		for (i = at; i < at + m; i++)
-			if (guid_raw(ids[i], raw) == -1 &&
+			if (sync_guid_parse(ids[i], raw) == -1 &&
 			    reread(r, ids[i], err) == -1)
 				goto out;
 	}
